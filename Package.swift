@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "CareLedger",
+    products: [
+        .executable(name: "careledger", targets: ["careledger"]),
+    ],
+    targets: [
+        // C libraries, reached only through these module maps.
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Sources/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
+        .target(name: "HTTP"),
+        // The only code touching OpenSSL's crypto.
+        .target(name: "Crypto", dependencies: ["COpenSSL"]),
+        // The domain: one folder per area, each registering its own routes.
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto"]),
+        // Command tree and composition root, kept out of the executable so it can be tested.
+        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP"]),
+        .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
+
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

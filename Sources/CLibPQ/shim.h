@@ -1,0 +1,4 @@
+#ifndef CARELEDGER_CLIBPQ_SHIM_H
+#define CARELEDGER_CLIBPQ_SHIM_H
+#include <libpq-fe.h>
+#endif

@@ -1,0 +1,61 @@
+/// One `--name <value>` option: where it may also come from, its default, and its help line.
+struct OptionSpec {
+    let name: String
+    let valueName: String
+    let help: String
+    let environment: String?
+    let defaultValue: String?
+
+    /// The help text's line(s) for this option.
+    var helpLines: [String] {
+        var origin: [String] = []
+        if let environment { origin.append("env \(environment)") }
+        if let defaultValue { origin.append("default \(defaultValue)") }
+        let suffix = origin.isEmpty ? "" : " (\(origin.joined(separator: ", ")))"
+        return ["  --\(name) <\(valueName)>", "        \(help)\(suffix)"]
+    }
+}
+
+/// Command-line words for one command, split into options and positionals and checked against the
+/// command's option list, so an unknown option is an error rather than silently ignored.
+struct ParsedArguments {
+    private(set) var values: [String: String] = [:]
+    private(set) var flags: Set<String> = []
+    private(set) var positionals: [String] = []
+
+    init(_ words: [String], options: [OptionSpec], flags knownFlags: Set<String>) throws(CLIError) {
+        let optionNames = Set(options.map(\.name))
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            index += 1
+            guard word.hasPrefix("--") else {
+                positionals.append(word)
+                continue
+            }
+            let body = word.dropFirst(2)
+            let name = String(body.prefix { $0 != "=" })
+            if knownFlags.contains(name) {
+                guard !body.contains("=") else { throw CLIError("--\(name) takes no value") }
+                flags.insert(name)
+            } else if optionNames.contains(name) {
+                if let equals = body.firstIndex(of: "=") {
+                    values[name] = String(body[body.index(after: equals)...])
+                } else {
+                    guard index < words.count else { throw CLIError("--\(name) needs a value") }
+                    values[name] = words[index]
+                    index += 1
+                }
+            } else {
+                throw CLIError("unknown option --\(name)")
+            }
+        }
+    }
+
+    /// The value from the command line, else the environment, else the default.
+    func value(of option: OptionSpec, environment: [String: String]) -> String? {
+        if let value = values[option.name] { return value }
+        if let variable = option.environment, let value = environment[variable], !value.isEmpty { return value }
+        return option.defaultValue
+    }
+}

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CareLedger
+import Dispatch
+import HTTP
+
+/// `careledger serve`: runs the API server until SIGTERM or SIGINT, then drains and exits.
+struct ServeCommand: Command {
+    static let name = "serve"
+    static let summary = "Run the HTTP API server."
+
+    static let hostOption = OptionSpec(
+        name: "host", valueName: "host",
+        help: "Address to listen on; '::' listens on every IPv4 and IPv6 address.",
+        environment: "CARELEDGER_HOST", defaultValue: "127.0.0.1")
+    static let portOption = OptionSpec(
+        name: "port", valueName: "port", help: "TCP port to listen on; 0 picks a free port.",
+        environment: "CARELEDGER_PORT", defaultValue: "8080")
+    static let options = [hostOption, portOption]
+
+    static let help = helpText(
+        usage: "serve [--host <host>] [--port <port>]",
+        description: "Run the CareLedger HTTP API server until SIGTERM or SIGINT, then finish\n"
+            + "in-flight requests and exit.",
+        options: options)
+
+    let configuration: HTTPServerConfiguration
+
+    init(arguments: [String], environment: [String: String]) throws(CLIError) {
+        let parsed = try ParsedArguments(arguments, options: Self.options, flags: [])
+        guard parsed.positionals.isEmpty else {
+            throw CLIError("unexpected argument '\(parsed.positionals[0])'")
+        }
+        var configuration = HTTPServerConfiguration()
+        let host = parsed.value(of: Self.hostOption, environment: environment) ?? ""
+        guard !host.isEmpty else { throw CLIError("--host must not be empty") }
+        configuration.host = host
+        let portText = parsed.value(of: Self.portOption, environment: environment) ?? ""
+        guard let port = Int(portText), (0...65_535).contains(port) else {
+            throw CLIError("--port must be an integer from 0 to 65535, got '\(portText)'")
+        }
+        configuration.port = port
+        self.configuration = configuration
+    }
+
+    func run() async throws -> Int32 {
+        let sink = BufferedLogSink()
+        let log = EventLog(sink: sink)
+        let server = HTTPServer(
+            configuration: configuration, responder: try Application.makeRouter(), accessLog: AccessLog(sink: sink))
+        let port = try server.start()
+        log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                log.log("info", "shutting down", [("signal", .int(Int(number)))])
+                server.shutdown()
+            }
+            source.resume()
+            return source
+        }
+        await server.waitUntilStopped()
+        signals.forEach { $0.cancel() }
+        log.log("info", "stopped")
+        log.flush()
+        return 0
+    }
+}

@@ -1,0 +1,288 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Dispatch
+
+/// One client connection: socket events in, decoded requests out to the responder, responses back, in
+/// strict request order (one request at a time; pipelined bytes wait in the buffer, and reading pauses
+/// while a request is handled, so the kernel's window is the only queue and it is bounded).
+///
+/// `@unchecked Sendable` is sound because all mutable state is confined to `loop.queue`: socket sources
+/// fire on that queue, and the only hop from elsewhere (a handler's finished response) goes through
+/// `loop.queue.async`. The handler itself runs on the cooperative pool, never on the I/O queue.
+final class Connection: @unchecked Sendable {
+    /// What the access log needs about the request being answered.
+    private struct InFlight {
+        let requestId: String
+        let method: HTTPMethod?
+        let clientIsHTTP10: Bool
+        let started: MonotonicInstant
+    }
+
+    private let fd: Int32
+    private let loop: EventLoop
+    private let context: ServerContext
+    private var machine: ConnectionStateMachine
+    private var decoder: RequestDecoder
+    private var readSource: (any DispatchSourceRead)?
+    private var writeSource: (any DispatchSourceWrite)?
+    private var readSuspended = false
+    private var writeSuspended = false
+    private var openSources = 0
+    private var isClosed = false
+    private var inputClosed = false
+    private var input: [UInt8] = []
+    private var inputStart = 0
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+
+    init(fd: Int32, loop: EventLoop, context: ServerContext) {
+        self.fd = fd
+        self.loop = loop
+        self.context = context
+        machine = ConnectionStateMachine(now: .now())
+        decoder = RequestDecoder(limits: context.configuration.limits)
+    }
+
+    func start() {
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        source.setEventHandler { self.readable() }
+        source.setCancelHandler { self.sourceCancelled() }
+        readSource = source
+        openSources += 1
+        source.resume()
+        // A connection accepted just as shutdown began is closed rather than left undrained.
+        if context.draining.load(ordering: .acquiring) { close() }
+    }
+
+    // MARK: Reading
+
+    private func readable() {
+        guard !isClosed else { return }
+        switch SocketSystem.read(fd, into: loop.readBuffer) {
+        case .transferred(let count):
+            if case .lingering = machine.state { return }
+            input.append(contentsOf: UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
+            process()
+        case .wouldBlock:
+            return
+        case .endOfFile:
+            inputClosed = true
+            suspendReading()
+            if machine.peerClosed() == .close { close() }
+        case .failed:
+            close()
+        }
+    }
+
+    /// Decodes buffered bytes while the connection is free to take a request.
+    private func process() {
+        while machine.acceptsInput && !isClosed {
+            let (consumed, event) = input.withUnsafeBytes { raw in
+                decoder.decode(UnsafeRawBufferPointer(rebasing: raw[inputStart...]))
+            }
+            inputStart += consumed
+            switch event {
+            case .needMore:
+                compactInput()
+                if inputClosed { return close() }
+                machine.awaitingInput(phase: decoder.phase, now: .now())
+                resumeReading()
+                return
+            case .continueExpected:
+                output.append(contentsOf: ResponseEncoder.continueResponse)
+                flush()
+            case .request(let head, let body):
+                return dispatch(head, body: body)
+            case .failed(let error):
+                return respondAndClose(HTTPError(error), method: nil)
+            }
+        }
+    }
+
+    private func compactInput() {
+        if inputStart == input.count {
+            input.removeAll(keepingCapacity: input.capacity <= 128 * 1024)
+            inputStart = 0
+        } else if inputStart > 16 * 1024 {
+            input.removeFirst(inputStart)
+            inputStart = 0
+        }
+    }
+
+    // MARK: Handling
+
+    private func dispatch(_ head: RequestHead, body: [UInt8]) {
+        suspendReading()
+        machine.requestReceived(clientKeepAlive: head.wantsKeepAlive)
+        let requestId = RequestID.accepting(head.headers.first(name: "X-Request-Id")) ?? RequestID.generate()
+        let request = Request(head: head, body: body, requestId: requestId)
+        let inFlight = InFlight(
+            requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
+        let responder = context.responder
+        let queue = loop.queue
+        Task {
+            let response = await responder.respond(to: request)
+            queue.async { self.respond(response, to: inFlight) }
+        }
+    }
+
+    private func respond(_ response: Response, to inFlight: InFlight) {
+        guard !isClosed else { return }
+        send(response, to: inFlight, keepAlive: machine.responseKeepsAlive)
+    }
+
+    /// Answers a request the server refuses itself, then closes.
+    private func respondAndClose(_ error: HTTPError, method: HTTPMethod?) {
+        let requestId = RequestID.generate()
+        let inFlight = InFlight(requestId: requestId, method: method, clientIsHTTP10: false, started: .now())
+        send(.error(error, requestId: requestId), to: inFlight, keepAlive: false)
+    }
+
+    private func send(_ response: Response, to inFlight: InFlight, keepAlive: Bool) {
+        let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
+            requestMethod: inFlight.method, requestId: inFlight.requestId, keepAlive: keepAlive,
+            clientIsHTTP10: inFlight.clientIsHTTP10, date: loop.dateCache.current()))
+        let now = MonotonicInstant.now()
+        context.accessLog?.record(AccessLog.Entry(
+            requestId: inFlight.requestId, method: inFlight.method, route: response.routeTemplate,
+            status: response.status.code, duration: now.since(inFlight.started), bytes: bytes.count))
+        machine.writeStarted(now: now, keepAlive: keepAlive)
+        output.append(contentsOf: bytes)
+        flush()
+    }
+
+    // MARK: Writing
+
+    private func flush() {
+        while outputOffset < output.count {
+            let result = output.withUnsafeBytes { raw in
+                SocketSystem.send(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+            }
+            switch result {
+            case .transferred(let count):
+                outputOffset += count
+            case .wouldBlock:
+                return armWriteSource()
+            case .endOfFile, .failed:
+                return close()
+            }
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 128 * 1024)
+        outputOffset = 0
+        disarmWriteSource()
+        guard case .writing = machine.state else { return }
+        switch machine.writeFinished(now: .now()) {
+        case .readNextRequest:
+            process()
+        case .lingerThenClose:
+            lingerThenClose()
+        case .close, .sendTimeoutAndClose:
+            close()
+        case .none:
+            break
+        }
+    }
+
+    /// RFC 9112 §9.6: half-close, then read and discard until the client closes too.
+    private func lingerThenClose() {
+        if inputClosed { return close() }
+        SocketSystem.shutdownWrite(fd)
+        input = []
+        inputStart = 0
+        resumeReading()
+    }
+
+    private func armWriteSource() {
+        if let writeSource {
+            if writeSuspended {
+                writeSuspended = false
+                writeSource.resume()
+            }
+            return
+        }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
+        source.setEventHandler { self.flush() }
+        source.setCancelHandler { self.sourceCancelled() }
+        writeSource = source
+        openSources += 1
+        source.resume()
+    }
+
+    private func disarmWriteSource() {
+        guard let writeSource, !writeSuspended else { return }
+        writeSuspended = true
+        writeSource.suspend()
+    }
+
+    // MARK: Timeouts, shutdown, teardown
+
+    func checkTimeouts(now: MonotonicInstant, timeouts: HTTPTimeouts) {
+        switch machine.checkTimeouts(now: now, timeouts: timeouts) {
+        case .sendTimeoutAndClose:
+            sendFinalBestEffort(.error(HTTPError.requestTimeout, requestId: RequestID.generate()))
+            close()
+        case .close:
+            close()
+        case .none, .readNextRequest, .lingerThenClose:
+            break
+        }
+    }
+
+    /// One non-blocking attempt to send a last response on a connection that is closing anyway.
+    private func sendFinalBestEffort(_ response: Response) {
+        let requestId = RequestID.generate()
+        let inFlight = InFlight(requestId: requestId, method: nil, clientIsHTTP10: false, started: .now())
+        let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
+            requestMethod: nil, requestId: requestId, keepAlive: false, clientIsHTTP10: false,
+            date: loop.dateCache.current()))
+        context.accessLog?.record(AccessLog.Entry(
+            requestId: inFlight.requestId, method: nil, route: nil, status: response.status.code,
+            duration: .zero, bytes: bytes.count))
+        _ = bytes.withUnsafeBytes { SocketSystem.send(fd, $0) }
+    }
+
+    func drain() {
+        if machine.beginDrain() == .close { close() }
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        machine.forceClose()
+        // A suspended source must be resumed for its cancel handler to run.
+        if let writeSource {
+            writeSource.cancel()
+            if writeSuspended { writeSource.resume() }
+        }
+        if let readSource {
+            readSource.cancel()
+            if readSuspended { readSource.resume() }
+        }
+        loop.remove(self)
+    }
+
+    /// The descriptor is closed only after every source on it is cancelled, as Dispatch requires.
+    private func sourceCancelled() {
+        openSources -= 1
+        guard openSources == 0 else { return }
+        readSource = nil
+        writeSource = nil
+        SocketSystem.close(fd)
+        context.connectionClosed()
+    }
+
+    private func suspendReading() {
+        guard let readSource, !readSuspended else { return }
+        readSuspended = true
+        readSource.suspend()
+    }
+
+    private func resumeReading() {
+        guard let readSource, readSuspended else { return }
+        readSuspended = false
+        readSource.resume()
+    }
+}

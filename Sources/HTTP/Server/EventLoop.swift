@@ -1,0 +1,75 @@
+import Dispatch
+
+/// One serial queue that owns a share of the connections: their socket events, their timeouts, the
+/// read buffer they share and the cached Date value.
+///
+/// `@unchecked Sendable` is sound because every mutable property (`connections`, `dateCache`, `timer`,
+/// the contents of `readBuffer`) is only read or written by code running on `queue`: the public entry
+/// points below hop onto it with `queue.async` before touching anything.
+final class EventLoop: @unchecked Sendable {
+    let queue: DispatchQueue
+    let readBuffer: UnsafeMutableRawBufferPointer
+    var dateCache = DateCache()
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    private var timer: (any DispatchSourceTimer)?
+
+    init(index: Int) {
+        queue = DispatchQueue(label: "careledger.http.loop-\(index)")
+        readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    /// Takes ownership of an accepted socket.
+    func adopt(_ fd: Int32, context: ServerContext) {
+        queue.async {
+            let connection = Connection(fd: fd, loop: self, context: context)
+            self.connections[ObjectIdentifier(connection)] = connection
+            connection.start()
+        }
+    }
+
+    /// Forgets a closed connection; called on `queue`.
+    func remove(_ connection: Connection) {
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// Starts the periodic deadline check.
+    func startTimer(interval: Duration, timeouts: HTTPTimeouts) {
+        queue.async {
+            let timer = DispatchSource.makeTimerSource(queue: self.queue)
+            let nanos = Int(interval.nanoseconds)
+            timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
+            timer.setEventHandler {
+                let now = MonotonicInstant.now()
+                for connection in self.connections.values { connection.checkTimeouts(now: now, timeouts: timeouts) }
+            }
+            timer.resume()
+            self.timer = timer
+        }
+    }
+
+    /// Stops the deadline check.
+    func stopTimer() {
+        queue.async {
+            self.timer?.cancel()
+            self.timer = nil
+        }
+    }
+
+    /// Graceful shutdown: idle connections close, busy ones close after their response.
+    func drainConnections() {
+        queue.async {
+            for connection in self.connections.values { connection.drain() }
+        }
+    }
+
+    /// End of the drain period: whatever is still open is closed.
+    func closeAllConnections() {
+        queue.async {
+            for connection in self.connections.values { connection.close() }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Dispatch
+import Synchronization
+
+/// An HTTP/1.1 server over non-blocking sockets on Dispatch. Socket I/O runs on a few serial event-loop
+/// queues; request handlers run as tasks on the cooperative pool and never block the I/O path.
+public final class HTTPServer: Sendable {
+    private enum Phase {
+        case created
+        case running(Listener)
+        case draining
+        case stopped
+    }
+
+    private struct State {
+        var phase: Phase = .created
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let configuration: HTTPServerConfiguration
+    private let loops: [EventLoop]
+    private let state = Mutex(State())
+    private let contextBox = Mutex<ServerContext?>(nil)
+    private let responder: any HTTPResponder
+    private let accessLog: AccessLog?
+
+    /// A server that will answer every request with `responder` and log each one to `accessLog`.
+    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, accessLog: AccessLog?) {
+        self.configuration = configuration
+        self.responder = responder
+        self.accessLog = accessLog
+        loops = (0..<max(1, configuration.eventLoopCount)).map(EventLoop.init(index:))
+    }
+
+    /// Binds and starts accepting; returns the bound port (useful when the configured port is 0).
+    @discardableResult
+    public func start() throws(SocketError) -> Int {
+        let (fd, port) = try SocketSystem.listen(
+            host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        let context = ServerContext(
+            configuration: configuration, responder: responder, accessLog: accessLog,
+            onLastConnectionClosed: { [weak self] in self?.finish() })
+        contextBox.withLock { $0 = context }
+        let listener = Listener(fd: fd, loops: loops, context: context)
+        state.withLock { $0.phase = .running(listener) }
+        for loop in loops { loop.startTimer(interval: configuration.timeouts.checkInterval, timeouts: configuration.timeouts) }
+        listener.start()
+        return port
+    }
+
+    /// Connections currently open.
+    public var openConnections: Int {
+        contextBox.withLock { $0?.openConnections.load(ordering: .relaxed) ?? 0 }
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (their responses carry
+    /// `Connection: close`), close idle connections, and force-close the rest after the drain timeout.
+    public func shutdown() {
+        let listener: Listener? = state.withLock { state in
+            guard case .running(let listener) = state.phase else { return nil }
+            state.phase = .draining
+            return listener
+        }
+        guard let listener, let context = contextBox.withLock({ $0 }) else { return }
+        context.draining.store(true, ordering: .releasing)
+        listener.stop()
+        for loop in loops { loop.drainConnections() }
+        let drain = configuration.timeouts.drain
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(drain.nanoseconds))) { [weak self] in
+            guard let self else { return }
+            for loop in self.loops { loop.closeAllConnections() }
+            // Closing completes asynchronously; give the loops one pass before declaring the end.
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { self.finish() }
+        }
+        if context.openConnections.load(ordering: .acquiring) == 0 { finish() }
+    }
+
+    /// Returns once shutdown has completed (or at once if the server already stopped).
+    public func waitUntilStopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { state -> Bool in
+                if case .stopped = state.phase { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if stopped { continuation.resume() }
+        }
+    }
+
+    private func finish() {
+        let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
+            guard case .draining = state.phase else { return nil }
+            state.phase = .stopped
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        guard let waiters else { return }
+        for loop in loops { loop.stopTimer() }
+        accessLog?.flush()
+        for waiter in waiters { waiter.resume() }
+    }
+}
