@@ -1,4 +1,6 @@
+#if canImport(HTTP)
 import HTTP
+#endif
 
 /// What a byte stream decoded to, in order.
 enum Decoded: Equatable, CustomStringConvertible {

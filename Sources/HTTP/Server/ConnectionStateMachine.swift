@@ -86,7 +86,12 @@ struct ConnectionStateMachine {
     /// The last byte of the response left.
     mutating func writeFinished(now: MonotonicInstant) -> Action {
         guard case .writing(_, let keepAlive) = state else { return .none }
-        guard keepAlive && !draining else {
+        if draining {
+            // Shutting down: the response is out, and lingering would only delay the exit.
+            state = .closed
+            return .close
+        }
+        guard keepAlive else {
             state = .lingering(since: now)
             return .lingerThenClose
         }
@@ -112,10 +117,10 @@ struct ConnectionStateMachine {
     mutating func beginDrain() -> Action {
         draining = true
         switch state {
-        case .idle, .readingHead:
+        case .idle, .readingHead, .lingering:
             state = .closed
             return .close
-        case .readingBody, .processing, .writing, .lingering, .closed:
+        case .readingBody, .processing, .writing, .closed:
             return .none
         }
     }

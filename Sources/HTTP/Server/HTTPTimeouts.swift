@@ -20,7 +20,7 @@ public struct HTTPTimeouts: Sendable, Equatable {
 
     /// How often the event loops check deadlines: a quarter of the shortest timeout, within 10 ms...1 s.
     var checkInterval: Duration {
-        let shortest = [headerRead, bodyRead, keepAliveIdle, write].min() ?? .seconds(1)
+        let shortest = [headerRead, bodyRead, keepAliveIdle, write, lingeringClose].min() ?? .seconds(1)
         return min(max(shortest / 4, .milliseconds(10)), .seconds(1))
     }
 }

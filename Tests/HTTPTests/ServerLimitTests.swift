@@ -1,0 +1,169 @@
+import HTTP
+import Testing
+
+@Suite(.serialized) struct ServerLimitTests {
+    private static func small(_ configuration: inout HTTPServerConfiguration) {
+        configuration.limits.maxRequestLineBytes = 64
+        configuration.limits.maxHeaderBytes = 256
+        configuration.limits.maxHeaderCount = 5
+        configuration.limits.maxBodyBytes = 1024
+    }
+
+    @Test(arguments: [
+        (get("/" + String(repeating: "a", count: 100)), 414),
+        (get("/health", "X-Big: \(String(repeating: "b", count: 300))\r\n"), 431),
+        (get("/health", (1...6).map { "X-\($0): v\r\n" }.joined()), 431),
+        ("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n\(String(repeating: "c", count: 1024))\r\n1\r\nc\r\n0\r\n\r\n", 413),
+    ])
+    func limitAnswersItsStatusAndCloses(raw: String, status: Int) async throws {
+        let test = try TestServer.start(Self.small)
+        let client = try await test.connect()
+        try await client.send(raw)
+        let reply = try await client.readReply()
+        #expect(reply.status == status)
+        #expect(reply.header("Connection") == "close")
+        #expect(reply.bodyText.contains(#""error":{"code":"#))
+        #expect(try await client.isClosedByServer())
+        await test.stop()
+    }
+
+    @Test func oversizedContentLengthIsRefusedBeforeTheBodyIsSent() async throws {
+        let test = try TestServer.start(Self.small)
+        let client = try await test.connect()
+        // Only the head is sent: the 413 must arrive without the server waiting for 10 MB.
+        try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10485760\r\n\r\n")
+        let reply = try await client.readReply()
+        #expect(reply.status == 413 && reply.header("Connection") == "close")
+        await test.stop()
+    }
+
+    @Test func oversizedBodyBeingSentStillGetsThe413() async throws {
+        let test = try TestServer.start(Self.small)
+        let client = try await test.connect()
+        // The client keeps sending after the server has answered; lingering close keeps the 413 readable.
+        try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n" + String(repeating: "x", count: 200_000))
+        let reply = try await client.readReply()
+        #expect(reply.status == 413)
+        await test.stop()
+    }
+
+    @Test func tooManyConnectionsIsA503() async throws {
+        let test = try TestServer.start { $0.maxConnections = 2 }
+        let first = try await test.connect()
+        let second = try await test.connect()
+        try await first.send(get("/health"))
+        _ = try await first.readReply()
+        try await second.send(get("/health"))
+        _ = try await second.readReply()
+        let third = try await test.connect()
+        let refused = try await third.readReply()
+        #expect(refused.status == 503 && refused.header("Retry-After") == "1")
+        #expect(try await third.isClosedByServer())
+        await test.stop()
+    }
+
+    @Test func slowHeaderIsTimedOutWith408() async throws {
+        let test = try TestServer.start { $0.timeouts.headerRead = .milliseconds(200) }
+        let client = try await test.connect()
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await client.send("GET /health HTTP/1.1\r\nHost: t\r\n")
+        let reply = try await client.readReply()
+        #expect(reply.status == 408)
+        #expect(clock.now - started >= .milliseconds(200))
+        #expect(try await client.isClosedByServer())
+        await test.stop()
+    }
+
+    @Test func slowlorisDrippingBytesIsCutOffAtTheHeaderDeadline() async throws {
+        let test = try TestServer.start { $0.timeouts.headerRead = .milliseconds(300) }
+        let slow = try await test.connect()
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await slow.send("GET /health HTTP/1.1\r\n")
+        var cutOff = false
+        // Each byte arrives well within any per-read gap; only a whole-head deadline stops this.
+        for index in 0..<100 {
+            do {
+                try await slow.send("X-\(index): v\r\n")
+            } catch {
+                cutOff = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            if clock.now - started > .seconds(3) { break }
+        }
+        let remaining = try await slow.readToEnd()
+        #expect(cutOff || String(decoding: remaining, as: UTF8.self).contains("408"))
+        #expect(clock.now - started < .seconds(3))
+        await test.stop()
+    }
+
+    @Test func slowClientDoesNotHoldUpOthers() async throws {
+        let test = try TestServer.start()
+        let slow = try await test.connect()
+        try await slow.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+        let fast = try await test.connect()
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await fast.send(get("/health"))
+        #expect(try await fast.readReply().status == 200)
+        #expect(clock.now - started < .seconds(1))
+        await test.stop()
+    }
+
+    @Test func slowBodyIsTimedOutWith408() async throws {
+        let test = try TestServer.start { $0.timeouts.bodyRead = .milliseconds(200) }
+        let client = try await test.connect()
+        try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        #expect(try await client.readReply().status == 408)
+        await test.stop()
+    }
+
+    @Test func idleKeepAliveConnectionIsClosedSilently() async throws {
+        let test = try TestServer.start { $0.timeouts.keepAliveIdle = .milliseconds(200) }
+        let client = try await test.connect()
+        try await client.send(get("/health"))
+        _ = try await client.readReply()
+        #expect(try await client.readToEnd().isEmpty, "idle close sends no response")
+        await test.stop()
+    }
+
+    @Test func clientThatStopsReadingIsDroppedAtTheWriteDeadline() async throws {
+        let test = try TestServer.start { $0.timeouts.write = .milliseconds(300) }
+        let client = try await test.connect(receiveTimeout: .seconds(5))
+        try await client.send(get("/big"))
+        try await Task.sleep(for: .milliseconds(1500))
+        // 16 MiB cannot fit in socket buffers; after the deadline the server has given up.
+        let received = try await client.readToEnd()
+        #expect(received.count < 16 << 20)
+        await test.stop()
+    }
+
+    @Test func gracefulShutdownFinishesTheInFlightRequest() async throws {
+        let test = try TestServer.start()
+        let busy = try await test.connect()
+        let idle = try await test.connect()
+        try await busy.send(get("/slow"))
+        try await Task.sleep(for: .milliseconds(50))
+        test.server.shutdown()
+        let reply = try await busy.readReply()
+        #expect(reply.status == 200 && reply.bodyText == "slow")
+        #expect(reply.header("Connection") == "close")
+        #expect(try await idle.isClosedByServer())
+        await test.server.waitUntilStopped()
+        await #expect(throws: TestClient.Failure.self) { _ = try await test.connect() }
+    }
+
+    @Test func shutdownForceClosesAfterTheDrainTimeout() async throws {
+        let test = try TestServer.start { $0.timeouts.drain = .milliseconds(100) }
+        let busy = try await test.connect()
+        try await busy.send(get("/slow"))
+        try await Task.sleep(for: .milliseconds(20))
+        let clock = ContinuousClock()
+        let started = clock.now
+        await test.stop()
+        #expect(clock.now - started < .milliseconds(290), "stop must not wait for the 300 ms handler")
+        #expect(try await busy.isClosedByServer())
+    }
+}

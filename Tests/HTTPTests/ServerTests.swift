@@ -1,0 +1,186 @@
+import Foundation
+import HTTP
+import Testing
+
+@Suite(.serialized) struct ServerTests {
+    @Test func servesHealthWithDateLengthAndRequestId() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/health"))
+        let reply = try await client.readReply()
+        #expect(reply.status == 200)
+        #expect(reply.bodyText == #"{"status":"ok"}"#)
+        #expect(reply.header("Content-Length") == "15")
+        #expect(reply.header("Date")?.hasSuffix("GMT") == true)
+        #expect(reply.header("X-Request-Id")?.count == 32)
+        await test.stop()
+    }
+
+    @Test func requestSplitAtEveryByteIsServed() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        let request = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+        for byte in request.utf8 {
+            try await client.send([byte])
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let reply = try await client.readReply()
+        #expect(reply.status == 200 && reply.bodyText == "hello")
+        await test.stop()
+    }
+
+    @Test func hundredPipelinedRequestsAnswerInOrder() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        let batch = (0..<100).map { index in
+            index % 2 == 0 ? get("/items/\(index)", "X-Request-Id: r\(index)\r\n")
+                : "POST /echo HTTP/1.1\r\nHost: t\r\nX-Request-Id: r\(index)\r\nContent-Length: 4\r\n\r\n\(String(format: "%04d", index))"
+        }.joined()
+        try await client.send(batch)
+        for index in 0..<100 {
+            let reply = try await client.readReply()
+            #expect(reply.header("X-Request-Id") == "r\(index)")
+            #expect(reply.bodyText == (index % 2 == 0 ? "item \(index)" : String(format: "%04d", index)))
+        }
+        await test.stop()
+    }
+
+    @Test func keepAliveReusesTheConnection() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        for index in 1...3 {
+            try await client.send(get("/items/\(index)"))
+            let reply = try await client.readReply()
+            #expect(reply.bodyText == "item \(index)")
+            #expect(reply.header("Connection") == nil)
+        }
+        #expect(test.server.openConnections == 1)
+        await test.stop()
+    }
+
+    @Test func connectionCloseIsHonoured() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/health", "Connection: close\r\n"))
+        let reply = try await client.readReply()
+        #expect(reply.header("Connection") == "close")
+        #expect(try await client.isClosedByServer())
+        await test.stop()
+    }
+
+    @Test func http10ClosesUnlessKeepAliveIsAsked() async throws {
+        let test = try TestServer.start()
+        let plain = try await test.connect()
+        try await plain.send("GET /health HTTP/1.0\r\n\r\n")
+        #expect(try await plain.readReply().header("Connection") == "close")
+        #expect(try await plain.isClosedByServer())
+
+        let kept = try await test.connect()
+        for _ in 0..<2 {
+            try await kept.send("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            let reply = try await kept.readReply()
+            #expect(reply.status == 200 && reply.header("Connection") == "keep-alive")
+        }
+        await test.stop()
+    }
+
+    @Test func expectContinueGetsAnInterimResponse() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        let interim = try await client.readReply()
+        #expect(interim.status == 100)
+        try await client.send("data")
+        let reply = try await client.readReply()
+        #expect(reply.status == 200 && reply.bodyText == "data")
+        await test.stop()
+    }
+
+    @Test func headAnswersHeadersWithoutBody() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send("HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n" + get("/items/7"))
+        let head = try await client.readReply(headOnly: true)
+        #expect(head.status == 200 && head.header("Content-Length") == "15" && head.body.isEmpty)
+        // The next response starts right after the head: no body bytes were sent for HEAD.
+        #expect(try await client.readReply().bodyText == "item 7")
+        await test.stop()
+    }
+
+    @Test func routingErrorsAreJSON() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/missing", "X-Request-Id: abc-123\r\n"))
+        let missing = try await client.readReply()
+        #expect(missing.status == 404)
+        #expect(missing.bodyText == #"{"error":{"code":"not_found","message":"No such resource.","requestId":"abc-123"}}"#)
+        try await client.send("DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        let wrongMethod = try await client.readReply()
+        #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "GET, HEAD")
+        try await client.send(get("/items/abc"))
+        let badParameter = try await client.readReply()
+        #expect(badParameter.status == 400 && badParameter.bodyText.contains(#""code":"bad_request""#))
+        await test.stop()
+    }
+
+    @Test func malformedRequestIdIsReplaced() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/health", "X-Request-Id: has space\r\n"))
+        let reply = try await client.readReply()
+        #expect(reply.header("X-Request-Id") != "has space")
+        #expect(reply.header("X-Request-Id")?.count == 32)
+        await test.stop()
+    }
+
+    @Test func handlerHeaderWithCRLFBecomesA500() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/bad-header"))
+        let reply = try await client.readReply()
+        #expect(reply.status == 500)
+        #expect(reply.header("Set-Cookie") == nil)
+        await test.stop()
+    }
+
+    @Test func smuggledRequestIsRefusedAndTheConnectionClosed() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get("/health"))
+        let reply = try await client.readReply()
+        #expect(reply.status == 400 && reply.header("Connection") == "close")
+        #expect(try await client.readToEnd().isEmpty, "nothing may be answered for the smuggled request")
+        await test.stop()
+    }
+
+    @Test func unsupportedVersionAndCodingHaveTheirStatuses() async throws {
+        let test = try TestServer.start()
+        for (raw, status) in [
+            ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+            ("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+            ("GET / HTTP/1.1\r\n\r\n", 400),
+        ] {
+            let client = try await test.connect()
+            try await client.send(raw)
+            #expect(try await client.readReply().status == status)
+            #expect(try await client.isClosedByServer())
+        }
+        await test.stop()
+    }
+
+    @Test func accessLogHasOneLinePerRequestWithoutQueryValues() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/items/42?secret=value", "X-Request-Id: log-1\r\n"))
+        _ = try await client.readReply()
+        await test.stop()
+        let line = try #require(test.log.captured.first { $0.contains("log-1") })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(json["route"] as? String == "/items/{id}")
+        #expect(json["method"] as? String == "GET")
+        #expect(json["status"] as? Int == 200)
+        #expect(json["bytes"] as? Int ?? 0 > 0)
+        #expect(json["durationMs"] != nil && json["time"] != nil)
+        #expect(!line.contains("secret") && !line.contains("value") && !line.contains("42"))
+    }
+}

@@ -1,0 +1,36 @@
+# Shared by deploy/run.sh and deploy/test.sh: install what a fresh machine lacks.
+# Sourced, not executed.
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# System packages: PostgreSQL server and client libraries, OpenSSL headers, curl.
+ensure_system_packages() {
+    local missing=()
+    ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+    pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
+    pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_swift() {
+    if ! command -v swift >/dev/null; then
+        [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"
+    fi
+    command -v swift >/dev/null || { echo "swift 6 toolchain not found on PATH" >&2; exit 1; }
+}
+
+# Python tools used by the test suite (PyPI).
+ensure_python_tools() {
+    python3 -c 'import openapi_spec_validator' 2>/dev/null \
+        || python3 -m pip install -q openapi-spec-validator >/dev/null
+}
