@@ -23,16 +23,19 @@ let package = Package(
 
         // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
         .target(name: "HTTP"),
+        // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
+        .target(name: "Postgres", dependencies: ["CLibPQ", "Crypto"]),
         // The only code touching OpenSSL's crypto.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
         // The domain: one folder per area, each registering its own routes.
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto"]),
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Postgres"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
 
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds CareLedger in release mode, and runs the server in the foreground.
-# Extra arguments go to `careledger serve` (e.g. --port 9000). Ctrl-C stops it gracefully.
+# Without DATABASE_URL it creates (first run) and starts a private PostgreSQL cluster under
+# .data/postgres, reachable only through a unix socket there; later runs reuse it. Ctrl-C stops the
+# server and leaves the data. Extra arguments go to `careledger serve` (e.g. --port 9000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/lib/common.sh
 
 ensure_system_packages
 ensure_swift
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    mkdir -p .data
+    log "starting the local PostgreSQL cluster in .data/postgres"
+    DATABASE_URL="$(deploy/lib/pg-cluster.sh start .data/postgres careledger)"
+fi
+export DATABASE_URL
+export CARELEDGER_MIGRATIONS_DIR="${CARELEDGER_MIGRATIONS_DIR:-$PWD/Migrations}"
+
 log "building (release)"
 swift build -c release --product careledger
 log "serving on ${CARELEDGER_HOST:-127.0.0.1}:${CARELEDGER_PORT:-8080}"

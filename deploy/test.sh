@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs the whole test suite.
+# Installs what is missing, starts throwaway PostgreSQL clusters, builds and runs the whole test suite,
+# and removes the clusters on exit, also when tests fail.
+# With DATABASE_URL set, that database is used instead of the main throwaway cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/lib/common.sh
@@ -7,6 +9,26 @@ cd "$(dirname "$0")/.."
 ensure_system_packages
 ensure_swift
 ensure_python_tools
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/careledger-test.XXXXXX")"
+cleanup() {
+    deploy/lib/pg-cluster.sh stop "$work/main" >/dev/null 2>&1 || true
+    deploy/lib/pg-cluster.sh stop "$work/restart" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+[ "$(id -u)" -eq 0 ] && chmod 755 "$work"
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    log "starting a throwaway PostgreSQL cluster"
+    DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/main" careledger fast)"
+fi
+export DATABASE_URL
+# A second cluster that the fault-tolerance tests stop and start on purpose.
+export CARELEDGER_TEST_RESTART_DIR="$work/restart"
+CARELEDGER_TEST_RESTART_URL="$(deploy/lib/pg-cluster.sh start "$work/restart" careledger fast)"
+export CARELEDGER_TEST_RESTART_URL
+
 log "building"
 swift build --build-tests
 log "running tests"

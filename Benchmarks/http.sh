@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# HTTP core benchmark: wrk against `careledger serve` (release) and, in the same run, nginx
+# (`return 200`) as the reference. Median of N rounds per scenario; appends to Benchmarks/RESULTS.md.
+#   Benchmarks/http.sh [rounds=3] [seconds=8]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+seconds="${2:-8}"
+out=Benchmarks/out
+mkdir -p "$out"
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+}
+swift build -c release --product careledger >/dev/null
+
+our_port=18080
+nginx_port=18090
+body_file="$out/post-4k.lua"
+python3 - "$body_file" <<'PY'
+import sys
+body = "x" * 4096
+open(sys.argv[1], "w").write(
+    'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/octet-stream"\n' % body)
+PY
+
+cat > "$out/nginx.conf" <<NGINX
+worker_processes auto;
+pid $PWD/$out/nginx.pid;
+error_log $PWD/$out/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $PWD/$out/nginx-body;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
+}
+NGINX
+
+.build/release/careledger serve --port "$our_port" > "$out/server.log" &
+our_pid=$!
+nginx -c "$PWD/$out/nginx.conf"
+cleanup() {
+    kill -TERM "$our_pid" 2>/dev/null || true
+    [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$our_port/health" >/dev/null && break; sleep 0.1; done
+
+# Prints "req/s p99ms" for one wrk run.
+run_wrk() {
+    local connections="$1" url="$2"; shift 2
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" "$url" > "$out/wrk.txt"
+    local rps p99
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out/wrk.txt")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.2f", v}' "$out/wrk.txt")
+    echo "$rps $p99"
+}
+
+# Median by req/s over the rounds; prints "req/s p99ms".
+median_of() {
+    local results=()
+    for _ in $(seq "$rounds"); do results+=("$(run_wrk "$@")"); done
+    printf '%s\n' "${results[@]}" | sort -n -k1 | sed -n "$(( (rounds + 1) / 2 ))p"
+}
+
+scenarios=(
+    "GET /health keep-alive, 64 conns|64|/health|"
+    "GET /health keep-alive, 256 conns|256|/health|"
+    "GET /health new connection per request, 64 conns|64|/health|-H Connection:\ close"
+    "POST 4 KB keep-alive, 64 conns|64|/health|-s $body_file"
+)
+
+rows=()
+for scenario in "${scenarios[@]}"; do
+    IFS='|' read -r label connections path extra <<<"$scenario"
+    eval "args=($extra)"
+    ours=$(median_of "$connections" "http://127.0.0.1:$our_port$path" "${args[@]}")
+    theirs=$(median_of "$connections" "http://127.0.0.1:$nginx_port$path" "${args[@]}")
+    rows+=("| $label | ${ours% *} | ${ours#* } | ${theirs% *} | ${theirs#* } |")
+    echo "$label: careledger ${ours% *} req/s (p99 ${ours#* } ms), nginx ${theirs% *} req/s (p99 ${theirs#* } ms)"
+done
+
+our_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$our_pid/status")
+nginx_rss_kb=0
+for pid in $(pgrep -f "nginx: worker process" || true) $(cat "$out/nginx.pid"); do
+    kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    nginx_rss_kb=$((nginx_rss_kb + kb))
+done
+echo "peak RSS: careledger $((our_rss_kb / 1024)) MB, nginx (all processes) $((nginx_rss_kb / 1024)) MB"
+
+{
+    echo
+    echo "## HTTP core, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; wrk -t2 on the same machine; median of $rounds rounds of ${seconds}s."
+    echo "Command: \`Benchmarks/http.sh $rounds $seconds\` (git $(git rev-parse --short HEAD))."
+    echo
+    echo "| scenario | careledger req/s | careledger p99 ms | nginx req/s | nginx p99 ms |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "Peak RSS after all runs: careledger $((our_rss_kb / 1024)) MB; nginx $((nginx_rss_kb / 1024)) MB (master + workers)."
+    echo "POST goes to /health, which has no POST route: CareLedger reads the whole 4 KB body and answers 405;"
+    echo "nginx reads and discards the body and answers 200."
+} >> Benchmarks/RESULTS.md

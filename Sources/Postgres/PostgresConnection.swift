@@ -1,0 +1,182 @@
+import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+
+/// One libpq connection. Its blocking calls run only on its own serial queue (`perform`), one at a
+/// time, so a query never blocks an HTTP event loop or the cooperative thread pool.
+///
+/// `@unchecked Sendable` is sound because the connection is used by one holder at a time (the pool
+/// hands it out exclusively) and every libpq call on it goes through `queue`, which serializes them;
+/// `preparedStatements` is only touched inside those calls.
+public final class PostgresConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let queue: DispatchQueue
+    private var preparedStatements: [String: String] = [:]
+    private let broken = Atomic<Bool>(false)
+    private static let preparedStatementLimit = 512
+
+    private init(handle: OpaquePointer, label: String) {
+        self.handle = handle
+        queue = DispatchQueue(label: label)
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Opens a connection from a libpq URI or conninfo string, on a background queue. The session is
+    /// set to UTC and ISO dates so timestamps decode exactly.
+    public static func connect(_ conninfo: String, connectTimeout: Duration) async throws -> PostgresConnection {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout) })
+            }
+        }
+    }
+
+    static func connectBlocking(_ conninfo: String, connectTimeout: Duration) throws(PostgresError) -> PostgresConnection {
+        let seconds = max(1, Int(connectTimeout.components.seconds))
+        // Keywords after dbname override the conninfo's own, so only defaults go here; session
+        // settings are SET below, leaving any `options` in the caller's conninfo intact.
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(seconds), "careledger", conninfo]
+        let handle = withCStringArray(keywords) { keywordPointers in
+            withCStringArray(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else { throw PostgresError(.connectionFailed, message: "out of memory") }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines()
+            PQfinish(handle)
+            throw PostgresError(.connectionFailed, message: message)
+        }
+        let connection = PostgresConnection(handle: handle, label: "careledger.postgres")
+        // Timestamps decode exactly only in UTC with ISO output.
+        try connection.executeScript("SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'")
+        return connection
+    }
+
+    /// Runs `body` on the connection's queue.
+    @discardableResult
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body(self) }) }
+        }
+    }
+
+    /// Whether libpq still considers the connection usable.
+    public var isHealthy: Bool { !broken.load(ordering: .acquiring) && PQstatus(handle) == CONNECTION_OK }
+
+    /// Marks the connection unusable; the pool closes it instead of reusing it.
+    public func markBroken() {
+        broken.store(true, ordering: .releasing)
+    }
+
+    /// The socket, for LISTEN.
+    var socket: Int32 { PQsocket(handle) }
+
+    /// Runs a parameterized statement, preparing it once per connection. Call only inside `perform`.
+    @discardableResult
+    public func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
+        let texts = query.binds.map(\.text)
+        let result: OpaquePointer? = try withOptionalCStrings(texts) { values throws(PostgresError) in
+            let count = Int32(texts.count)
+            if let name = preparedStatements[query.sql] {
+                return PQexecPrepared(handle, name, count, values, nil, nil, 0)
+            }
+            guard preparedStatements.count < Self.preparedStatementLimit else {
+                return PQexecParams(handle, query.sql, count, nil, values, nil, nil, 0)
+            }
+            let name = "s\(preparedStatements.count)"
+            // `check` takes ownership of the result and frees it.
+            try check(PQprepare(handle, name, query.sql, count, nil))
+            preparedStatements[query.sql] = name
+            return PQexecPrepared(handle, name, count, values, nil, nil, 0)
+        }
+        return try check(result)
+    }
+
+    /// Runs SQL text that may hold several statements and no parameters (migrations, BEGIN/COMMIT).
+    /// Call only inside `perform`.
+    public func executeScript(_ sql: String) throws(PostgresError) {
+        let result = PQexec(handle, sql)
+        _ = try check(result)
+    }
+
+    /// Turns a result into rows or the server's error, and notices a broken connection.
+    @discardableResult
+    private func check(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(result: result)
+        default:
+            defer { if let result { PQclear(result) } }
+            if PQstatus(handle) != CONNECTION_OK {
+                preparedStatements = [:]
+                throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+            }
+            guard let result else {
+                throw PostgresError(.client, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+            }
+            throw PostgresError(
+                .server,
+                message: field(result, "M") ?? String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines(),
+                sqlState: field(result, "C"), detail: field(result, "D"), constraint: field(result, "n"))
+        }
+    }
+
+    private func field(_ result: OpaquePointer, _ code: Character) -> String? {
+        guard let ascii = code.asciiValue, let pointer = PQresultErrorField(result, Int32(ascii)) else { return nil }
+        return String(cString: pointer)
+    }
+
+    // MARK: LISTEN support
+
+    /// Reads whatever arrived on the socket and returns pending notifications; throws when the
+    /// connection broke. Call only inside `perform`.
+    func consumeNotifications() throws(PostgresError) -> [(channel: String, payload: String)] {
+        guard PQconsumeInput(handle) == 1 else {
+            throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+        }
+        var notifications: [(String, String)] = []
+        while let notification = PQnotifies(handle) {
+            notifications.append((String(cString: notification.pointee.relname), String(cString: notification.pointee.extra)))
+            PQfreemem(notification)
+        }
+        return notifications
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var copy = self
+        while copy.last?.isNewline == true { copy.removeLast() }
+        return copy
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings that live for the call.
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { buffer in
+        buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { body($0) }
+    }
+}
+
+/// Calls `body` with C strings for bind values, NULL where the value is SQL NULL.
+func withOptionalCStrings<R>(
+    _ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws(PostgresError) -> R
+) throws(PostgresError) -> R {
+    if strings.isEmpty { return try body(nil) }
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
+    defer { pointers.forEach { free($0) } }
+    let constPointers = pointers.map { $0.map { UnsafePointer($0) } }
+    return try constPointers.withUnsafeBufferPointer { buffer throws(PostgresError) in try body(buffer.baseAddress) }
+}

@@ -1,0 +1,200 @@
+import Dispatch
+import Synchronization
+
+/// A bounded pool of connections. Callers wait at most `acquireTimeout` for a connection and then get
+/// `PostgresError(.poolTimeout)`, so a request never hangs on the database. Broken connections are
+/// dropped and replaced on demand, so the pool recovers by itself when PostgreSQL comes back.
+public final class PostgresPool: Sendable {
+    /// Pool settings.
+    public struct Configuration: Sendable {
+        /// libpq URI or conninfo string.
+        public var conninfo: String
+        /// Connections at most.
+        public var maxConnections: Int = 16
+        /// How long a caller waits for a free connection (or a new one to open).
+        public var acquireTimeout: Duration = .seconds(2)
+        /// libpq's connect_timeout (whole seconds, at least 1).
+        public var connectTimeout: Duration = .seconds(2)
+
+        /// Settings for `conninfo` with the defaults above.
+        public init(conninfo: String) {
+            self.conninfo = conninfo
+        }
+    }
+
+    /// What a waiting caller is handed.
+    private enum Grant: Sendable {
+        case connection(PostgresConnection)
+        /// A slot freed up: open a new connection in it.
+        case openNew
+    }
+
+    private struct State {
+        var idle: [PostgresConnection] = []
+        var open = 0
+        var inUse = 0
+        var nextWaiter: UInt64 = 0
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Grant, any Error>)] = []
+    }
+
+    /// A snapshot for metrics and tests.
+    public struct Statistics: Sendable, Equatable {
+        public let open: Int
+        public let idle: Int
+        public let inUse: Int
+        public let waiting: Int
+    }
+
+    /// The settings.
+    public let configuration: Configuration
+    private let state = Mutex(State())
+
+    /// A pool that opens connections lazily.
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// Current counts.
+    public var statistics: Statistics {
+        state.withLock { Statistics(open: $0.open, idle: $0.idle.count, inUse: $0.inUse, waiting: $0.waiters.count) }
+    }
+
+    /// Closes every idle connection (in-use ones are dropped when released if broken).
+    public func closeIdle() {
+        dropIdle()
+    }
+
+    /// Runs `body` with a connection held exclusively; it goes back to the pool afterwards, or is
+    /// dropped if it broke.
+    @discardableResult
+    public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await acquire()
+        do {
+            let value = try await body(connection)
+            release(connection)
+            return value
+        } catch {
+            release(connection)
+            throw error
+        }
+    }
+
+    /// Runs one statement on any free connection.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await withConnection { connection in
+            try await connection.perform { try $0.execute(query) }
+        }
+    }
+
+    // MARK: Acquire and release
+
+    private enum Plan {
+        case use(PostgresConnection)
+        case openNew
+        case wait(UInt64)
+    }
+
+    private func acquire() async throws -> PostgresConnection {
+        let plan = state.withLock { state -> Plan in
+            if let connection = state.idle.popLast() {
+                state.inUse += 1
+                return .use(connection)
+            }
+            if state.open < configuration.maxConnections {
+                state.open += 1
+                state.inUse += 1
+                return .openNew
+            }
+            state.nextWaiter += 1
+            return .wait(state.nextWaiter)
+        }
+        switch plan {
+        case .use(let connection):
+            return connection
+        case .openNew:
+            return try await openInReservedSlot()
+        case .wait(let id):
+            switch try await waitForGrant(id: id) {
+            case .connection(let connection): return connection
+            case .openNew: return try await openInReservedSlot()
+            }
+        }
+    }
+
+    private func openInReservedSlot() async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(configuration.conninfo, connectTimeout: configuration.connectTimeout)
+        } catch {
+            freeSlot()
+            throw error
+        }
+    }
+
+    private func waitForGrant(id: UInt64) async throws -> Grant {
+        let timeout = configuration.acquireTimeout
+        return try await withCheckedThrowingContinuation { continuation in
+            state.withLock { $0.waiters.append((id, continuation)) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) { [weak self] in
+                self?.expireWaiter(id: id)
+            }
+        }
+    }
+
+    private func expireWaiter(id: UInt64) {
+        let expired = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index).continuation
+        }
+        expired?.resume(throwing: PostgresError(.poolTimeout, message: "no database connection became free in time"))
+    }
+
+    private func release(_ connection: PostgresConnection) {
+        guard connection.isHealthy else {
+            // The server probably restarted: idle connections are as dead as this one.
+            dropIdle()
+            return freeSlot()
+        }
+        let waiter = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+            guard !state.waiters.isEmpty else {
+                state.inUse -= 1
+                state.idle.append(connection)
+                return nil
+            }
+            return state.waiters.removeFirst().continuation
+        }
+        waiter?.resume(returning: .connection(connection))
+    }
+
+    /// A connection slot is free (its connection broke or never opened): give it to a waiter or drop it.
+    private func freeSlot() {
+        let waiter = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
+            guard !state.waiters.isEmpty else {
+                state.open -= 1
+                state.inUse -= 1
+                return nil
+            }
+            return state.waiters.removeFirst().continuation
+        }
+        waiter?.resume(returning: .openNew)
+    }
+
+    private func dropIdle() {
+        let dropped = state.withLock { state -> [PostgresConnection] in
+            let idle = state.idle
+            state.idle = []
+            state.open -= idle.count
+            return idle
+        }
+        // Connections close in deinit, off the lock.
+        _ = dropped
+    }
+}
+
+extension Duration {
+    /// The duration for Dispatch deadlines, in whole nanoseconds.
+    var dispatchInterval: DispatchTimeInterval {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+    }
+}

@@ -1,0 +1,75 @@
+import CLibPQ
+
+/// The rows a statement returned, read straight from libpq's result without copying. Columns are
+/// addressed by name only, so a reordered SELECT cannot silently shift values.
+///
+/// `@unchecked Sendable` is sound because a PGresult is immutable once returned and libpq documents
+/// reading one from several threads as safe; the result is freed only in `deinit`.
+public final class PostgresRows: @unchecked Sendable {
+    private let result: OpaquePointer?
+    private let columns: [String: Int32]
+
+    /// The number of rows.
+    public let count: Int
+    /// Rows changed by INSERT/UPDATE/DELETE, from the command tag.
+    public let affectedRows: Int
+
+    init(result: OpaquePointer?) {
+        self.result = result
+        count = result.map { Int(PQntuples($0)) } ?? 0
+        affectedRows = result.flatMap { Int(String(cString: PQcmdTuples($0))) } ?? 0
+        var columns: [String: Int32] = [:]
+        if let result {
+            for index in 0..<PQnfields(result) {
+                columns[String(cString: PQfname(result, index))] = index
+            }
+        }
+        self.columns = columns
+    }
+
+    deinit {
+        if let result { PQclear(result) }
+    }
+
+    /// Whether there are no rows.
+    public var isEmpty: Bool { count == 0 }
+
+    /// The row at `index` (0-based).
+    public subscript(index: Int) -> PostgresRow {
+        PostgresRow(rows: self, index: Int32(index))
+    }
+
+    /// The first row, if any.
+    public var first: PostgresRow? { isEmpty ? nil : self[0] }
+
+    /// Every row.
+    public var all: [PostgresRow] { (0..<count).map { self[$0] } }
+
+    fileprivate func text(row: Int32, column name: String) throws(PostgresError) -> String? {
+        guard let result, let column = columns[name] else {
+            throw PostgresError(.client, message: "no column named \(name)")
+        }
+        if PQgetisnull(result, row, column) == 1 { return nil }
+        return String(cString: PQgetvalue(result, row, column))
+    }
+}
+
+/// One row, read by column name.
+public struct PostgresRow: Sendable {
+    fileprivate let rows: PostgresRows
+    fileprivate let index: Int32
+
+    /// The column's value; NULL is an error here (use the optional overload for nullable columns).
+    public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws(PostgresError) -> T {
+        guard let text = try rows.text(row: index, column: column) else {
+            throw PostgresError(.decoding, message: "column \(column) is NULL")
+        }
+        return try T(postgresText: text)
+    }
+
+    /// The column's value, nil for NULL.
+    public func decode<T: PostgresDecodable>(_ column: String, as type: T?.Type) throws(PostgresError) -> T? {
+        guard let text = try rows.text(row: index, column: column) else { return nil }
+        return try T(postgresText: text)
+    }
+}

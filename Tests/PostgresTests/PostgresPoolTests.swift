@@ -1,0 +1,60 @@
+import Foundation
+import Postgres
+import Testing
+
+@Suite struct PostgresPoolTests {
+    @Test func exhaustedPoolTimesOutInsteadOfHanging() async throws {
+        try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .milliseconds(200)) { pool in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        try await connection.perform { try $0.execute("SELECT pg_sleep(0.8)") }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                let clock = ContinuousClock()
+                let started = clock.now
+                let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1 AS one") }
+                #expect(error?.kind == .poolTimeout && error?.isUnavailable == true)
+                #expect(clock.now - started < .milliseconds(600))
+                try await group.waitForAll()
+            }
+            // Once the holder is done, the pool serves again.
+            #expect(try await pool.query("SELECT 1 AS one").first?.decode("one", as: Int.self) == 1)
+        }
+    }
+
+    @Test func concurrentQueriesShareABoundedPool() async throws {
+        try await TestDatabase.withSchema(maxConnections: 3) { pool in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<50 {
+                    group.addTask { try #require(try await pool.query("SELECT \(index)::int AS v").first).decode("v") }
+                }
+                var sum = 0
+                for try await value in group { sum += value }
+                #expect(sum == (0..<50).reduce(0, +))
+            }
+            #expect(pool.statistics.open <= 3)
+            #expect(pool.statistics.inUse == 0)
+        }
+    }
+
+    @Test func unreachableServerFailsFastAsUnavailable() async throws {
+        let pool = PostgresPool(configuration: .init(conninfo: "postgresql:///nowhere?host=/nonexistent-socket-dir"))
+        let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }
+        #expect(error?.kind == .connectionFailed && error?.isUnavailable == true)
+        #expect(pool.statistics.open == 0)
+    }
+
+    @Test func killedBackendIsReplacedTransparentlyOnTheNextCall() async throws {
+        try await TestDatabase.withSchema(maxConnections: 1) { pool in
+            let pid = try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
+            let admin = PostgresPool(configuration: .init(conninfo: try TestDatabase.url))
+            try await admin.query("SELECT pg_terminate_backend(\(pid))")
+            let failure = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1 AS one") }
+            #expect(failure?.isUnavailable == true)
+            let next = try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
+            #expect(next != pid)
+        }
+    }
+}

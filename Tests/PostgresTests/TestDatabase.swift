@@ -1,0 +1,66 @@
+import Foundation
+import Postgres
+
+/// Test databases: every test gets its own schema (or its own database) so no state is shared.
+enum TestDatabase {
+    static var url: String {
+        get throws {
+            guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+                throw PostgresError(.client, message: "DATABASE_URL is not set; run ./deploy/test.sh")
+            }
+            return url
+        }
+    }
+
+    static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16))"
+    }
+
+    /// `url` with `key=value` added to its query string.
+    static func url(_ base: String, adding key: String, _ value: String) -> String {
+        let encoded = value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value
+        return base + (base.contains("?") ? "&" : "?") + "\(key)=\(encoded)"
+    }
+
+    /// A pool whose connections see only a fresh schema; the schema is dropped afterwards.
+    static func withSchema<T: Sendable>(
+        maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2),
+        _ body: (PostgresPool) async throws -> T
+    ) async throws -> T {
+        let base = try url
+        let schema = uniqueName("t")
+        let admin = PostgresPool(configuration: .init(conninfo: base))
+        try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
+        var configuration = PostgresPool.Configuration(conninfo: url(base, adding: "options", "-c search_path=\(schema)"))
+        configuration.maxConnections = maxConnections
+        configuration.acquireTimeout = acquireTimeout
+        let pool = PostgresPool(configuration: configuration)
+        do {
+            let value = try await body(pool)
+            pool.closeIdle()
+            try await admin.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
+            return value
+        } catch {
+            pool.closeIdle()
+            _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
+            throw error
+        }
+    }
+
+    /// A fresh database (for migrations, which own the whole schema); dropped afterwards.
+    static func withDatabase<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
+        let base = try url
+        let name = uniqueName("db")
+        let admin = PostgresPool(configuration: .init(conninfo: base))
+        try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        let drop = PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        do {
+            let value = try await body(url(base, adding: "dbname", name))
+            try await admin.query(drop)
+            return value
+        } catch {
+            _ = try? await admin.query(drop)
+            throw error
+        }
+    }
+}
