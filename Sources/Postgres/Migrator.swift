@@ -83,6 +83,7 @@ public struct Migrator: Sendable {
     }
 
     /// Applies what is pending.
+    @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> Report {
         try await pool.withConnection { connection in
             try await connection.perform { connection in

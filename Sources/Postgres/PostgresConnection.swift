@@ -54,6 +54,8 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(handle)
             throw PostgresError(.connectionFailed, message: message)
         }
+        // Notices would go to stderr by default; they can quote data, so they are dropped.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
         let connection = PostgresConnection(handle: handle, label: "careledger.postgres")
         // Timestamps decode exactly only in UTC with ISO output.
         try connection.executeScript("SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'")

@@ -27,6 +27,11 @@ start)
         as_owner "$bindir/initdb" -D "$dir/data" -U "$superuser" --auth=trust -E UTF8 --locale=C >/dev/null
     fi
     as_owner mkdir -p "$dir/socket"
+    # The server daemon must not inherit our caller's descriptors (a parent waiting for a pipe to
+    # close would wait for as long as PostgreSQL runs).
+    for fd in $(ls /proc/$$/fd); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+    done
     if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
         as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 -o "$settings" start >/dev/null
     fi
