@@ -30,13 +30,15 @@ let package = Package(
         // The domain: one folder per area, each registering its own routes.
         .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Postgres"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
-        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP"]),
+        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
 
+        // Helpers shared by test targets (throwaway schemas and databases); never shipped.
+        .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres"]),
-        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,10 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Postgres
 
 /// The command tree: `careledger <command> [options]`.
 public enum CareLedgerCLI {
-    static let commands: [any Command.Type] = [ServeCommand.self]
+    static let commands: [any Command.Type] = [ServeCommand.self, MigrateCommand.self]
 
     /// The root help text.
     static var help: String {
@@ -37,6 +38,10 @@ public enum CareLedgerCLI {
         } catch let error as CLIError {
             printError("careledger \(name): \(error.message)")
             return 64
+        } catch let error as PostgresError {
+            // The description is generic by design; here, for the operator, the server's words help.
+            printError("careledger \(name): database error: \(error.message)")
+            return 1
         } catch {
             printError("careledger \(name): \(error)")
             return 1

@@ -16,9 +16,12 @@ protocol Command: Sendable {
 
 extension Command {
     /// Builds the help text from a usage line, a description and the option list.
-    static func helpText(usage: String, description: String, options: [OptionSpec]) -> String {
+    static func helpText(
+        usage: String, description: String, options: [OptionSpec], flags: [(name: String, help: String)] = []
+    ) -> String {
         var lines = ["USAGE: careledger \(usage)", "", description, "", "OPTIONS:"]
         for option in options { lines += option.helpLines }
+        for flag in flags { lines += ["  --\(flag.name)", "        \(flag.help)"] }
         lines.append("  -h, --help")
         lines.append("        Show this help.")
         return lines.joined(separator: "\n") + "\n"

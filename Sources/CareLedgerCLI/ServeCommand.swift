@@ -4,6 +4,7 @@ import Glibc
 import CareLedger
 import Dispatch
 import HTTP
+import Postgres
 
 /// `careledger serve`: runs the API server until SIGTERM or SIGINT, then drains and exits.
 struct ServeCommand: Command {
@@ -17,18 +18,25 @@ struct ServeCommand: Command {
     static let portOption = OptionSpec(
         name: "port", valueName: "port", help: "TCP port to listen on; 0 picks a free port.",
         environment: "CARELEDGER_PORT", defaultValue: "8080")
-    static let options = [hostOption, portOption]
+    static let options = [
+        hostOption, portOption, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize,
+        DatabaseOptions.acquireTimeout,
+    ]
 
     static let help = helpText(
-        usage: "serve [--host <host>] [--port <port>]",
+        usage: "serve [--host <host>] [--port <port>] [--no-migrate] [database options]",
         description: "Run the CareLedger HTTP API server until SIGTERM or SIGINT, then finish\n"
-            + "in-flight requests and exit.",
-        options: options)
+            + "in-flight requests and exit. Applies pending migrations first unless --no-migrate.\n"
+            + DatabaseOptions.environmentNote,
+        options: options,
+        flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does).")])
 
     let configuration: HTTPServerConfiguration
+    let database: DatabaseOptions
+    let migrateOnStart: Bool
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
-        let parsed = try ParsedArguments(arguments, options: Self.options, flags: [])
+        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["no-migrate"])
         guard parsed.positionals.isEmpty else {
             throw CLIError("unexpected argument '\(parsed.positionals[0])'")
         }
@@ -42,13 +50,22 @@ struct ServeCommand: Command {
         }
         configuration.port = port
         self.configuration = configuration
+        database = try DatabaseOptions(parsed, environment: environment)
+        migrateOnStart = !parsed.flags.contains("no-migrate")
     }
 
     func run() async throws -> Int32 {
         let sink = BufferedLogSink()
         let log = EventLog(sink: sink)
-        let server = HTTPServer(
-            configuration: configuration, responder: try Application.makeRouter(), accessLog: AccessLog(sink: sink))
+        defer { log.flush() }
+        let migrations = try database.loadMigrations()
+        let pool = PostgresPool(configuration: database.pool)
+        if migrateOnStart {
+            let report = try await Migrator(pool: pool).migrate(migrations)
+            log.log("info", "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
+        }
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log))
+        let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
         let port = try server.start()
         log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])
         let signals = [SIGTERM, SIGINT].map { number in
@@ -64,7 +81,6 @@ struct ServeCommand: Command {
         await server.waitUntilStopped()
         signals.forEach { $0.cancel() }
         log.log("info", "stopped")
-        log.flush()
         return 0
     }
 }

@@ -142,7 +142,24 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Reads whatever arrived on the socket and returns pending notifications; throws when the
     /// connection broke. Call only inside `perform`.
     func consumeNotifications() throws(PostgresError) -> [(channel: String, payload: String)] {
-        guard PQconsumeInput(handle) == 1 else {
+        var notifications = try consumeOnce()
+        // The server may have sent its last words and closed; a second non-blocking read sees the EOF
+        // now, since no further read event may come for it.
+        notifications += try consumeOnce()
+        return notifications
+    }
+
+    /// Puts the socket in non-blocking mode, so reading never waits for data that is not there.
+    func makeNonBlocking() throws(PostgresError) {
+        guard PQsetnonblocking(handle, 1) == 0 else {
+            throw PostgresError(.client, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+        }
+    }
+
+    private func consumeOnce() throws(PostgresError) -> [(channel: String, payload: String)] {
+        // libpq may read a termination message and the EOF in one call, close the socket itself and
+        // still report success; the status is the only sign, and without it no read event ever comes.
+        guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
         }
         var notifications: [(String, String)] = []

@@ -17,6 +17,8 @@ public final class PostgresListener: @unchecked Sendable {
     private let conninfo: String
     private let channels: [String]
     private let reconnectDelay: Duration
+    private let livenessInterval: Duration
+    private var livenessTimer: (any DispatchSourceTimer)?
     private let queue = DispatchQueue(label: "careledger.postgres.listen")
     private var connection: PostgresConnection?
     private var source: (any DispatchSourceRead)?
@@ -24,14 +26,19 @@ public final class PostgresListener: @unchecked Sendable {
     private var nextSubscriber = 0
     private var stopped = false
 
-    /// A listener for `channels` (lower-case identifiers: letters, digits, underscores).
-    public init(conninfo: String, channels: [String], reconnectDelay: Duration = .milliseconds(500)) throws(PostgresError) {
+    /// A listener for `channels` (lower-case identifiers: letters, digits, underscores). Every
+    /// `livenessInterval` it runs a trivial query, so a connection that died silently is noticed.
+    public init(
+        conninfo: String, channels: [String], reconnectDelay: Duration = .milliseconds(500),
+        livenessInterval: Duration = .seconds(5)
+    ) throws(PostgresError) {
         guard channels.allSatisfy(Self.isValidChannel) else {
             throw PostgresError(.client, message: "channel names must be lower-case identifiers")
         }
         self.conninfo = conninfo
         self.channels = channels
         self.reconnectDelay = reconnectDelay
+        self.livenessInterval = livenessInterval
     }
 
     static func isValidChannel(_ name: String) -> Bool {
@@ -78,6 +85,7 @@ public final class PostgresListener: @unchecked Sendable {
                 // Channel names were validated as plain identifiers in init; LISTEN takes no binds.
                 try connection.executeScript("LISTEN " + channel)
             }
+            try connection.makeNonBlocking()
             let source = DispatchSource.makeReadSource(fileDescriptor: connection.socket, queue: queue)
             source.setEventHandler { self.readable() }
             // Dispatch needs the descriptor open until cancellation completes; the connection closes
@@ -86,6 +94,7 @@ public final class PostgresListener: @unchecked Sendable {
             source.resume()
             self.connection = connection
             self.source = source
+            startLivenessTimer()
             broadcast(.reconnected)
         } catch {
             scheduleReconnect()
@@ -104,7 +113,28 @@ public final class PostgresListener: @unchecked Sendable {
         }
     }
 
+    private func startLivenessTimer() {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + livenessInterval.dispatchInterval, repeating: livenessInterval.dispatchInterval)
+        timer.setEventHandler { self.checkLiveness() }
+        timer.resume()
+        livenessTimer = timer
+    }
+
+    private func checkLiveness() {
+        guard let connection else { return }
+        do {
+            try connection.executeScript("SELECT 1")
+            readable()
+        } catch {
+            disconnect()
+            scheduleReconnect()
+        }
+    }
+
     private func disconnect() {
+        livenessTimer?.cancel()
+        livenessTimer = nil
         source?.cancel()
         source = nil
         connection = nil

@@ -4,16 +4,42 @@ import Testing
 @Suite struct CLITests {
     @Test func serveHelpIsStable() {
         #expect(ServeCommand.help == """
-            USAGE: careledger serve [--host <host>] [--port <port>]
+            USAGE: careledger serve [--host <host>] [--port <port>] [--no-migrate] [database options]
 
             Run the CareLedger HTTP API server until SIGTERM or SIGINT, then finish
-            in-flight requests and exit.
+            in-flight requests and exit. Applies pending migrations first unless --no-migrate.
+            Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
 
             OPTIONS:
               --host <host>
                     Address to listen on; '::' listens on every IPv4 and IPv6 address. (env CARELEDGER_HOST, default 127.0.0.1)
               --port <port>
                     TCP port to listen on; 0 picks a free port. (env CARELEDGER_PORT, default 8080)
+              --migrations-dir <dir>
+                    Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
+              --db-pool-size <n>
+                    Most database connections this instance opens. (env CARELEDGER_DB_POOL_SIZE, default 16)
+              --db-acquire-timeout-ms <ms>
+                    How long a request waits for a database connection before answering 503. (env CARELEDGER_DB_ACQUIRE_TIMEOUT_MS, default 2000)
+              --no-migrate
+                    Do not apply migrations at start (another instance or a deploy step does).
+              -h, --help
+                    Show this help.
+
+            """)
+    }
+
+    @Test func migrateHelpIsStable() {
+        #expect(MigrateCommand.help == """
+            USAGE: careledger migrate [--migrations-dir <dir>]
+
+            Apply every migration in the folder that the database has not applied yet, each in
+            its own transaction. Refuses to run if an applied migration's file has changed.
+            Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
+
+            OPTIONS:
+              --migrations-dir <dir>
+                    Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
               -h, --help
                     Show this help.
 
@@ -25,20 +51,27 @@ import Testing
             USAGE: careledger <command> [options]
 
             COMMANDS:
-              serve  Run the HTTP API server.
+              serve    Run the HTTP API server.
+              migrate  Apply pending database migrations.
 
             Run 'careledger <command> --help' for a command's options.
 
             """)
     }
 
+    private let database = ["DATABASE_URL": "postgresql:///db"]
+
     @Test func flagsBeatEnvironmentWhichBeatsDefaults() throws {
-        let defaults = try ServeCommand(arguments: [], environment: [:])
+        let defaults = try ServeCommand(arguments: [], environment: database)
         #expect(defaults.configuration.host == "127.0.0.1" && defaults.configuration.port == 8080)
-        let fromEnvironment = try ServeCommand(arguments: [], environment: ["CARELEDGER_HOST": "::", "CARELEDGER_PORT": "9000"])
+        let fromEnvironment = try ServeCommand(arguments: [], environment: database.merging(["CARELEDGER_HOST": "::", "CARELEDGER_PORT": "9000"]) { $1 })
         #expect(fromEnvironment.configuration.host == "::" && fromEnvironment.configuration.port == 9000)
-        let fromFlags = try ServeCommand(arguments: ["--host", "0.0.0.0", "--port=9001"], environment: ["CARELEDGER_PORT": "9000"])
+        let fromFlags = try ServeCommand(arguments: ["--host", "0.0.0.0", "--port=9001"], environment: database.merging(["CARELEDGER_PORT": "9000"]) { $1 })
         #expect(fromFlags.configuration.host == "0.0.0.0" && fromFlags.configuration.port == 9001)
+        #expect(defaults.migrateOnStart)
+        #expect(try !ServeCommand(arguments: ["--no-migrate"], environment: database).migrateOnStart)
+        let tuned = try ServeCommand(arguments: ["--db-pool-size", "4"], environment: database.merging(["CARELEDGER_DB_ACQUIRE_TIMEOUT_MS": "250"]) { $1 })
+        #expect(tuned.database.pool.maxConnections == 4 && tuned.database.pool.acquireTimeout == .milliseconds(250))
     }
 
     @Test(arguments: [
@@ -48,9 +81,17 @@ import Testing
         (["--verbose"], "unknown option --verbose"),
         (["extra"], "unexpected argument 'extra'"),
         (["--host="], "--host must not be empty"),
+        (["--db-pool-size", "0"], "--db-pool-size must be an integer from 1 to 1000, got '0'"),
+        (["--no-migrate=yes"], "--no-migrate takes no value"),
     ])
     func badArgumentsNameTheProblem(arguments: [String], message: String) {
-        #expect(throws: CLIError(message)) { try ServeCommand(arguments: arguments, environment: [:]) }
+        #expect(throws: CLIError(message)) { try ServeCommand(arguments: arguments, environment: database) }
+    }
+
+    @Test func missingDatabaseURLIsExplained() {
+        #expect(throws: CLIError("DATABASE_URL is not set (a libpq URI or conninfo string); ./deploy/run.sh starts a local database")) {
+            try ServeCommand(arguments: [], environment: [:])
+        }
     }
 
     @Test func unknownCommandAndMissingCommandExitWithUsage() async {

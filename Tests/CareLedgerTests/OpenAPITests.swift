@@ -14,7 +14,7 @@ import Testing
         let spec = try String(contentsOf: RepositoryPaths.root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
         for code in ["bad_request", "not_found", "method_not_allowed", "request_timeout", "body_too_large",
                      "uri_too_long", "headers_too_large", "expectation_failed", "internal_error",
-                     "not_implemented", "unavailable", "http_version_not_supported"] {
+                     "not_implemented", "unavailable", "http_version_not_supported", "database_unavailable", "not_ready"] {
             #expect(spec.contains("- \(code)\n"), "\(code) missing from the Error schema")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Postgres
 import Testing
+import TestSupport
 
 @Suite struct MigratorTests {
     /// A temporary Migrations/ folder with the given files.

@@ -1,6 +1,7 @@
 import Postgres
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite struct PostgresTransactionTests {
     struct Boom: Error {}

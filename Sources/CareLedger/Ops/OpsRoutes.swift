@@ -3,12 +3,18 @@ import HTTP
 /// Operational endpoints that load balancers and orchestrators call.
 public enum OpsRoutes {
     private static let healthBody = Array(#"{"status":"ok"}"#.utf8)
+    private static let readyBody = Array(#"{"status":"ready"}"#.utf8)
 
-    /// Registers `GET /health`: the process is up and serving HTTP. It checks nothing else, so it stays
-    /// cheap enough to poll and never fails because a dependency is slow.
-    public static func register(in router: inout RouterBuilder) {
+    /// Registers `GET /health` (the process serves HTTP; checks nothing else, so it stays cheap and
+    /// never fails because a dependency is slow) and `GET /ready` (the database answers and the
+    /// schema is current: the signal to route traffic here).
+    public static func register(in router: inout RouterBuilder, readiness: ReadinessCheck) {
         router.on(.get, "/health") { _ in
             .json(.ok, healthBody)
+        }
+        router.on(.get, "/ready") { _ in
+            try await readiness.check()
+            return .json(.ok, readyBody)
         }
     }
 }

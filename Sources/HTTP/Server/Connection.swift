@@ -7,7 +7,7 @@ import Dispatch
 
 /// One client connection: socket events in, decoded requests out to the responder, responses back, in
 /// strict request order (one request at a time; pipelined bytes wait in the buffer, and reading pauses
-/// while a request is handled, so the kernel's window is the only queue and it is bounded).
+/// once more than `pipelineBufferLimit` bytes wait, so the kernel's window bounds the rest).
 ///
 /// `@unchecked Sendable` is sound because all mutable state is confined to `loop.queue`: socket sources
 /// fire on that queue, and the only hop from elsewhere (a handler's finished response) goes through
@@ -37,6 +37,7 @@ final class Connection: @unchecked Sendable {
     private var inputStart = 0
     private var output: [UInt8] = []
     private var outputOffset = 0
+    private static let pipelineBufferLimit = 64 * 1024
 
     init(fd: Int32, loop: EventLoop, context: ServerContext) {
         self.fd = fd
@@ -65,7 +66,13 @@ final class Connection: @unchecked Sendable {
         case .transferred(let count):
             if case .lingering = machine.state { return }
             input.append(contentsOf: UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
-            process()
+            if machine.acceptsInput {
+                process()
+            } else if input.count - inputStart > Self.pipelineBufferLimit {
+                // Reading stays on while a request is handled (pausing costs system calls per
+                // request); only a client that keeps pipelining is made to wait.
+                suspendReading()
+            }
         case .wouldBlock:
             return
         case .endOfFile:
@@ -115,7 +122,6 @@ final class Connection: @unchecked Sendable {
     // MARK: Handling
 
     private func dispatch(_ head: RequestHead, body: [UInt8]) {
-        suspendReading()
         machine.requestReceived(clientKeepAlive: head.wantsKeepAlive)
         let requestId = RequestID.accepting(head.headers.first(name: "X-Request-Id")) ?? RequestID.generate()
         let request = Request(head: head, body: body, requestId: requestId)

@@ -2,8 +2,8 @@ import Foundation
 import Postgres
 
 /// Test databases: every test gets its own schema (or its own database) so no state is shared.
-enum TestDatabase {
-    static var url: String {
+public enum TestDatabase {
+    public static var url: String {
         get throws {
             guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
                 throw PostgresError(.client, message: "DATABASE_URL is not set; run ./deploy/test.sh")
@@ -12,18 +12,18 @@ enum TestDatabase {
         }
     }
 
-    static func uniqueName(_ prefix: String) -> String {
+    public static func uniqueName(_ prefix: String) -> String {
         "\(prefix)_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16))"
     }
 
     /// `url` with `key=value` added to its query string.
-    static func url(_ base: String, adding key: String, _ value: String) -> String {
+    public static func url(_ base: String, adding key: String, _ value: String) -> String {
         let encoded = value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value
         return base + (base.contains("?") ? "&" : "?") + "\(key)=\(encoded)"
     }
 
     /// A pool whose connections see only a fresh schema; the schema is dropped afterwards.
-    static func withSchema<T: Sendable>(
+    public static func withSchema<T: Sendable>(
         maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2),
         _ body: (PostgresPool) async throws -> T
     ) async throws -> T {
@@ -48,7 +48,7 @@ enum TestDatabase {
     }
 
     /// A fresh database (for migrations, which own the whole schema); dropped afterwards.
-    static func withDatabase<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
+    public static func withDatabase<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
         let base = try url
         let name = uniqueName("db")
         let admin = PostgresPool(configuration: .init(conninfo: base))

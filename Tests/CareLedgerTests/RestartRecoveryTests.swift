@@ -1,8 +1,11 @@
 import Foundation
+import CareLedger
+import HTTP
 import Postgres
 import Testing
 
 /// Stops and starts a real PostgreSQL cluster (the second one deploy/test.sh starts for this purpose).
+/// Every test that touches that cluster lives in this one serialized suite.
 @Suite(.serialized) struct RestartRecoveryTests {
     private static var restartDir: String? { ProcessInfo.processInfo.environment["CARELEDGER_TEST_RESTART_DIR"] }
     private static var restartURL: String? { ProcessInfo.processInfo.environment["CARELEDGER_TEST_RESTART_URL"] }
@@ -45,5 +48,35 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(recovered, "pool must recover within 5 s of PostgreSQL coming back")
+    }
+
+    @Test func readyAnswers503WhileTheDatabaseIsDownAndRecoversByItself() async throws {
+        let url = try #require(Self.restartURL, "run through ./deploy/test.sh")
+        var configuration = PostgresPool.Configuration(conninfo: url)
+        configuration.acquireTimeout = .milliseconds(500)
+        let pool = PostgresPool(configuration: configuration)
+        let migrations = try Migration.load(directory: OpsRoutesTests.migrationsDirectory)
+        try await Migrator(pool: pool).migrate(migrations)
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: nil))
+        func ready() async -> Response {
+            await router.respond(to: Request(head: RequestHead(method: .get, target: "/ready", version: .http1_1,
+                                                               headers: HTTPHeaders([("Host", "t")])), requestId: "r"))
+        }
+        #expect(await ready().status == .ok)
+        try Self.cluster("stop")
+        let clock = ContinuousClock()
+        let started = clock.now
+        let down = await ready()
+        #expect(down.status.code == 503 && down.headers.first(name: "Retry-After") == "1")
+        #expect(clock.now - started < .seconds(3))
+        try Self.cluster("start")
+        let restarted = clock.now
+        var status = 0
+        while clock.now - restarted < .seconds(5) {
+            status = await ready().status.code
+            if status == 200 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status == 200, "the server must recover within 5 s with no restart")
     }
 }

@@ -1,0 +1,56 @@
+import Postgres
+
+/// Database settings shared by commands that talk to PostgreSQL. The connection string is a secret
+/// (it may hold a password), so it comes from the environment only, never from a flag.
+struct DatabaseOptions {
+    static let migrationsDirectory = OptionSpec(
+        name: "migrations-dir", valueName: "dir", help: "Folder of numbered SQL migrations.",
+        environment: "CARELEDGER_MIGRATIONS_DIR", defaultValue: "Migrations")
+    static let poolSize = OptionSpec(
+        name: "db-pool-size", valueName: "n", help: "Most database connections this instance opens.",
+        environment: "CARELEDGER_DB_POOL_SIZE", defaultValue: "16")
+    static let acquireTimeout = OptionSpec(
+        name: "db-acquire-timeout-ms", valueName: "ms",
+        help: "How long a request waits for a database connection before answering 503.",
+        environment: "CARELEDGER_DB_ACQUIRE_TIMEOUT_MS", defaultValue: "2000")
+
+    /// Where DATABASE_URL is explained in help texts.
+    static let environmentNote = "Reads DATABASE_URL (a libpq URI or conninfo string) from the environment."
+
+    let pool: PostgresPool.Configuration
+    let migrationsDirectory: String
+
+    init(_ parsed: ParsedArguments, environment: [String: String]) throws(CLIError) {
+        guard let url = environment["DATABASE_URL"], !url.isEmpty else {
+            throw CLIError("DATABASE_URL is not set (a libpq URI or conninfo string); ./deploy/run.sh starts a local database")
+        }
+        var pool = PostgresPool.Configuration(conninfo: url)
+        pool.maxConnections = try Self.integer(parsed, Self.poolSize, environment, in: 1...1000)
+        pool.acquireTimeout = .milliseconds(try Self.integer(parsed, Self.acquireTimeout, environment, in: 1...600_000))
+        self.pool = pool
+        let directory = parsed.value(of: Self.migrationsDirectory, environment: environment) ?? ""
+        guard !directory.isEmpty else { throw CLIError("--migrations-dir must not be empty") }
+        migrationsDirectory = directory
+    }
+
+    static func integer(
+        _ parsed: ParsedArguments, _ option: OptionSpec, _ environment: [String: String], in range: ClosedRange<Int>
+    ) throws(CLIError) -> Int {
+        let text = parsed.value(of: option, environment: environment) ?? ""
+        guard let value = Int(text), range.contains(value) else {
+            throw CLIError("--\(option.name) must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    /// The migrations on disk, or a one-line error naming the folder.
+    func loadMigrations() throws(CLIError) -> [Migration] {
+        do {
+            return try Migration.load(directory: migrationsDirectory)
+        } catch let error as MigrationError {
+            throw CLIError(error.description)
+        } catch {
+            throw CLIError("cannot read migrations from '\(migrationsDirectory)': \(error.localizedDescription)")
+        }
+    }
+}
