@@ -32,6 +32,8 @@ let package = Package(
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
+        // Load generators for Benchmarks/; not shipped.
+        .executableTarget(name: "careledger-bench", dependencies: ["Postgres"]),
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# HTTP core benchmark: wrk against `careledger serve` (release) and, in the same run, nginx
-# (`return 200`) as the reference. Median of N rounds per scenario; appends to Benchmarks/RESULTS.md.
-#   Benchmarks/http.sh [rounds=3] [seconds=8]
+# HTTP core benchmark: wrk against `careledger serve` (release) and, in the same run, Hummingbird 2
+# (Benchmarks/reference/hummingbird-hello, built from the local package mirror) and nginx
+# (`return 200`). Median of N rounds per scenario; appends to Benchmarks/RESULTS.md.
+#   Benchmarks/http.sh [rounds=3] [seconds=8]        SKIP_HUMMINGBIRD=1 leaves Hummingbird out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -12,8 +13,14 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
 }
 swift build -c release --product careledger >/dev/null
+hummingbird=""
+if [ -z "${SKIP_HUMMINGBIRD:-}" ]; then
+    (cd Benchmarks/reference/hummingbird-hello && swift build -c release >/dev/null)
+    hummingbird=Benchmarks/reference/hummingbird-hello/.build/release/HummingbirdHello
+fi
 
 our_port=18080
+hb_port=18070
 nginx_port=18090
 body_file="$out/post-4k.lua"
 python3 - "$body_file" <<'PY'
@@ -39,15 +46,29 @@ http {
 }
 NGINX
 
-.build/release/careledger serve --port "$our_port" > "$out/server.log" &
+# The server needs a database; a throwaway cluster (only /health is measured here).
+cluster="$(mktemp -d "${TMPDIR:-/tmp}/careledger-http.XXXXXX")"
+[ "$(id -u)" -eq 0 ] && chmod 755 "$cluster"
+DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$cluster/pg" careledger)" \
+    CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations" .build/release/careledger serve --port "$our_port" > "$out/server.log" &
 our_pid=$!
+hb_pid=""
+if [ -n "$hummingbird" ]; then
+    "$hummingbird" "$hb_port" > "$out/hummingbird.log" 2>&1 &
+    hb_pid=$!
+fi
 nginx -c "$PWD/$out/nginx.conf"
 cleanup() {
     kill -TERM "$our_pid" 2>/dev/null || true
+    [ -n "$hb_pid" ] && kill -TERM "$hb_pid" 2>/dev/null || true
+    deploy/lib/pg-cluster.sh stop "$cluster/pg" >/dev/null 2>&1 || true
+    rm -rf "$cluster"
     [ -f "$out/nginx.pid" ] && kill "$(cat "$out/nginx.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$our_port/health" >/dev/null && break; sleep 0.1; done
+for port in "$our_port" ${hb_pid:+"$hb_port"}; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+done
 
 # Prints "req/s p99ms" for one wrk run.
 run_wrk() {
@@ -78,18 +99,22 @@ for scenario in "${scenarios[@]}"; do
     IFS='|' read -r label connections path extra <<<"$scenario"
     eval "args=($extra)"
     ours=$(median_of "$connections" "http://127.0.0.1:$our_port$path" "${args[@]}")
+    hb="- -"
+    [ -n "$hb_pid" ] && hb=$(median_of "$connections" "http://127.0.0.1:$hb_port$path" "${args[@]}")
     theirs=$(median_of "$connections" "http://127.0.0.1:$nginx_port$path" "${args[@]}")
-    rows+=("| $label | ${ours% *} | ${ours#* } | ${theirs% *} | ${theirs#* } |")
-    echo "$label: careledger ${ours% *} req/s (p99 ${ours#* } ms), nginx ${theirs% *} req/s (p99 ${theirs#* } ms)"
+    rows+=("| $label | ${ours% *} | ${ours#* } | ${hb% *} | ${hb#* } | ${theirs% *} | ${theirs#* } |")
+    echo "$label: careledger ${ours% *} req/s (p99 ${ours#* } ms), hummingbird ${hb% *} (p99 ${hb#* }), nginx ${theirs% *} (p99 ${theirs#* })"
 done
 
-our_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$our_pid/status")
+peak_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+our_rss_kb=$(peak_kb "$our_pid")
+hb_rss_kb=0
+[ -n "$hb_pid" ] && hb_rss_kb=$(peak_kb "$hb_pid")
 nginx_rss_kb=0
 for pid in $(pgrep -f "nginx: worker process" || true) $(cat "$out/nginx.pid"); do
-    kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    nginx_rss_kb=$((nginx_rss_kb + kb))
+    nginx_rss_kb=$((nginx_rss_kb + $(peak_kb "$pid")))
 done
-echo "peak RSS: careledger $((our_rss_kb / 1024)) MB, nginx (all processes) $((nginx_rss_kb / 1024)) MB"
+echo "peak RSS: careledger $((our_rss_kb / 1024)) MB, hummingbird $((hb_rss_kb / 1024)) MB, nginx $((nginx_rss_kb / 1024)) MB"
 
 {
     echo
@@ -98,11 +123,11 @@ echo "peak RSS: careledger $((our_rss_kb / 1024)) MB, nginx (all processes) $((n
     echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; wrk -t2 on the same machine; median of $rounds rounds of ${seconds}s."
     echo "Command: \`Benchmarks/http.sh $rounds $seconds\` (git $(git rev-parse --short HEAD))."
     echo
-    echo "| scenario | careledger req/s | careledger p99 ms | nginx req/s | nginx p99 ms |"
-    echo "|---|---|---|---|---|"
+    echo "| scenario | careledger req/s | careledger p99 ms | Hummingbird 2 req/s | Hummingbird p99 ms | nginx req/s | nginx p99 ms |"
+    echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "Peak RSS after all runs: careledger $((our_rss_kb / 1024)) MB; nginx $((nginx_rss_kb / 1024)) MB (master + workers)."
-    echo "POST goes to /health, which has no POST route: CareLedger reads the whole 4 KB body and answers 405;"
-    echo "nginx reads and discards the body and answers 200."
+    echo "Peak RSS after all runs: careledger $((our_rss_kb / 1024)) MB; Hummingbird $((hb_rss_kb / 1024)) MB; nginx $((nginx_rss_kb / 1024)) MB (master + workers)."
+    echo "POST goes to /health: CareLedger has no POST route there yet, so it reads the whole 4 KB body and"
+    echo "answers 405; Hummingbird collects the body and answers 200; nginx discards the body and answers 200."
 } >> Benchmarks/RESULTS.md

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# PostgreSQL layer benchmark: `careledger-bench` through our pool beside pgbench doing the same work on
+# the same cluster in the same run. Default durability (fsync, synchronous_commit on).
+#   Benchmarks/db.sh [seconds=10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+out=Benchmarks/out
+mkdir -p "$out"
+swift build -c release --product careledger-bench >/dev/null
+bench=.build/release/careledger-bench
+pgbench=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pgbench
+
+cluster="$(mktemp -d "${TMPDIR:-/tmp}/careledger-bench.XXXXXX")"
+[ "$(id -u)" -eq 0 ] && chmod 755 "$cluster"
+trap 'deploy/lib/pg-cluster.sh stop "$cluster/pg" >/dev/null 2>&1; rm -rf "$cluster"' EXIT
+DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$cluster/pg" careledger)"
+export DATABASE_URL
+socket="$cluster/pg/socket"
+user="$(if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi)"
+psql_run() { psql -h "$socket" -U "$user" -d careledger -qAt -c "$1"; }
+psql_run "CREATE TABLE bench_jsonb (id bigserial PRIMARY KEY, doc jsonb NOT NULL)"
+
+echo 'SELECT 1;' > "$out/select1.sql"
+python3 - "$out/insert-jsonb.sql" <<'PY'
+import sys
+doc = '{"resourceType":"Observation","note":"%s"}' % ("x" * 2000)
+open(sys.argv[1], "w").write("INSERT INTO bench_jsonb (doc) VALUES ('%s'::jsonb);\n" % doc)
+PY
+
+pgbench_tps() {
+    local script="$1" clients="$2" threads
+    threads=$(( clients < 2 ? 1 : 2 ))
+    "$pgbench" -h "$socket" -U "$user" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" -f "$script" careledger 2>/dev/null \
+        | awk '/^tps = / {printf "%.0f", $3}'
+}
+
+rows=()
+for scenario in select1 insert-jsonb; do
+    for clients in 1 16; do
+        ours=$("$bench" postgres "$scenario" "$clients" "$seconds")
+        ours_tps=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["tps"]))' "$ours")
+        ours_p99=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p99ms"])' "$ours")
+        theirs=$(pgbench_tps "$out/$scenario.sql" "$clients")
+        ratio=$(python3 -c "print(f'{$ours_tps / $theirs:.0%}')")
+        echo "$scenario x$clients: careledger $ours_tps tps (p99 $ours_p99 ms), pgbench $theirs tps, ratio $ratio"
+        rows+=("| $scenario | $clients | $ours_tps | $ours_p99 | $theirs | $ratio |")
+    done
+done
+
+{
+    echo
+    echo "## PostgreSQL layer, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Machine: $(nproc) cores; local cluster over a unix socket, default durability; ${seconds}s per run."
+    echo "Command: \`Benchmarks/db.sh $seconds\` (git $(git rev-parse --short HEAD)). pgbench: \`-M prepared -n -c N -j min(N,2)\`."
+    echo
+    echo "| scenario | concurrency | careledger tps | careledger p99 ms | pgbench tps | ratio |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+} >> Benchmarks/RESULTS.md

@@ -1,0 +1,79 @@
+// careledger-bench: load generators for Benchmarks/*.sh, run against the same database as the
+// reference tool (pgbench) so the two are compared in one run.
+//
+//   careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds>
+//
+// Reads DATABASE_URL. Prints one JSON line: transactions, tps, p50/p99 latency in ms.
+import Foundation
+import Postgres
+
+struct Options {
+    let scenario: String
+    let concurrency: Int
+    let seconds: Int
+
+    init(_ arguments: [String]) throws {
+        guard arguments.count == 4, arguments[0] == "postgres", ["select1", "insert-jsonb"].contains(arguments[1]),
+              let concurrency = Int(arguments[2]), concurrency > 0, let seconds = Int(arguments[3]), seconds > 0
+        else { throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "usage: careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds>"]) }
+        scenario = arguments[1]
+        self.concurrency = concurrency
+        self.seconds = seconds
+    }
+}
+
+/// A 2 KB JSON document, like a small clinical payload.
+let document = PostgresJSON(text: "{\"resourceType\":\"Observation\",\"note\":\"" + String(repeating: "x", count: 2000) + "\"}")
+
+func runWorker(pool: PostgresPool, scenario: String, until deadline: ContinuousClock.Instant) async throws -> [Duration] {
+    let clock = ContinuousClock()
+    var latencies: [Duration] = []
+    latencies.reserveCapacity(100_000)
+    while clock.now < deadline {
+        let started = clock.now
+        if scenario == "select1" {
+            try await pool.query("SELECT 1 AS one")
+        } else {
+            try await pool.query("INSERT INTO bench_jsonb (doc) VALUES (\(document)::jsonb)")
+        }
+        latencies.append(clock.now - started)
+    }
+    return latencies
+}
+
+let options = try Options(Array(CommandLine.arguments.dropFirst()))
+guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
+    FileHandle.standardError.write(Data("DATABASE_URL is not set\n".utf8))
+    exit(64)
+}
+var configuration = PostgresPool.Configuration(conninfo: url)
+configuration.maxConnections = options.concurrency
+let pool = PostgresPool(configuration: configuration)
+// Warm up: open every connection and prepare the statement before measuring.
+try await withThrowingTaskGroup(of: [Duration].self) { group in
+    for _ in 0..<options.concurrency {
+        group.addTask { try await runWorker(pool: pool, scenario: options.scenario, until: .now + .milliseconds(500)) }
+    }
+    for try await _ in group {}
+}
+let clock = ContinuousClock()
+let started = clock.now
+let deadline = started + .seconds(options.seconds)
+var latencies: [Duration] = try await withThrowingTaskGroup(of: [Duration].self) { group in
+    for _ in 0..<options.concurrency {
+        group.addTask { try await runWorker(pool: pool, scenario: options.scenario, until: deadline) }
+    }
+    var all: [Duration] = []
+    for try await latencies in group { all += latencies }
+    return all
+}
+let elapsed = clock.now - started
+latencies.sort()
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+let seconds = milliseconds(elapsed) / 1000
+let p50 = latencies.isEmpty ? 0 : milliseconds(latencies[latencies.count / 2])
+let p99 = latencies.isEmpty ? 0 : milliseconds(latencies[min(latencies.count - 1, latencies.count * 99 / 100)])
+print(String(format: #"{"scenario":"%@","concurrency":%d,"transactions":%d,"tps":%.0f,"p50ms":%.3f,"p99ms":%.3f}"#,
+             options.scenario, options.concurrency, latencies.count, Double(latencies.count) / seconds, p50, p99))
