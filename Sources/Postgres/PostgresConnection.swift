@@ -5,26 +5,33 @@ import Glibc
 import Dispatch
 import Synchronization
 
-/// One libpq connection. Its blocking calls run only on its own serial queue (`perform`), one at a
-/// time, so a query never blocks an HTTP event loop or the cooperative thread pool.
+/// One libpq connection, with two ways in:
+/// - `query` / `script`: libpq's non-blocking API driven by socket events (`PostgresQueryDriver`); no
+///   thread waits on the database, so many connections share a few threads, as pgbench does.
+/// - `perform`: blocking calls on the connection's own serial queue, for the few places that want
+///   a plain sequence of statements (migrations, LISTEN set-up).
 ///
 /// `@unchecked Sendable` is sound because the connection is used by one holder at a time (the pool
-/// hands it out exclusively) and every libpq call on it goes through `queue`, which serializes them;
-/// `preparedStatements` is only touched inside those calls.
+/// hands it out exclusively) and that holder awaits each call before making the next, so libpq is
+/// never entered from two threads at once; `preparedStatements` is only touched inside those calls,
+/// each ordered after the previous one by the awaited continuation.
 public final class PostgresConnection: @unchecked Sendable {
-    private let handle: OpaquePointer
+    private let owner: PostgresHandle
+    private var handle: OpaquePointer { owner.pointer }
     private let queue: DispatchQueue
+    private let driver: PostgresQueryDriver
     private var preparedStatements: [String: String] = [:]
     private let broken = Atomic<Bool>(false)
     private static let preparedStatementLimit = 512
 
     private init(handle: OpaquePointer, label: String) {
-        self.handle = handle
+        owner = PostgresHandle(handle)
         queue = DispatchQueue(label: label)
+        driver = PostgresQueryDriver(owner: owner)
     }
 
     deinit {
-        PQfinish(handle)
+        driver.close()
     }
 
     /// Opens a connection from a libpq URI or conninfo string, on a background queue. The session is
@@ -112,29 +119,45 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Turns a result into rows or the server's error, and notices a broken connection.
     @discardableResult
     private func check(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
-        let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
-        switch status {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
-            return PostgresRows(result: result)
-        default:
-            defer { if let result { PQclear(result) } }
-            if PQstatus(handle) != CONNECTION_OK {
-                preparedStatements = [:]
-                throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
-            }
-            guard let result else {
-                throw PostgresError(.client, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
-            }
-            throw PostgresError(
-                .server,
-                message: field(result, "M") ?? String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines(),
-                sqlState: field(result, "C"), detail: field(result, "D"), constraint: field(result, "n"))
+        do {
+            return try rowsOrError(result, handle: handle)
+        } catch {
+            if error.kind == .connectionLost { preparedStatements = [:] }
+            throw error
         }
     }
 
-    private func field(_ result: OpaquePointer, _ code: Character) -> String? {
-        guard let ascii = code.asciiValue, let pointer = PQresultErrorField(result, Int32(ascii)) else { return nil }
-        return String(cString: pointer)
+    // MARK: Non-blocking statements
+
+    /// Runs a parameterized statement without blocking a thread, preparing it once per connection.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws(PostgresError) -> PostgresRows {
+        let parameters = query.binds.map(\.text)
+        do {
+            if let name = preparedStatements[query.sql] {
+                return try await driver.run(.executePrepared(name: name, parameters: parameters))
+            }
+            guard preparedStatements.count < Self.preparedStatementLimit else {
+                return try await driver.run(.execute(sql: query.sql, parameters: parameters))
+            }
+            let name = "s\(preparedStatements.count)"
+            try await driver.run(.prepare(name: name, sql: query.sql, parameterCount: parameters.count))
+            preparedStatements[query.sql] = name
+            return try await driver.run(.executePrepared(name: name, parameters: parameters))
+        } catch {
+            if error.kind == .connectionLost { markBroken() }
+            throw error
+        }
+    }
+
+    /// Runs parameterless SQL, possibly several statements, without blocking a thread.
+    public func script(_ sql: String) async throws(PostgresError) {
+        do {
+            try await driver.run(.script(sql))
+        } catch {
+            if error.kind == .connectionLost { markBroken() }
+            throw error
+        }
     }
 
     // MARK: LISTEN support
@@ -198,4 +221,43 @@ func withOptionalCStrings<R>(
     defer { pointers.forEach { free($0) } }
     let constPointers = pointers.map { $0.map { UnsafePointer($0) } }
     return try constPointers.withUnsafeBufferPointer { buffer throws(PostgresError) in try body(buffer.baseAddress) }
+}
+
+/// Owns the PGconn: it is finished only when the last holder (the connection, or a Dispatch source's
+/// cancel handler still watching the socket) lets go, so the socket is never closed under a source.
+final class PostgresHandle: @unchecked Sendable {
+    // @unchecked: the pointer is immutable; calls through it are serialized by the connection's users.
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        PQfinish(pointer)
+    }
+}
+
+/// Rows for a successful result, or the error it carries; takes ownership of `result`.
+func rowsOrError(_ result: OpaquePointer?, handle: OpaquePointer) throws(PostgresError) -> PostgresRows {
+    let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+    switch status {
+    case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+        return PostgresRows(result: result)
+    default:
+        defer { if let result { PQclear(result) } }
+        if PQstatus(handle) != CONNECTION_OK {
+            throw PostgresError(.connectionLost, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+        }
+        guard let result else {
+            throw PostgresError(.client, message: String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+        }
+        func field(_ code: Character) -> String? {
+            guard let ascii = code.asciiValue, let pointer = PQresultErrorField(result, Int32(ascii)) else { return nil }
+            return String(cString: pointer)
+        }
+        throw PostgresError(
+            .server, message: field("M") ?? String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines(),
+            sqlState: field("C"), detail: field("D"), constraint: field("n"))
+    }
 }

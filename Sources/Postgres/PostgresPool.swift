@@ -83,7 +83,7 @@ public final class PostgresPool: Sendable {
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
         try await withConnection { connection in
-            try await connection.perform { try $0.execute(query) }
+            try await connection.query(query)
         }
     }
 

@@ -12,7 +12,7 @@ public struct PostgresTransaction: Sendable {
     /// Runs one statement in the transaction.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        try await connection.perform { try $0.execute(query) }
+        try await connection.query(query)
     }
 }
 
@@ -45,14 +45,14 @@ extension PostgresPool {
         _ body: (PostgresTransaction) async throws -> T
     ) async throws -> T {
         let begin = "BEGIN ISOLATION LEVEL " + isolation.rawValue
-        try await connection.perform { try $0.executeScript(begin) }
+        try await connection.script(begin)
         do {
             let value = try await body(PostgresTransaction(connection: connection))
-            try await connection.perform { try $0.executeScript("COMMIT") }
+            try await connection.script("COMMIT")
             return value
         } catch {
             do {
-                try await connection.perform { try $0.executeScript("ROLLBACK") }
+                try await connection.script("ROLLBACK")
             } catch {
                 // A connection that cannot roll back must never be reused mid-transaction.
                 connection.markBroken()

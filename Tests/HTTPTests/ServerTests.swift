@@ -45,6 +45,31 @@ import Testing
         await test.stop()
     }
 
+    @Test func pipelinedBurstLargerThanOneReadIsServedCompletely() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        // About 200 KB in one write: several reads' worth, arriving faster than the server answers.
+        let count = 3000
+        try await client.send((0..<count).map { get("/items/\($0)") }.joined())
+        for index in 0..<count {
+            #expect(try await client.readReply().bodyText == "item \(index)")
+        }
+        await test.stop()
+    }
+
+    @Test func clientThatHalfClosesAfterItsRequestStillGetsTheAnswerAndIsClosed() async throws {
+        let test = try TestServer.start()
+        let client = try await test.connect()
+        try await client.send(get("/health"))
+        try await client.shutdownWrite()
+        #expect(try await client.readReply().status == 200)
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(try await client.isClosedByServer())
+        #expect(clock.now - started < .seconds(2), "the server must notice the half-close, not wait for the idle timeout")
+        await test.stop()
+    }
+
     @Test func keepAliveReusesTheConnection() async throws {
         let test = try TestServer.start()
         let client = try await test.connect()
