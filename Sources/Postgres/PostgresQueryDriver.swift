@@ -48,6 +48,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
     private var writeSource: (any DispatchSourceWrite)?
     private var readArmed = false
     private var writeArmed = false
+    private var isNonBlocking = false
 
     init(owner: PostgresHandle) {
         self.owner = owner
@@ -88,7 +89,11 @@ final class PostgresQueryDriver: @unchecked Sendable {
         guard pending == nil else {
             return continuation.resume(throwing: PostgresError(.client, message: "connection already busy"))
         }
-        guard PQsetnonblocking(handle, 1) == 0, send(step) == 1 else {
+        if !isNonBlocking {
+            guard PQsetnonblocking(handle, 1) == 0 else { return continuation.resume(throwing: connectionError(.connectionLost)) }
+            isNonBlocking = true
+        }
+        guard send(step) == 1 else {
             return continuation.resume(throwing: connectionError(.connectionLost))
         }
         pending = Pending(continuation: continuation)
@@ -124,7 +129,12 @@ final class PostgresQueryDriver: @unchecked Sendable {
     }
 
     private func readable() {
-        guard pending != nil else { return setReadArmed(false) }
+        guard pending != nil else {
+            // Between statements the source stays armed (re-arming costs system calls per statement);
+            // whatever arrives now (a notice, or the server closing) is consumed so it cannot repeat.
+            if PQconsumeInput(handle) != 1 || PQstatus(handle) != CONNECTION_OK { setReadArmed(false) }
+            return
+        }
         guard PQconsumeInput(handle) == 1 else { return fail(connectionError(.connectionLost)) }
         if writeArmed { flush() }
         drainResults()
@@ -156,7 +166,6 @@ final class PostgresQueryDriver: @unchecked Sendable {
     private func finish() {
         guard let done = pending else { return }
         pending = nil
-        setReadArmed(false)
         setWriteArmed(false)
         if let error = done.error {
             done.continuation.resume(throwing: error)
