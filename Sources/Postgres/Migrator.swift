@@ -86,8 +86,17 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> Report {
         try await pool.withConnection { connection in
-            try await connection.perform { connection in
-                try Self.migrateBlocking(connection, migrations)
+            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
+            do {
+                let report = try await Self.migrate(connection, migrations)
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
+                return report
+            } catch {
+                // The lock is per session; if unlocking fails the connection is dropped, which frees it.
+                if (try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")) == nil {
+                    connection.markBroken()
+                }
+                throw error
             }
         }
     }
@@ -95,18 +104,14 @@ public struct Migrator: Sendable {
     /// Names of migrations not yet applied; throws on a checksum mismatch or unknown applied version.
     public func pending(_ migrations: [Migration]) async throws -> [String] {
         try await pool.withConnection { connection in
-            try await connection.perform { connection in
-                let applied = try Self.appliedMigrations(connection)
-                try Self.verify(applied: applied, against: migrations)
-                return migrations.filter { applied[$0.version] == nil }.map(\.name)
-            }
+            let applied = try await Self.appliedMigrations(connection)
+            try Self.verify(applied: applied, against: migrations)
+            return migrations.filter { applied[$0.version] == nil }.map(\.name)
         }
     }
 
-    private static func migrateBlocking(_ connection: PostgresConnection, _ migrations: [Migration]) throws -> Report {
-        _ = try connection.execute("SELECT pg_advisory_lock(\(lockKey))")
-        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(\(lockKey))") }
-        try connection.executeScript("""
+    private static func migrate(_ connection: PostgresConnection, _ migrations: [Migration]) async throws -> Report {
+        try await connection.script("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version integer PRIMARY KEY,
                 name text NOT NULL,
@@ -114,20 +119,20 @@ public struct Migrator: Sendable {
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
             """)
-        let applied = try appliedMigrations(connection)
+        let applied = try await appliedMigrations(connection)
         try verify(applied: applied, against: migrations)
         var appliedNow: [String] = []
         for migration in migrations where applied[migration.version] == nil {
             do {
-                try connection.executeScript("BEGIN")
-                try connection.executeScript(migration.sql)
-                try connection.execute("""
+                try await connection.script("BEGIN")
+                try await connection.script(migration.sql)
+                try await connection.query("""
                     INSERT INTO schema_migrations (version, name, checksum) \
                     VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                     """)
-                try connection.executeScript("COMMIT")
+                try await connection.script("COMMIT")
             } catch {
-                _ = try? connection.executeScript("ROLLBACK")
+                _ = try? await connection.script("ROLLBACK")
                 throw MigrationError.failed(name: migration.name, message: error.message)
             }
             appliedNow.append(migration.name)
@@ -135,11 +140,11 @@ public struct Migrator: Sendable {
         return Report(applied: appliedNow, alreadyApplied: applied.count)
     }
 
-    private static func appliedMigrations(_ connection: PostgresConnection) throws -> [Int: (name: String, checksum: String)] {
-        let exists = try connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
+    private static func appliedMigrations(_ connection: PostgresConnection) async throws -> [Int: (name: String, checksum: String)] {
+        let exists = try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
         guard try exists.first?.decode("present", as: Bool.self) == true else { return [:] }
         var applied: [Int: (String, String)] = [:]
-        for row in try connection.execute("SELECT version, name, checksum FROM schema_migrations").all {
+        for row in try await connection.query("SELECT version, name, checksum FROM schema_migrations").all {
             applied[try row.decode("version")] = (try row.decode("name"), try row.decode("checksum"))
         }
         return applied

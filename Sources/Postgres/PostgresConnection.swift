@@ -5,11 +5,11 @@ import Glibc
 import Dispatch
 import Synchronization
 
-/// One libpq connection, with two ways in:
-/// - `query` / `script`: libpq's non-blocking API driven by socket events (`PostgresQueryDriver`); no
-///   thread waits on the database, so many connections share a few threads, as pgbench does.
-/// - `perform`: blocking calls on the connection's own serial queue, for the few places that want
-///   a plain sequence of statements (migrations, LISTEN set-up).
+/// One libpq connection. Statements go through libpq's non-blocking API driven by socket events
+/// (`PostgresQueryDriver`): no thread waits on the database, so many connections share a few
+/// threads, as pgbench's do. The blocking calls (`execute`, `executeScript`) exist only for a
+/// connection no driver has touched: session set-up at connect, and the LISTEN connection, which
+/// watches its socket itself.
 ///
 /// `@unchecked Sendable` is sound because the connection is used by one holder at a time (the pool
 /// hands it out exclusively) and that holder awaits each call before making the next, so libpq is
@@ -18,15 +18,13 @@ import Synchronization
 public final class PostgresConnection: @unchecked Sendable {
     private let owner: PostgresHandle
     private var handle: OpaquePointer { owner.pointer }
-    private let queue: DispatchQueue
     private let driver: PostgresQueryDriver
     private var preparedStatements: [String: String] = [:]
     private let broken = Atomic<Bool>(false)
     private static let preparedStatementLimit = 512
 
-    private init(handle: OpaquePointer, label: String) {
+    private init(handle: OpaquePointer) {
         owner = PostgresHandle(handle)
-        queue = DispatchQueue(label: label)
         driver = PostgresQueryDriver(owner: owner)
     }
 
@@ -63,18 +61,10 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         // Notices would go to stderr by default; they can quote data, so they are dropped.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        let connection = PostgresConnection(handle: handle, label: "careledger.postgres")
+        let connection = PostgresConnection(handle: handle)
         // Timestamps decode exactly only in UTC with ISO output.
         try connection.executeScript("SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'")
         return connection
-    }
-
-    /// Runs `body` on the connection's queue.
-    @discardableResult
-    public func perform<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body(self) }) }
-        }
     }
 
     /// Whether libpq still considers the connection usable.
@@ -88,9 +78,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The socket, for LISTEN.
     var socket: Int32 { PQsocket(handle) }
 
-    /// Runs a parameterized statement, preparing it once per connection. Call only inside `perform`.
+    /// Runs a parameterized statement, blocking; only for a connection no driver has used.
     @discardableResult
-    public func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
+    func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
         let texts = query.binds.map(\.text)
         let result: OpaquePointer? = try withOptionalCStrings(texts) { values throws(PostgresError) in
             let count = Int32(texts.count)
@@ -109,9 +99,9 @@ public final class PostgresConnection: @unchecked Sendable {
         return try check(result)
     }
 
-    /// Runs SQL text that may hold several statements and no parameters (migrations, BEGIN/COMMIT).
-    /// Call only inside `perform`.
-    public func executeScript(_ sql: String) throws(PostgresError) {
+    /// Runs SQL text that may hold several statements and no parameters, blocking; only for a
+    /// connection no driver has used.
+    func executeScript(_ sql: String) throws(PostgresError) {
         let result = PQexec(handle, sql)
         _ = try check(result)
     }
@@ -163,7 +153,7 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: LISTEN support
 
     /// Reads whatever arrived on the socket and returns pending notifications; throws when the
-    /// connection broke. Call only inside `perform`.
+    /// connection broke. Only the LISTEN connection uses this, on its own queue.
     func consumeNotifications() throws(PostgresError) -> [(channel: String, payload: String)] {
         var notifications = try consumeOnce()
         // The server may have sent its last words and closed; a second non-blocking read sees the EOF

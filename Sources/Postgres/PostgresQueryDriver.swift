@@ -93,7 +93,9 @@ final class PostgresQueryDriver: @unchecked Sendable {
             guard PQsetnonblocking(handle, 1) == 0 else { return continuation.resume(throwing: connectionError(.connectionLost)) }
             isNonBlocking = true
         }
-        guard send(step) == 1 else {
+        // A connection whose server went away while it sat idle is found out here, by a
+        // non-blocking read, instead of by waiting for an answer that will never come.
+        guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK, send(step) == 1 else {
             return continuation.resume(throwing: connectionError(.connectionLost))
         }
         pending = Pending(continuation: continuation)
@@ -132,7 +134,9 @@ final class PostgresQueryDriver: @unchecked Sendable {
         guard pending != nil else {
             // Between statements the source stays armed (re-arming costs system calls per statement);
             // whatever arrives now (a notice, or the server closing) is consumed so it cannot repeat.
-            if PQconsumeInput(handle) != 1 || PQstatus(handle) != CONNECTION_OK { setReadArmed(false) }
+            for _ in 0..<2 where PQconsumeInput(handle) != 1 || PQstatus(handle) != CONNECTION_OK {
+                return setReadArmed(false)
+            }
             return
         }
         guard PQconsumeInput(handle) == 1 else { return fail(connectionError(.connectionLost)) }

@@ -7,24 +7,18 @@ import CLibPQ
 /// reading one from several threads as safe; the result is freed only in `deinit`.
 public final class PostgresRows: @unchecked Sendable {
     private let result: OpaquePointer?
-    private let columns: [String: Int32]
 
     /// The number of rows.
     public let count: Int
-    /// Rows changed by INSERT/UPDATE/DELETE, from the command tag.
-    public let affectedRows: Int
 
     init(result: OpaquePointer?) {
         self.result = result
         count = result.map { Int(PQntuples($0)) } ?? 0
-        affectedRows = result.flatMap { Int(String(cString: PQcmdTuples($0))) } ?? 0
-        var columns: [String: Int32] = [:]
-        if let result {
-            for index in 0..<PQnfields(result) {
-                columns[String(cString: PQfname(result, index))] = index
-            }
-        }
-        self.columns = columns
+    }
+
+    /// Rows changed by INSERT/UPDATE/DELETE, from the command tag.
+    public var affectedRows: Int {
+        result.flatMap { Int(String(cString: PQcmdTuples($0))) } ?? 0
     }
 
     deinit {
@@ -46,7 +40,8 @@ public final class PostgresRows: @unchecked Sendable {
     public var all: [PostgresRow] { (0..<count).map { self[$0] } }
 
     fileprivate func text(row: Int32, column name: String) throws(PostgresError) -> String? {
-        guard let result, let column = columns[name] else {
+        // PQfnumber folds unquoted names to lower case, as SQL does; our column names are lower case.
+        guard let result, case let column = PQfnumber(result, name), column >= 0 else {
             throw PostgresError(.client, message: "no column named \(name)")
         }
         if PQgetisnull(result, row, column) == 1 { return nil }

@@ -8,8 +8,8 @@ import TestSupport
         try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .milliseconds(200)) { pool in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    try await pool.withConnection { connection in
-                        try await connection.perform { try $0.execute("SELECT pg_sleep(2.5)") }
+                    _ = try await pool.withConnection { connection in
+                        try await connection.query("SELECT pg_sleep(2.5)").count
                     }
                 }
                 try await Task.sleep(for: .milliseconds(100))

@@ -4,14 +4,19 @@ import Glibc
 import Musl
 #endif
 import Dispatch
+import Synchronization
 
 /// One client connection: socket events in, decoded requests out to the responder, responses back, in
 /// strict request order (one request at a time; pipelined bytes wait in the buffer, and reading pauses
 /// once more than `pipelineBufferLimit` bytes wait, so the kernel's window bounds the rest).
 ///
-/// `@unchecked Sendable` is sound because all mutable state is confined to `loop.queue`: socket sources
-/// fire on that queue, and the only hop from elsewhere (a handler's finished response) goes through
-/// `loop.queue.async`. The handler itself runs on the cooperative pool, never on the I/O queue.
+/// Socket events and timeouts arrive on the event loop's queue; a handler's response is written by
+/// the task that produced it (a non-blocking send), which saves a thread hop per request. Handlers
+/// themselves never run on the event loop.
+///
+/// `@unchecked Sendable` is sound because every mutable property is read and written only while
+/// holding `lock`: each entry point (`start`, the source handlers, `respond`, `checkTimeouts`,
+/// `drain`, `close`, `sourceCancelled`) takes it, and everything else is called from inside one.
 final class Connection: @unchecked Sendable {
     /// What the access log needs about the request being answered.
     private struct InFlight {
@@ -21,6 +26,7 @@ final class Connection: @unchecked Sendable {
         let started: MonotonicInstant
     }
 
+    private let lock = Mutex<Void>(())
     private let fd: Int32
     private let loop: EventLoop
     private let context: ServerContext
@@ -48,14 +54,18 @@ final class Connection: @unchecked Sendable {
     }
 
     func start() {
+        lock.withLock { _ in startLocked() }
+    }
+
+    private func startLocked() {
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { self.readable() }
+        source.setEventHandler { self.lock.withLock { _ in self.readable() } }
         source.setCancelHandler { self.sourceCancelled() }
         readSource = source
         openSources += 1
         source.resume()
         // A connection accepted just as shutdown began is closed rather than left undrained.
-        if context.draining.load(ordering: .acquiring) { close() }
+        if context.draining.load(ordering: .acquiring) { closeLocked() }
     }
 
     // MARK: Reading
@@ -78,9 +88,9 @@ final class Connection: @unchecked Sendable {
         case .endOfFile:
             inputClosed = true
             suspendReading()
-            if machine.peerClosed() == .close { close() }
+            if machine.peerClosed() == .close { closeLocked() }
         case .failed:
-            close()
+            closeLocked()
         }
     }
 
@@ -94,7 +104,7 @@ final class Connection: @unchecked Sendable {
             switch event {
             case .needMore:
                 compactInput()
-                if inputClosed { return close() }
+                if inputClosed { return closeLocked() }
                 machine.awaitingInput(phase: decoder.phase, now: .now())
                 resumeReading()
                 return
@@ -128,16 +138,17 @@ final class Connection: @unchecked Sendable {
         let inFlight = InFlight(
             requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
         let responder = context.responder
-        let queue = loop.queue
         Task {
             let response = await responder.respond(to: request)
-            queue.async { self.respond(response, to: inFlight) }
+            self.respond(response, to: inFlight)
         }
     }
 
     private func respond(_ response: Response, to inFlight: InFlight) {
-        guard !isClosed else { return }
-        send(response, to: inFlight, keepAlive: machine.responseKeepsAlive)
+        lock.withLock { _ in
+            guard !isClosed else { return }
+            send(response, to: inFlight, keepAlive: machine.responseKeepsAlive)
+        }
     }
 
     /// Answers a request the server refuses itself, then closes.
@@ -150,7 +161,7 @@ final class Connection: @unchecked Sendable {
     private func send(_ response: Response, to inFlight: InFlight, keepAlive: Bool) {
         let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
             requestMethod: inFlight.method, requestId: inFlight.requestId, keepAlive: keepAlive,
-            clientIsHTTP10: inFlight.clientIsHTTP10, date: loop.dateCache.current()))
+            clientIsHTTP10: inFlight.clientIsHTTP10, date: DateCache.shared.current()))
         let now = MonotonicInstant.now()
         context.accessLog?.record(AccessLog.Entry(
             requestId: inFlight.requestId, method: inFlight.method, route: response.routeTemplate,
@@ -173,7 +184,7 @@ final class Connection: @unchecked Sendable {
             case .wouldBlock:
                 return armWriteSource()
             case .endOfFile, .failed:
-                return close()
+                return closeLocked()
             }
         }
         output.removeAll(keepingCapacity: output.capacity <= 128 * 1024)
@@ -186,7 +197,7 @@ final class Connection: @unchecked Sendable {
         case .lingerThenClose:
             lingerThenClose()
         case .close, .sendTimeoutAndClose:
-            close()
+            closeLocked()
         case .none:
             break
         }
@@ -194,7 +205,7 @@ final class Connection: @unchecked Sendable {
 
     /// RFC 9112 §9.6: half-close, then read and discard until the client closes too.
     private func lingerThenClose() {
-        if inputClosed { return close() }
+        if inputClosed { return closeLocked() }
         SocketSystem.shutdownWrite(fd)
         input = []
         inputStart = 0
@@ -210,7 +221,7 @@ final class Connection: @unchecked Sendable {
             return
         }
         let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { self.flush() }
+        source.setEventHandler { self.lock.withLock { _ in self.flush() } }
         source.setCancelHandler { self.sourceCancelled() }
         writeSource = source
         openSources += 1
@@ -226,12 +237,16 @@ final class Connection: @unchecked Sendable {
     // MARK: Timeouts, shutdown, teardown
 
     func checkTimeouts(now: MonotonicInstant, timeouts: HTTPTimeouts) {
+        lock.withLock { _ in checkTimeoutsLocked(now: now, timeouts: timeouts) }
+    }
+
+    private func checkTimeoutsLocked(now: MonotonicInstant, timeouts: HTTPTimeouts) {
         switch machine.checkTimeouts(now: now, timeouts: timeouts) {
         case .sendTimeoutAndClose:
             sendFinalBestEffort(.error(HTTPError.requestTimeout, requestId: RequestID.generate()))
-            close()
+            closeLocked()
         case .close:
-            close()
+            closeLocked()
         case .none, .readNextRequest, .lingerThenClose:
             break
         }
@@ -243,7 +258,7 @@ final class Connection: @unchecked Sendable {
         let inFlight = InFlight(requestId: requestId, method: nil, clientIsHTTP10: false, started: .now())
         let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
             requestMethod: nil, requestId: requestId, keepAlive: false, clientIsHTTP10: false,
-            date: loop.dateCache.current()))
+            date: DateCache.shared.current()))
         context.accessLog?.record(AccessLog.Entry(
             requestId: inFlight.requestId, method: nil, route: nil, status: response.status.code,
             duration: .zero, bytes: bytes.count))
@@ -251,10 +266,16 @@ final class Connection: @unchecked Sendable {
     }
 
     func drain() {
-        if machine.beginDrain() == .close { close() }
+        lock.withLock { _ in
+            if machine.beginDrain() == .close { closeLocked() }
+        }
     }
 
     func close() {
+        lock.withLock { _ in closeLocked() }
+    }
+
+    private func closeLocked() {
         guard !isClosed else { return }
         isClosed = true
         machine.forceClose()
@@ -267,15 +288,20 @@ final class Connection: @unchecked Sendable {
             readSource.cancel()
             if readSuspended { readSource.resume() }
         }
-        loop.remove(self)
+        let loop = self.loop
+        loop.queue.async { loop.remove(self) }
     }
 
     /// The descriptor is closed only after every source on it is cancelled, as Dispatch requires.
     private func sourceCancelled() {
-        openSources -= 1
-        guard openSources == 0 else { return }
-        readSource = nil
-        writeSource = nil
+        let last = lock.withLock { _ -> Bool in
+            openSources -= 1
+            guard openSources == 0 else { return false }
+            readSource = nil
+            writeSource = nil
+            return true
+        }
+        guard last else { return }
         SocketSystem.close(fd)
         context.connectionClosed()
     }

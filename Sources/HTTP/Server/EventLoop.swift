@@ -1,15 +1,15 @@
 import Dispatch
 
-/// One serial queue that owns a share of the connections: their socket events, their timeouts, the
-/// read buffer they share and the cached Date value.
+/// One serial queue that owns a share of the connections: their socket events, their timeouts and the
+/// read buffer they share.
 ///
-/// `@unchecked Sendable` is sound because every mutable property (`connections`, `dateCache`, `timer`,
-/// the contents of `readBuffer`) is only read or written by code running on `queue`: the public entry
-/// points below hop onto it with `queue.async` before touching anything.
+/// `@unchecked Sendable` is sound because every mutable property (`connections`, `timer`, the contents
+/// of `readBuffer`) is only read or written by code running on `queue`: the entry points below hop
+/// onto it with `queue.async` before touching anything, and connections read into `readBuffer` only
+/// from their read-source handlers, which run on `queue`.
 final class EventLoop: @unchecked Sendable {
     let queue: DispatchQueue
     let readBuffer: UnsafeMutableRawBufferPointer
-    var dateCache = DateCache()
     private var connections: [ObjectIdentifier: Connection] = [:]
     private var timer: (any DispatchSourceTimer)?
 

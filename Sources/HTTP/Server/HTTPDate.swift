@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 
 /// Wall-clock formatting for the Date header (IMF-fixdate, RFC 9110 §5.6.7) and for log lines
 /// (RFC 3339), without Foundation, and cached per second where it is on the hot path.
@@ -44,17 +45,20 @@ public enum WallClock {
     }
 }
 
-/// The Date header value, recomputed at most once a second. Confined to one event loop's queue.
-struct DateCache {
-    private var second = -1
-    private var cached = ""
+/// The Date header value, recomputed at most once a second and shared by every thread that writes
+/// responses.
+final class DateCache: Sendable {
+    static let shared = DateCache()
 
-    mutating func current() -> String {
+    private let cached = Mutex<(second: Int, value: String)>((-1, ""))
+
+    func current() -> String {
         let now = WallClock.now().seconds
-        if now != second {
-            second = now
-            cached = WallClock.imfFixdate(seconds: now)
+        return cached.withLock { cached in
+            if cached.second != now {
+                cached = (now, WallClock.imfFixdate(seconds: now))
+            }
+            return cached.value
         }
-        return cached
     }
 }
