@@ -24,8 +24,11 @@ enum PostgresIOQueues {
 /// "Asynchronous Command Processing"): send, flush, then on each readable event `PQconsumeInput`
 /// and `PQgetResult` until the statement's results are complete.
 ///
-/// `@unchecked Sendable` is sound because all mutable state (`pending`, the sources and their armed
-/// flags) is touched only on `queue`: `run` and `close` hop onto it, and the sources fire on it.
+/// The statement is sent from the caller's thread (a non-blocking send), and only the wait for its
+/// answer happens on the I/O queue, which saves a thread hop per statement.
+///
+/// `@unchecked Sendable` is sound because all mutable state (`pending`, the sources and their flags)
+/// is touched only while holding `lock`: `run`, `close` and both source handlers take it.
 final class PostgresQueryDriver: @unchecked Sendable {
     /// One protocol step.
     enum Step: Sendable {
@@ -42,6 +45,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
     }
 
     private let owner: PostgresHandle
+    private let lock = Mutex<Void>(())
     private let queue = PostgresIOQueues.assign()
     private var pending: Pending?
     private var readSource: (any DispatchSourceRead)?
@@ -61,7 +65,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
     func run(_ step: Step) async throws(PostgresError) -> PostgresRows {
         do {
             return try await withCheckedThrowingContinuation { continuation in
-                queue.async { self.start(step, continuation) }
+                lock.withLock { _ in start(step, continuation) }
             }
         } catch let error as PostgresError {
             throw error
@@ -72,7 +76,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
 
     /// Stops watching the socket; the handle is finished once the sources let go of it.
     func close() {
-        queue.async {
+        lock.withLock { _ in
             for source in [self.readSource as (any DispatchSourceProtocol)?, self.writeSource] {
                 source?.cancel()
             }
@@ -83,7 +87,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
         }
     }
 
-    // MARK: On `queue`
+    // MARK: Holding `lock`
 
     private func start(_ step: Step, _ continuation: CheckedContinuation<PostgresRows, any Error>) {
         guard pending == nil else {
@@ -196,7 +200,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
             guard armed else { return }
             let source = DispatchSource.makeReadSource(fileDescriptor: PQsocket(handle), queue: queue)
             let owner = self.owner
-            source.setEventHandler { [unowned self] in self.readable() }
+            source.setEventHandler { [weak self] in self?.lock.withLock { _ in self?.readable() } }
             source.setCancelHandler { withExtendedLifetime(owner) {} }
             readSource = source
             readArmed = true
@@ -212,7 +216,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
             guard armed else { return }
             let source = DispatchSource.makeWriteSource(fileDescriptor: PQsocket(handle), queue: queue)
             let owner = self.owner
-            source.setEventHandler { [unowned self] in self.flush() }
+            source.setEventHandler { [weak self] in self?.lock.withLock { _ in self?.flush() } }
             source.setCancelHandler { withExtendedLifetime(owner) {} }
             writeSource = source
             writeArmed = true
