@@ -4,6 +4,12 @@ public enum JSONText {
     /// Appends `value` as a quoted JSON string.
     public static func appendQuoted(_ value: String, to output: inout String) {
         output += "\""
+        // Ids, routes and methods never need escaping; copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            output += value
+            output += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""

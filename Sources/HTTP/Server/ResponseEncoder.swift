@@ -18,26 +18,42 @@ enum ResponseEncoder {
         guard response.headers.allSatisfy(isSafe) else {
             return encode(.error(HTTPError.internalError, requestId: context.requestId), context: context)
         }
-        var head = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\nDate: \(context.date)\r\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(192 + response.body.count)
+        bytes += "HTTP/1.1 ".utf8
+        bytes += String(response.status.code).utf8
+        bytes.append(ByteClass.sp)
+        bytes += response.status.reasonPhrase.utf8
+        bytes += "\r\nDate: ".utf8
+        bytes += context.date.utf8
+        bytes += crlf
         if !response.status.forbidsContent || response.status.code == 304 {
-            head += "Content-Length: \(response.body.count)\r\n"
+            bytes += "Content-Length: ".utf8
+            bytes += String(response.body.count).utf8
+            bytes += crlf
         }
         for field in response.headers where !isFramingOrConnection(field.name) {
-            head += "\(field.name): \(field.value)\r\n"
+            bytes += field.name.utf8
+            bytes += ": ".utf8
+            bytes += field.value.utf8
+            bytes += crlf
         }
-        head += "X-Request-Id: \(context.requestId)\r\n"
+        bytes += "X-Request-Id: ".utf8
+        bytes += context.requestId.utf8
+        bytes += crlf
         if !context.keepAlive {
-            head += "Connection: close\r\n"
+            bytes += "Connection: close\r\n".utf8
         } else if context.clientIsHTTP10 {
-            head += "Connection: keep-alive\r\n"
+            bytes += "Connection: keep-alive\r\n".utf8
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
+        bytes += crlf
         if context.requestMethod != .head && !response.status.forbidsContent {
-            bytes.append(contentsOf: response.body)
+            bytes += response.body
         }
         return bytes
     }
+
+    private static let crlf: [UInt8] = [ByteClass.cr, ByteClass.lf]
 
     /// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
     static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
