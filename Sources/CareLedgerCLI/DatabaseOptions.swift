@@ -50,7 +50,7 @@ struct DatabaseOptions {
         } catch let error as MigrationError {
             throw CLIError(error.description)
         } catch {
-            throw CLIError("cannot read migrations from '\(migrationsDirectory)': \(error.localizedDescription)")
+            throw CLIError("cannot read migrations from '\(migrationsDirectory)': \(error)")
         }
     }
 }

@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One numbered SQL file from Migrations/.
 public struct Migration: Sendable, Equatable {

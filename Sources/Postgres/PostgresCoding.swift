@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A Swift value that can be sent as a bind parameter, in PostgreSQL's text input format.
 public protocol PostgresEncodable: Sendable {
@@ -21,29 +25,20 @@ extension String: PostgresEncodable, PostgresDecodable {
     public init(postgresText text: String) { self = text }
 }
 
-extension Int: PostgresEncodable, PostgresDecodable {
+extension PostgresEncodable where Self: FixedWidthInteger {
     public var postgresText: String { String(self) }
+}
+
+extension PostgresDecodable where Self: FixedWidthInteger {
     public init(postgresText text: String) throws(PostgresError) {
-        guard let value = Int(text) else { throw decodingError(Int.self) }
+        guard let value = Self(text) else { throw decodingError(Self.self) }
         self = value
     }
 }
 
-extension Int64: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String { String(self) }
-    public init(postgresText text: String) throws(PostgresError) {
-        guard let value = Int64(text) else { throw decodingError(Int64.self) }
-        self = value
-    }
-}
-
-extension Int32: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String { String(self) }
-    public init(postgresText text: String) throws(PostgresError) {
-        guard let value = Int32(text) else { throw decodingError(Int32.self) }
-        self = value
-    }
-}
+extension Int: PostgresEncodable, PostgresDecodable {}
+extension Int64: PostgresEncodable, PostgresDecodable {}
+extension Int32: PostgresEncodable, PostgresDecodable {}
 
 extension Bool: PostgresEncodable, PostgresDecodable {
     public var postgresText: String { self ? "t" : "f" }

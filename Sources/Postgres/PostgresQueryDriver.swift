@@ -48,8 +48,8 @@ final class PostgresQueryDriver: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     private let queue = PostgresIOQueues.assign()
     private var pending: Pending?
-    private var readSource: (any DispatchSourceRead)?
-    private var writeSource: (any DispatchSourceWrite)?
+    private var readSource: (any DispatchSourceProtocol)?
+    private var writeSource: (any DispatchSourceProtocol)?
     private var readArmed = false
     private var writeArmed = false
     private var isNonBlocking = false
@@ -77,7 +77,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
     /// Stops watching the socket; the handle is finished once the sources let go of it.
     func close() {
         lock.withLock { _ in
-            for source in [self.readSource as (any DispatchSourceProtocol)?, self.writeSource] {
+            for source in [self.readSource, self.writeSource] {
                 source?.cancel()
             }
             if let readSource = self.readSource, !self.readArmed { readSource.resume() }
@@ -196,35 +196,39 @@ final class PostgresQueryDriver: @unchecked Sendable {
     }
 
     private func setReadArmed(_ armed: Bool) {
-        if readSource == nil {
-            guard armed else { return }
-            let source = DispatchSource.makeReadSource(fileDescriptor: PQsocket(handle), queue: queue)
-            let owner = self.owner
-            source.setEventHandler { [weak self] in self?.lock.withLock { _ in self?.readable() } }
-            source.setCancelHandler { withExtendedLifetime(owner) {} }
-            readSource = source
-            readArmed = true
-            return source.resume()
-        }
-        guard armed != readArmed, let readSource else { return }
-        readArmed = armed
-        armed ? readSource.resume() : readSource.suspend()
+        arm(&readSource, &readArmed, armed) {
+            DispatchSource.makeReadSource(fileDescriptor: PQsocket(handle), queue: queue)
+        } onEvent: { driver in driver.readable() }
     }
 
     private func setWriteArmed(_ armed: Bool) {
-        if writeSource == nil {
+        arm(&writeSource, &writeArmed, armed) {
+            DispatchSource.makeWriteSource(fileDescriptor: PQsocket(handle), queue: queue)
+        } onEvent: { driver in driver.flush() }
+    }
+
+    /// Creates the source on first use, then resumes or suspends it to match `armed`. Its cancel
+    /// handler keeps the handle (and so the socket) alive until Dispatch is done with it.
+    private func arm(
+        _ source: inout (any DispatchSourceProtocol)?, _ isArmed: inout Bool, _ armed: Bool,
+        make: () -> any DispatchSourceProtocol, onEvent: @escaping @Sendable (PostgresQueryDriver) -> Void
+    ) {
+        guard let existing = source else {
             guard armed else { return }
-            let source = DispatchSource.makeWriteSource(fileDescriptor: PQsocket(handle), queue: queue)
+            let created = make()
             let owner = self.owner
-            source.setEventHandler { [weak self] in self?.lock.withLock { _ in self?.flush() } }
-            source.setCancelHandler { withExtendedLifetime(owner) {} }
-            writeSource = source
-            writeArmed = true
-            return source.resume()
+            created.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.withLock { _ in onEvent(self) }
+            }
+            created.setCancelHandler { withExtendedLifetime(owner) {} }
+            source = created
+            isArmed = true
+            return created.resume()
         }
-        guard armed != writeArmed, let writeSource else { return }
-        writeArmed = armed
-        armed ? writeSource.resume() : writeSource.suspend()
+        guard armed != isArmed else { return }
+        isArmed = armed
+        armed ? existing.resume() : existing.suspend()
     }
 }
 

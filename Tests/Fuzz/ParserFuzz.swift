@@ -26,39 +26,13 @@ private var roundTripLimits: HTTPParserLimits {
     return limits
 }
 
-/// Decodes in pieces whose sizes come from a small PRNG seeded by the input, so failures reproduce.
+/// Decodes in pieces whose sizes (1...32) come from a small PRNG seeded by the input, so failures reproduce.
 private func decodeInRandomPieces(_ bytes: [UInt8]) -> (events: [Decoded], heads: [RequestHead], continues: Int) {
     var seed = bytes.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
-    var decoder = RequestDecoder(limits: fuzzLimits)
-    var buffer: [UInt8] = []
-    var events: [Decoded] = []
-    var heads: [RequestHead] = []
-    var continues = 0
-    var offset = 0
-    while offset < bytes.count {
+    return decodeStream(bytes, limits: fuzzLimits) {
         seed = seed &* 6364136223846793005 &+ 1442695040888963407
-        let piece = Int(seed >> 59) + 1
-        let end = min(offset + piece, bytes.count)
-        buffer.append(contentsOf: bytes[offset..<end])
-        offset = end
-        decoding: while true {
-            let (consumed, event) = buffer.withUnsafeBytes { decoder.decode($0) }
-            buffer.removeFirst(consumed)
-            switch event {
-            case .needMore: break decoding
-            case .continueExpected: continues += 1
-            case .request(let head, let body):
-                heads.append(head)
-                events.append(.request(method: head.method.rawValue, target: head.target,
-                                       body: String(decoding: body, as: UTF8.self)))
-            case .failed(let error):
-                events.append(.error(error))
-                return (events, heads, continues)
-            }
-        }
+        return Int(seed >> 59) + 1
     }
-    if !buffer.isEmpty || decoder.phase != .betweenRequests { events.append(.incomplete) }
-    return (events, heads, continues)
 }
 
 private func withoutFraming(_ head: RequestHead) -> RequestHead {

@@ -23,15 +23,22 @@ enum Decoded: Equatable, CustomStringConvertible {
 func decodeStream(
     _ bytes: [UInt8], pieceSize: Int = 0, limits: HTTPParserLimits = HTTPParserLimits()
 ) -> (events: [Decoded], heads: [RequestHead], continues: Int) {
+    let step = pieceSize == 0 ? max(bytes.count, 1) : pieceSize
+    return decodeStream(bytes, limits: limits, nextPieceSize: { step })
+}
+
+/// The same, with each piece's size chosen by `nextPieceSize` (the fuzzer's random splits).
+func decodeStream(
+    _ bytes: [UInt8], limits: HTTPParserLimits, nextPieceSize: () -> Int
+) -> (events: [Decoded], heads: [RequestHead], continues: Int) {
     var decoder = RequestDecoder(limits: limits)
     var buffer: [UInt8] = []
     var events: [Decoded] = []
     var heads: [RequestHead] = []
     var continues = 0
-    let step = pieceSize == 0 ? max(bytes.count, 1) : pieceSize
     var offset = 0
     repeat {
-        let end = min(offset + step, bytes.count)
+        let end = min(offset + nextPieceSize(), bytes.count)
         buffer.append(contentsOf: bytes[offset..<end])
         offset = end
         decoding: while true {
