@@ -16,6 +16,22 @@ import Testing
         await test.stop()
     }
 
+    @Test func dualStackListenerAcceptsIPv4Clients() async throws {
+        let test = try TestServer.start { $0.host = "::" }
+        let client = try await test.connect()
+        try await client.send(get("/health"))
+        #expect(try await client.readReply().status == 200)
+        await test.stop()
+    }
+
+    @Test func unresolvableHostFailsToStartWithAClearError() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.host = "no-such-host.invalid"
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration, responder: try RouterBuilder().build(), accessLog: nil)
+        #expect(throws: SocketError.self) { try server.start() }
+    }
+
     @Test func requestSplitAtEveryByteIsServed() async throws {
         let test = try TestServer.start()
         let client = try await test.connect()
@@ -209,3 +225,4 @@ import Testing
         #expect(!line.contains("secret") && !line.contains("value") && !line.contains("987654321"))
     }
 }
+
