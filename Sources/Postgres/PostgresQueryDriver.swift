@@ -219,7 +219,9 @@ final class PostgresQueryDriver: @unchecked Sendable {
             let owner = self.owner
             created.setEventHandler { [weak self] in
                 guard let self else { return }
-                self.lock.withLock { _ in onEvent(self) }
+                // If the caller is still inside its send, return: the socket stays ready, so the
+                // source fires again in a moment, which is far cheaper than sleeping on the lock.
+                _ = self.lock.withLockIfAvailable { _ in onEvent(self) }
             }
             created.setCancelHandler { withExtendedLifetime(owner) {} }
             source = created
