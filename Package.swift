@@ -14,6 +14,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // Linux epoll, for the database event loop (Glibc's module leaves it out).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .systemLibrary(
             name: "COpenSSL",
             path: "Sources/COpenSSL",
@@ -24,7 +26,7 @@ let package = Package(
         // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
         .target(name: "HTTP"),
         // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
-        .target(name: "Postgres", dependencies: ["CLibPQ", "Crypto"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"]),
         // The only code touching OpenSSL's crypto.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
         // The domain: one folder per area, each registering its own routes.

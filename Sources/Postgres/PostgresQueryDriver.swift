@@ -2,40 +2,33 @@ import CLibPQ
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Synchronization
-
-/// The few serial queues on which every connection's socket events are handled. Nothing blocks on
-/// them: statements are sent with libpq's non-blocking calls and results read when the socket is
-/// readable, so a handful of threads serve any number of connections.
-enum PostgresIOQueues {
-    private static let queues: [DispatchQueue] = (0..<max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map {
-        DispatchQueue(label: "careledger.postgres.io-\($0)")
-    }
-    private static let next = Atomic<Int>(0)
-
-    /// The queue for a new connection, round-robin.
-    static func assign() -> DispatchQueue {
-        queues[next.wrappingAdd(1, ordering: .relaxed).oldValue % queues.count]
-    }
-}
 
 /// Runs one statement at a time on a connection through libpq's asynchronous API (libpq docs,
 /// "Asynchronous Command Processing"): send, flush, then on each readable event `PQconsumeInput`
 /// and `PQgetResult` until the statement's results are complete.
 ///
-/// The statement is sent from the caller's thread (a non-blocking send), and only the wait for its
-/// answer happens on the I/O queue, which saves a thread hop per statement.
+/// The statement is sent from the caller's thread (a non-blocking send), and the answer is read on
+/// the event loop's thread, which resumes the caller: one thread hop per statement.
 ///
-/// `@unchecked Sendable` is sound because all mutable state (`pending`, the sources and their flags)
-/// is touched only while holding `lock`: `run`, `close` and both source handlers take it.
-final class PostgresQueryDriver: @unchecked Sendable {
+/// `@unchecked Sendable` is sound because all mutable state (`pending`, the registration and its
+/// flags) is touched only while holding `lock`: `run`, `close` and `socketReady` take it.
+final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     /// One protocol step.
     enum Step: Sendable {
         case prepare(name: String, sql: String, parameterCount: Int)
         case executePrepared(name: String, parameters: [String?])
         case execute(sql: String, parameters: [String?])
         case script(String)
+    }
+
+    private struct Completed {
+        let continuation: CheckedContinuation<PostgresRows, any Error>
+        let result: Result<PostgresRows, PostgresError>
+
+        func resume() {
+            continuation.resume(with: result.mapError { $0 })
+        }
     }
 
     private struct Pending {
@@ -46,13 +39,15 @@ final class PostgresQueryDriver: @unchecked Sendable {
 
     private let owner: PostgresHandle
     private let lock = Mutex<Void>(())
-    private let queue = PostgresIOQueues.assign()
     private var pending: Pending?
-    private var readSource: (any DispatchSourceProtocol)?
-    private var writeSource: (any DispatchSourceProtocol)?
+    /// A statement's outcome, handed back after the lock is released: a caller resumed while we still
+    /// held it would often run its next statement at once and find the lock taken.
+    private var completed: Completed?
+    private var registration: (token: UInt64, descriptor: Int32)?
     private var readArmed = false
     private var writeArmed = false
     private var isNonBlocking = false
+    private var isClosed = false
 
     init(owner: PostgresHandle) {
         self.owner = owner
@@ -65,7 +60,10 @@ final class PostgresQueryDriver: @unchecked Sendable {
     func run(_ step: Step) async throws(PostgresError) -> PostgresRows {
         do {
             return try await withCheckedThrowingContinuation { continuation in
-                lock.withLock { _ in start(step, continuation) }
+                lock.withLock { _ in
+                    start(step, continuation)
+                    return takeCompleted()
+                }?.resume()
             }
         } catch let error as PostgresError {
             throw error
@@ -74,33 +72,50 @@ final class PostgresQueryDriver: @unchecked Sendable {
         }
     }
 
-    /// Stops watching the socket; the handle is finished once the sources let go of it.
+    /// Stops watching the socket. The handle is finished when the last reference to the driver goes,
+    /// which is never while the event loop is inside `socketReady`.
     func close() {
         lock.withLock { _ in
-            for source in [self.readSource, self.writeSource] {
-                source?.cancel()
-            }
-            if let readSource = self.readSource, !self.readArmed { readSource.resume() }
-            if let writeSource = self.writeSource, !self.writeArmed { writeSource.resume() }
-            self.readSource = nil
-            self.writeSource = nil
+            isClosed = true
+            guard let registration else { return }
+            PostgresEventLoop.shared.unregister(liveDescriptor(registration), token: registration.token)
+            self.registration = nil
         }
+    }
+
+    func socketReady(readable: Bool, writable: Bool) {
+        // If the caller is still inside its send, return: the socket stays ready (level-triggered), so
+        // the event comes again in a moment, which is far cheaper than sleeping on the lock.
+        let completed = lock.withLockIfAvailable { _ -> Completed? in
+            guard !isClosed else { return nil }
+            if writable, writeArmed { flush() }
+            if readable { self.readable() }
+            return takeCompleted()
+        }
+        completed??.resume()
     }
 
     // MARK: Holding `lock`
 
+    private func takeCompleted() -> Completed? {
+        defer { completed = nil }
+        return completed
+    }
+
     private func start(_ step: Step, _ continuation: CheckedContinuation<PostgresRows, any Error>) {
         guard pending == nil else {
-            return continuation.resume(throwing: PostgresError(.client, message: "connection already busy"))
+            return completed = Completed(continuation: continuation, result: .failure(PostgresError(.client, message: "connection already busy")))
         }
         if !isNonBlocking {
-            guard PQsetnonblocking(handle, 1) == 0 else { return continuation.resume(throwing: connectionError(.connectionLost)) }
+            guard PQsetnonblocking(handle, 1) == 0 else {
+                return completed = Completed(continuation: continuation, result: .failure(connectionError(.connectionLost)))
+            }
             isNonBlocking = true
         }
-        // A connection whose server went away while it sat idle is found out here, by a
-        // non-blocking read, instead of by waiting for an answer that will never come.
-        guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK, send(step) == 1 else {
-            return continuation.resume(throwing: connectionError(.connectionLost))
+        // A server that went away while the connection sat idle has already been found out by the
+        // event loop, which keeps reading between statements (see `readable`).
+        guard PQstatus(handle) == CONNECTION_OK, send(step) == 1 else {
+            return completed = Completed(continuation: continuation, result: .failure(connectionError(.connectionLost)))
         }
         pending = Pending(continuation: continuation)
         flush()
@@ -175,11 +190,8 @@ final class PostgresQueryDriver: @unchecked Sendable {
         guard let done = pending else { return }
         pending = nil
         setWriteArmed(false)
-        if let error = done.error {
-            done.continuation.resume(throwing: error)
-        } else {
-            done.continuation.resume(returning: done.result ?? PostgresRows(result: nil))
-        }
+        let result: Result<PostgresRows, PostgresError> = done.error.map { .failure($0) } ?? .success(done.result ?? PostgresRows(result: nil))
+        completed = Completed(continuation: done.continuation, result: result)
     }
 
     private func fail(_ error: PostgresError) {
@@ -187,7 +199,7 @@ final class PostgresQueryDriver: @unchecked Sendable {
         pending = nil
         setReadArmed(false)
         setWriteArmed(false)
-        done.continuation.resume(throwing: error)
+        completed = Completed(continuation: done.continuation, result: .failure(error))
     }
 
     private func connectionError(_ kind: PostgresError.Kind) -> PostgresError {
@@ -196,41 +208,35 @@ final class PostgresQueryDriver: @unchecked Sendable {
     }
 
     private func setReadArmed(_ armed: Bool) {
-        arm(&readSource, &readArmed, armed) {
-            DispatchSource.makeReadSource(fileDescriptor: PQsocket(handle), queue: queue)
-        } onEvent: { driver in driver.readable() }
+        watch(readable: armed, writable: writeArmed)
     }
 
     private func setWriteArmed(_ armed: Bool) {
-        arm(&writeSource, &writeArmed, armed) {
-            DispatchSource.makeWriteSource(fileDescriptor: PQsocket(handle), queue: queue)
-        } onEvent: { driver in driver.flush() }
+        watch(readable: readArmed, writable: armed)
     }
 
-    /// Creates the source on first use, then resumes or suspends it to match `armed`. Its cancel
-    /// handler keeps the handle (and so the socket) alive until Dispatch is done with it.
-    private func arm(
-        _ source: inout (any DispatchSourceProtocol)?, _ isArmed: inout Bool, _ armed: Bool,
-        make: () -> any DispatchSourceProtocol, onEvent: @escaping @Sendable (PostgresQueryDriver) -> Void
-    ) {
-        guard let existing = source else {
-            guard armed else { return }
-            let created = make()
-            let owner = self.owner
-            created.setEventHandler { [weak self] in
-                guard let self else { return }
-                // If the caller is still inside its send, return: the socket stays ready, so the
-                // source fires again in a moment, which is far cheaper than sleeping on the lock.
-                _ = self.lock.withLockIfAvailable { _ in onEvent(self) }
-            }
-            created.setCancelHandler { withExtendedLifetime(owner) {} }
-            source = created
-            isArmed = true
-            return created.resume()
+    /// Registers the socket on first use, then changes what it is watched for when that differs.
+    private func watch(readable: Bool, writable: Bool) {
+        guard !isClosed, readable != readArmed || writable != writeArmed || registration == nil else { return }
+        if let registration {
+            // A socket libpq has closed left the epoll set with its close; there is nothing to change.
+            guard let descriptor = liveDescriptor(registration) else { return }
+            PostgresEventLoop.shared.modify(descriptor, token: registration.token, readable: readable, writable: writable)
+        } else {
+            guard readable || writable else { return }
+            let descriptor = PQsocket(handle)
+            guard descriptor >= 0,
+                  let token = PostgresEventLoop.shared.register(descriptor, self, readable: readable, writable: writable)
+            else { return fail(connectionError(.connectionLost)) }
+            registration = (token, descriptor)
         }
-        guard armed != isArmed else { return }
-        isArmed = armed
-        armed ? existing.resume() : existing.suspend()
+        readArmed = readable
+        writeArmed = writable
+    }
+
+    /// The registered descriptor while libpq still has it open.
+    private func liveDescriptor(_ registration: (token: UInt64, descriptor: Int32)) -> Int32? {
+        PQsocket(handle) == registration.descriptor ? registration.descriptor : nil
     }
 }
 
