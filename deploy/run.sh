@@ -20,5 +20,30 @@ export CARELEDGER_MIGRATIONS_DIR="${CARELEDGER_MIGRATIONS_DIR:-$PWD/Migrations}"
 
 log "building (release)"
 swift build -c release --product careledger
+.build/release/careledger migrate >&2
+
+# First start: the platform organization and its first admin key, shown this once.
+status=0
+bootstrap="$(.build/release/careledger admin bootstrap 2>/dev/null)" || status=$?
+if [ "$status" -eq 0 ]; then
+    api_key="$(jq -r .apiKey <<<"$bootstrap")"
+    port="${CARELEDGER_PORT:-8080}"
+    cat >&2 <<MESSAGE
+==> first start: created the platform organization and its first admin key.
+    Keep this key; it is shown only now (only its SHA-256 is stored):
+
+    $bootstrap
+
+    Try it:
+      curl -H "Authorization: Bearer $api_key" http://127.0.0.1:$port/v1/me
+    or with the admin scripts:
+      export CARELEDGER_API_KEY=$api_key CARELEDGER_URL=http://127.0.0.1:$port
+      deploy/admin/whoami.sh
+MESSAGE
+elif [ "$status" -ne 3 ]; then
+    .build/release/careledger admin bootstrap  # again, to show why it failed
+    exit 1
+fi
+
 log "serving on ${CARELEDGER_HOST:-127.0.0.1}:${CARELEDGER_PORT:-8080}"
-exec .build/release/careledger serve "$@"
+exec .build/release/careledger serve --no-migrate "$@"

@@ -9,12 +9,15 @@ public struct ApplicationContext: Sendable {
     public let migrations: [Migration]
     /// Application log.
     public let log: EventLog?
+    /// Rate limits for keys and failed authentication.
+    public let limits: AccessLimits
 
     /// Bundles the dependencies.
-    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?) {
+    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, limits: AccessLimits = AccessLimits()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
+        self.limits = limits
     }
 }
 
@@ -22,9 +25,16 @@ public struct ApplicationContext: Sendable {
 public enum Application {
     /// Builds the router for the whole API.
     public static func makeRouter(_ context: ApplicationContext) throws -> Router {
-        var builder = RouterBuilder()
-        builder.add(middleware: DatabaseErrorMiddleware(log: context.log))
-        OpsRoutes.register(in: &builder, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
-        return try builder.build()
+        try make(context).router
+    }
+
+    /// The router and the table of routes it serves (for the contract and permission tests).
+    public static func make(_ context: ApplicationContext) throws -> (router: Router, routes: [RouteDescription]) {
+        var api = APIRouteBuilder(access: AccessControl(pool: context.pool, limits: context.limits))
+        api.router.add(middleware: DatabaseErrorMiddleware(log: context.log))
+        OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
+        IdentityRoutes.register(in: &api)
+        AuditRoutes.register(in: &api)
+        return (try api.router.build(), api.routes)
     }
 }

@@ -25,22 +25,12 @@ struct DatabaseOptions {
             throw CLIError("DATABASE_URL is not set (a libpq URI or conninfo string); ./deploy/run.sh starts a local database")
         }
         var pool = PostgresPool.Configuration(conninfo: url)
-        pool.maxConnections = try Self.integer(parsed, Self.poolSize, environment, in: 1...1000)
-        pool.acquireTimeout = .milliseconds(try Self.integer(parsed, Self.acquireTimeout, environment, in: 1...600_000))
+        pool.maxConnections = try parsed.integer(Self.poolSize, environment, in: 1...1000)
+        pool.acquireTimeout = .milliseconds(try parsed.integer(Self.acquireTimeout, environment, in: 1...600_000))
         self.pool = pool
         let directory = parsed.value(of: Self.migrationsDirectory, environment: environment) ?? ""
         guard !directory.isEmpty else { throw CLIError("--migrations-dir must not be empty") }
         migrationsDirectory = directory
-    }
-
-    static func integer(
-        _ parsed: ParsedArguments, _ option: OptionSpec, _ environment: [String: String], in range: ClosedRange<Int>
-    ) throws(CLIError) -> Int {
-        let text = parsed.value(of: option, environment: environment) ?? ""
-        guard let value = Int(text), range.contains(value) else {
-            throw CLIError("--\(option.name) must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
-        }
-        return value
     }
 
     /// The migrations on disk, or a one-line error naming the folder.

@@ -58,4 +58,13 @@ struct ParsedArguments {
         if let variable = option.environment, let value = environment[variable], !value.isEmpty { return value }
         return option.defaultValue
     }
+
+    /// The option's value as an integer in `range`, or a one-line error naming the option.
+    func integer(_ option: OptionSpec, _ environment: [String: String], in range: ClosedRange<Int>) throws(CLIError) -> Int {
+        let text = value(of: option, environment: environment) ?? ""
+        guard let value = Int(text), range.contains(value) else {
+            throw CLIError("--\(option.name) must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
 }

@@ -18,9 +18,17 @@ struct ServeCommand: Command {
     static let portOption = OptionSpec(
         name: "port", valueName: "port", help: "TCP port to listen on; 0 picks a free port.",
         environment: "CARELEDGER_PORT", defaultValue: "8080")
+    static let keyRateOption = OptionSpec(
+        name: "key-rate-limit", valueName: "n",
+        help: "Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429.",
+        environment: "CARELEDGER_KEY_RATE_LIMIT", defaultValue: "100")
+    static let authFailureOption = OptionSpec(
+        name: "auth-failure-limit", valueName: "n",
+        help: "Failed authentications per minute from one client address before it is refused with 429.",
+        environment: "CARELEDGER_AUTH_FAILURE_LIMIT", defaultValue: "20")
     static let options = [
-        hostOption, portOption, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize,
-        DatabaseOptions.acquireTimeout,
+        hostOption, portOption, keyRateOption, authFailureOption, DatabaseOptions.migrationsDirectory,
+        DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
     ]
 
     static let help = helpText(
@@ -34,6 +42,7 @@ struct ServeCommand: Command {
     let configuration: HTTPServerConfiguration
     let database: DatabaseOptions
     let migrateOnStart: Bool
+    let limits: AccessLimits
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
         let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["no-migrate"])
@@ -52,6 +61,10 @@ struct ServeCommand: Command {
         self.configuration = configuration
         database = try DatabaseOptions(parsed, environment: environment)
         migrateOnStart = !parsed.flags.contains("no-migrate")
+        var limits = AccessLimits()
+        limits.keyRequestsPerSecond = try parsed.integer(Self.keyRateOption, environment, in: 1...100_000)
+        limits.authFailuresPerMinute = try parsed.integer(Self.authFailureOption, environment, in: 1...100_000)
+        self.limits = limits
     }
 
     func run() async throws -> Int32 {
@@ -64,7 +77,7 @@ struct ServeCommand: Command {
             let report = try await Migrator(pool: pool).migrate(migrations)
             log.log("info", "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
         }
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log))
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, limits: limits))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
         let port = try server.start()
         log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])

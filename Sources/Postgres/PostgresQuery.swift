@@ -43,6 +43,12 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
             sql += "$\(binds.count)"
         }
 
+        /// SQL text fixed in the source, such as a column list several statements share. A
+        /// `StaticString` cannot be built from runtime data, so no value can reach the SQL this way.
+        public mutating func appendInterpolation(sql fragment: StaticString) {
+            sql += fragment.description
+        }
+
         public mutating func appendInterpolation(_ value: (some PostgresEncodable)?) {
             binds.append(value.map(PostgresBind.init) ?? .null)
             sql += "$\(binds.count)"

@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 import Testing
 import TestSupport
 
@@ -20,7 +21,8 @@ import TestSupport
         process.standardOutput = output
         try process.run()
         let startup = try #require(try readUntil(line: "\"listening\"", from: output.fileHandleForReading))
-        #expect(startup.contains(#""msg":"migrated","applied":1"#))
+        let migrationCount = try Migration.load(directory: RepositoryPaths.root.appendingPathComponent("Migrations").path).count
+        #expect(startup.contains(#""msg":"migrated","applied":\#(migrationCount)"#))
         let listening = try #require(startup.split(separator: "\n").last.map(String.init))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(listening.utf8)) as? [String: Any])
         let port = try #require(json["port"] as? Int)

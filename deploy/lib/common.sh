@@ -7,7 +7,7 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# System packages: PostgreSQL server and client libraries, OpenSSL headers, curl.
+# System packages: PostgreSQL server and client libraries, OpenSSL headers, curl, jq (admin scripts).
 ensure_system_packages() {
     local missing=()
     ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
@@ -15,6 +15,7 @@ ensure_system_packages() {
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v curl >/dev/null || missing+=(curl)
+    command -v jq >/dev/null || missing+=(jq)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         as_root apt-get update -qq

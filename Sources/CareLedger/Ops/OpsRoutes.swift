@@ -8,11 +8,11 @@ public enum OpsRoutes {
     /// Registers `GET /health` (the process serves HTTP; checks nothing else, so it stays cheap and
     /// never fails because a dependency is slow) and `GET /ready` (the database answers and the
     /// schema is current: the signal to route traffic here).
-    public static func register(in router: inout RouterBuilder, readiness: ReadinessCheck) {
-        router.on(.get, "/health") { _ in
+    static func register(in api: inout APIRouteBuilder, readiness: ReadinessCheck) {
+        api.onPublic(.get, "/health") { _ in
             .json(.ok, healthBody)
         }
-        router.on(.get, "/ready") { _ in
+        api.onPublic(.get, "/ready") { _ in
             try await readiness.check()
             return .json(.ok, readyBody)
         }

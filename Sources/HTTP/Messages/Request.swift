@@ -11,14 +11,17 @@ public struct Request: Sendable {
     public let path: String
     /// The query string after `?`, still percent-encoded, or nil when there is none.
     public let rawQuery: String?
+    /// The peer's IP address as text. It is the direct peer: behind a proxy, the proxy's address.
+    public let clientAddress: String
     /// Values of the matched route's `{name}` segments, set by the router.
     public internal(set) var parameters = PathParameters()
 
     /// Creates a request from a parsed head; the path and query are taken from the target.
-    public init(head: RequestHead, body: [UInt8] = [], requestId: String) {
+    public init(head: RequestHead, body: [UInt8] = [], requestId: String, clientAddress: String = "unknown") {
         self.head = head
         self.body = body
         self.requestId = requestId
+        self.clientAddress = clientAddress
         (path, rawQuery) = Self.splitTarget(head.target)
     }
 

@@ -28,6 +28,7 @@ final class Connection: @unchecked Sendable {
 
     private let lock = Mutex<Void>(())
     private let fd: Int32
+    private let peer: String
     private let loop: EventLoop
     private let context: ServerContext
     private var machine: ConnectionStateMachine
@@ -45,8 +46,9 @@ final class Connection: @unchecked Sendable {
     private var outputOffset = 0
     private static let pipelineBufferLimit = 64 * 1024
 
-    init(fd: Int32, loop: EventLoop, context: ServerContext) {
+    init(fd: Int32, peer: String, loop: EventLoop, context: ServerContext) {
         self.fd = fd
+        self.peer = peer
         self.loop = loop
         self.context = context
         machine = ConnectionStateMachine(now: .now())
@@ -134,7 +136,7 @@ final class Connection: @unchecked Sendable {
     private func dispatch(_ head: RequestHead, body: [UInt8]) {
         machine.requestReceived(clientKeepAlive: head.wantsKeepAlive)
         let requestId = RequestID.accepting(head.headers.first(name: "X-Request-Id")) ?? RequestID.generate()
-        let request = Request(head: head, body: body, requestId: requestId)
+        let request = Request(head: head, body: body, requestId: requestId, clientAddress: peer)
         let inFlight = InFlight(
             requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
         let responder = context.responder

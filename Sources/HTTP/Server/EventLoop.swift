@@ -23,9 +23,9 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Takes ownership of an accepted socket.
-    func adopt(_ fd: Int32, context: ServerContext) {
+    func adopt(_ fd: Int32, peer: String, context: ServerContext) {
         queue.async {
-            let connection = Connection(fd: fd, loop: self, context: context)
+            let connection = Connection(fd: fd, peer: peer, loop: self, context: context)
             self.connections[ObjectIdentifier(connection)] = connection
             connection.start()
         }

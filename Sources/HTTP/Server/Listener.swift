@@ -40,13 +40,13 @@ final class Listener: @unchecked Sendable {
     private func acceptPending() {
         for _ in 0..<128 {
             guard let result = SocketSystem.accept(fd) else { return }
-            guard case .success(let client) = result else { continue }
+            guard case .success(let (client, peer)) = result else { continue }
             let open = context.openConnections.add(1, ordering: .acquiringAndReleasing).newValue
             if open > context.configuration.maxConnections {
                 refuse(client)
                 continue
             }
-            loops[nextLoop].adopt(client, context: context)
+            loops[nextLoop].adopt(client, peer: peer, context: context)
             nextLoop = (nextLoop + 1) % loops.count
         }
     }

@@ -87,9 +87,15 @@ enum SocketSystem {
 
     /// Accepts one pending connection as a non-blocking socket with Nagle off, so each response leaves
     /// in one segment instead of waiting on the peer's delayed ACK.
-    static func accept(_ listener: Int32) -> Result<Int32, SocketError>? {
+    /// The peer's address comes back as text (`192.0.2.1`, `2001:db8::1`; an IPv4 client of a
+    /// dual-stack socket without its `::ffff:` prefix).
+    static func accept(_ listener: Int32) -> Result<(fd: Int32, peer: String), SocketError>? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         // Glibc's module map hides accept4 (it needs _GNU_SOURCE), so flags are set with fcntl.
-        let fd = Glibc.accept(listener, nil, nil)
+        let fd = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
+        }
         guard fd >= 0 else {
             let code = errno
             if code == EAGAIN || code == EWOULDBLOCK || code == EINTR || code == ECONNABORTED { return nil }
@@ -99,7 +105,29 @@ enum SocketSystem {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var on: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        return .success(fd)
+        return .success((fd, addressText(storage)))
+    }
+
+    private static func addressText(_ storage: sockaddr_storage) -> String {
+        var storage = storage
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let family = Int32(storage.ss_family)
+        let converted: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+            let raw = UnsafeRawPointer(pointer)
+            switch family {
+            case AF_INET:
+                let address = raw.assumingMemoryBound(to: sockaddr_in.self)
+                return withUnsafePointer(to: address.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+            case AF_INET6:
+                let address = raw.assumingMemoryBound(to: sockaddr_in6.self)
+                return withUnsafePointer(to: address.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+            default:
+                return nil
+            }
+        }
+        guard converted != nil else { return "unknown" }
+        let address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
     }
 
     /// One non-blocking read into `buffer`.

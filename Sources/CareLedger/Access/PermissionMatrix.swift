@@ -1,0 +1,52 @@
+/// Everything a caller can ask of the API, one case per kind of request. Each route declares its
+/// action; the matrix below decides which roles may perform it.
+public enum Action: String, CaseIterable, Sendable {
+    case meRead = "me.read"
+    case orgsCreate = "orgs.create"
+    case orgsList = "orgs.list"
+    case orgsRead = "orgs.read"
+    case orgsUpdate = "orgs.update"
+    case keysCreate = "keys.create"
+    case keysList = "keys.list"
+    case keysRevoke = "keys.revoke"
+    case auditRead = "audit.read"
+}
+
+/// The one place that says which role may do what: data, not code spread over handlers. Admins run
+/// the platform (organizations and keys) and see no patient data; organizations see only their own
+/// organization record; the audit trail is for auditors and national health systems.
+public enum PermissionMatrix {
+    private static let organizationRoles: Set<Role> = [.admin, .hospital, .insurer, .national, .pharmacy, .manufacturer, .distributor, .auditor]
+
+    public static let allowed: [Action: Set<Role>] = [
+        .meRead: Set(Role.allCases),
+        .orgsCreate: [.admin],
+        .orgsList: organizationRoles,
+        .orgsRead: organizationRoles,
+        .orgsUpdate: [.admin],
+        .keysCreate: [.admin],
+        .keysList: [.admin],
+        .keysRevoke: [.admin],
+        .auditRead: [.auditor, .national],
+    ]
+
+    /// Whether `role` may perform `action`; an action missing from the matrix is allowed to no one.
+    public static func permits(_ role: Role, _ action: Action) -> Bool {
+        allowed[action]?.contains(role) ?? false
+    }
+
+    /// The roles allowed `action`, in declaration order (for documentation and openapi.yaml).
+    public static func roles(for action: Action) -> [Role] {
+        Role.allCases.filter { permits($0, action) }
+    }
+
+    /// The matrix as a Markdown table, actions by roles; README.md carries exactly this text.
+    public static var markdownTable: String {
+        var lines = ["| action | " + Role.allCases.map(\.rawValue).joined(separator: " | ") + " |"]
+        lines.append("|---|" + String(repeating: "---|", count: Role.allCases.count))
+        for action in Action.allCases {
+            lines.append("| `\(action.rawValue)` | " + Role.allCases.map { permits($0, action) ? "yes" : "" }.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,68 @@
+import FoundationEssentials
+import Postgres
+
+/// The audit trail's SQL. Events are only ever inserted; the table's triggers refuse the rest.
+struct AuditStore: Sendable {
+    struct Filter {
+        var patientId: String?
+        var actorOrg: String?
+        var action: String?
+        var afterSeq: Int64?
+        var limit: Int
+    }
+
+    struct Row: Encodable {
+        let seq: String
+        let time: String
+        let requestId: String
+        let actorOrg: String?
+        let keyId: String?
+        let role: String?
+        let action: String
+        let resourceType: String?
+        let resourceId: String?
+        let patientId: String?
+        let purpose: String?
+        let decision: String
+        let reason: String
+        let clientAddress: String?
+    }
+
+    /// Appends `event` where `runner` says: inside the transaction of the change it records, or alone.
+    func record(_ event: AuditEvent, on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id,
+                                      patient_id, purpose, decision, reason, client_address)
+            VALUES (\(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action),
+                    \(event.resourceType), \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue),
+                    \(event.decision.rawValue), \(event.reason), \(event.clientAddress))
+            """)
+    }
+
+    /// Events matching `filter`, oldest first, one more than the limit (to tell whether there is more).
+    func events(_ filter: Filter, on runner: some QueryRunner) async throws -> [Row] {
+        let rows = try await runner.query("""
+            SELECT seq, time, request_id, actor_org, key_id, role, action, resource_type, resource_id,
+                   patient_id, purpose, decision, reason, client_address
+            FROM audit_events
+            WHERE seq > \(filter.afterSeq ?? 0)
+              AND (\(filter.patientId)::text IS NULL OR patient_id = \(filter.patientId))
+              AND (\(filter.actorOrg)::text IS NULL OR actor_org = \(filter.actorOrg))
+              AND (\(filter.action)::text IS NULL OR action = \(filter.action))
+            ORDER BY seq
+            LIMIT \(filter.limit + 1)
+            """)
+        return try rows.all.map { row in
+            Row(
+                seq: String(try row.decode("seq", as: Int64.self)),
+                time: Timestamp.format(try row.decode("time", as: Date.self)),
+                requestId: try row.decode("request_id"), actorOrg: try row.decode("actor_org", as: String?.self),
+                keyId: try row.decode("key_id", as: String?.self), role: try row.decode("role", as: String?.self),
+                action: try row.decode("action"), resourceType: try row.decode("resource_type", as: String?.self),
+                resourceId: try row.decode("resource_id", as: String?.self),
+                patientId: try row.decode("patient_id", as: String?.self), purpose: try row.decode("purpose", as: String?.self),
+                decision: try row.decode("decision"), reason: try row.decode("reason"),
+                clientAddress: try row.decode("client_address", as: String?.self))
+        }
+    }
+}

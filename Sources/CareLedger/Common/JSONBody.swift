@@ -1,0 +1,94 @@
+import FoundationEssentials
+import HTTP
+
+/// Request bodies in, response bodies out. Bodies are decoded strictly: a field the endpoint does
+/// not know is refused rather than ignored, so a typo (`"kindd"`) is a clear 400 instead of a
+/// silently different request.
+enum JSONBody {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// Decodes the body as `T`, accepting only `fields` at the top level.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, fields: Set<String>) throws(HTTPError) -> T {
+        if let contentType = request.headers.first(name: "Content-Type") {
+            let mediaType = contentType.prefix { $0 != ";" }.filter { $0 != " " && $0 != "\t" }.lowercased()
+            guard mediaType == "application/json" || mediaType.hasSuffix("+json") else { throw APIError.unsupportedMediaType }
+        }
+        guard !request.body.isEmpty else { throw APIError.badRequest("The request needs a JSON object body.") }
+        let data = Data(request.body)
+        let keys: [String]
+        do {
+            keys = try JSONDecoder().decode(TopLevelKeys.self, from: data).keys
+        } catch {
+            throw APIError.badRequest("The body is not a JSON object.")
+        }
+        if let unknown = keys.sorted().first(where: { !fields.contains($0) }) {
+            throw APIError.badRequest("Unknown field '\(unknown)'.")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw APIError.badRequest(describe(error))
+        } catch let error as HTTPError {
+            throw error
+        } catch {
+            throw APIError.badRequest("The body could not be read.")
+        }
+    }
+
+    /// A JSON response.
+    static func response(_ status: HTTPStatus, _ value: some Encodable) -> Response {
+        // Our response types hold only strings, numbers, booleans and optionals, which always encode.
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return .json(status, Array(data))
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "Missing field '\(path(context.codingPath + [key]))'."
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "Field '\(path(context.codingPath))' has the wrong type."
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "The body is not valid JSON." : "Field '\(path(context.codingPath))' is not valid."
+        @unknown default:
+            return "The body could not be read."
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}
+
+private struct TopLevelKeys: Decodable {
+    let keys: [String]
+
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        keys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+    }
+}
+
+/// A page of a list: the items, and the cursor for the next page (null on the last).
+struct Page<Item: Encodable>: Encodable {
+    let items: [Item]
+    let next: String?
+
+    private enum CodingKeys: String, CodingKey { case items, next }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        try container.encode(next, forKey: .next)
+    }
+}
