@@ -15,6 +15,10 @@ import Testing
                     Address to listen on; '::' listens on every IPv4 and IPv6 address. (env CARELEDGER_HOST, default 127.0.0.1)
               --port <port>
                     TCP port to listen on; 0 picks a free port. (env CARELEDGER_PORT, default 8080)
+              --key-rate-limit <n>
+                    Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429. (env CARELEDGER_KEY_RATE_LIMIT, default 100)
+              --auth-failure-limit <n>
+                    Failed authentications per minute from one client address before it is refused with 429. (env CARELEDGER_AUTH_FAILURE_LIMIT, default 20)
               --migrations-dir <dir>
                     Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
               --db-pool-size <n>
@@ -53,6 +57,7 @@ import Testing
             COMMANDS:
               serve    Run the HTTP API server.
               migrate  Apply pending database migrations.
+              admin    Administration that needs the database itself (bootstrap).
 
             Run 'careledger <command> --help' for a command's options.
 

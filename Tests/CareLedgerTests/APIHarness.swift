@@ -1,0 +1,123 @@
+import CareLedger
+import Dispatch
+import Foundation
+import HTTP
+import Postgres
+import TestSupport
+
+/// A migrated throwaway schema, the whole API router over it, and the first admin key: requests go
+/// straight to the router, as the server would hand them over.
+struct APIHarness: Sendable {
+    let pool: PostgresPool
+    let router: Router
+    let routes: [RouteDescription]
+    let adminKey: String
+    let platformOrg: String
+
+    /// Limits high enough that only the rate-limit tests meet them.
+    static let generousLimits: AccessLimits = {
+        var limits = AccessLimits()
+        limits.keyRequestsPerSecond = 100_000
+        limits.authFailuresPerMinute = 100_000
+        return limits
+    }()
+
+    static func with<T: Sendable>(limits: AccessLimits = generousLimits, _ body: (APIHarness) async throws -> T) async throws -> T {
+        try await TestDatabase.withSchema(maxConnections: 8) { pool in
+            try await Migrator(pool: pool).migrate(try Migration.load(directory: OpsRoutesTests.migrationsDirectory))
+            let bootstrap = try await Bootstrap.run(pool: pool)
+            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, limits: limits))
+            return try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId))
+        }
+    }
+
+    struct Reply: Sendable {
+        let response: Response
+        var status: Int { response.status.code }
+        var text: String { String(decoding: response.body, as: UTF8.self) }
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+        subscript(key: String) -> String? { json[key] as? String }
+        var items: [[String: Any]] { json["items"] as? [[String: Any]] ?? [] }
+    }
+
+    func call(
+        _ method: HTTPMethod, _ path: String, key: String?, body: String? = nil,
+        headers: [(String, String)] = [], client: String = "192.0.2.10"
+    ) async -> Reply {
+        var fields = [("Host", "test")] + headers
+        if let key { fields.append(("Authorization", "Bearer \(key)")) }
+        if body != nil { fields.append(("Content-Type", "application/json")) }
+        let request = Request(
+            head: RequestHead(method: method, target: path, version: .http1_1, headers: HTTPHeaders(fields)),
+            body: Array((body ?? "").utf8), requestId: "req-\(UUID().uuidString.prefix(8))", clientAddress: client)
+        return Reply(response: await router.respond(to: request))
+    }
+
+    /// A new organization's id (made by the admin).
+    func createOrg(_ name: String, _ kind: String) async throws -> String {
+        let reply = await call(.post, "/v1/orgs", key: adminKey, body: #"{"name":"\#(name)","kind":"\#(kind)"}"#)
+        guard reply.status == 201, let id = reply["id"] else { throw HarnessError(reply.text) }
+        return id
+    }
+
+    /// A new key of `role` in `org`: its id and the secret token.
+    func issueKey(_ org: String, _ role: String, extra: String = "") async throws -> (keyId: String, apiKey: String) {
+        let reply = await call(.post, "/v1/orgs/\(org)/keys", key: adminKey, body: #"{"role":"\#(role)","label":"test"\#(extra)}"#)
+        guard reply.status == 201, let keyId = reply["keyId"], let apiKey = reply["apiKey"] else { throw HarnessError(reply.text) }
+        return (keyId, apiKey)
+    }
+
+    /// Audit events as rows of column name to text.
+    func auditEvents(where condition: String = "true") async throws -> [[String: String?]] {
+        let columns = ["request_id", "actor_org", "key_id", "role", "action", "resource_type", "resource_id", "patient_id",
+                       "purpose", "decision", "reason", "client_address"]
+        let rows = try await pool.query(PostgresQuery(unsafeSQL: "SELECT \(columns.joined(separator: ", ")), row_to_json(a)::text AS whole FROM audit_events a WHERE \(condition) ORDER BY seq"))
+        return try rows.all.map { row in
+            var values: [String: String?] = [:]
+            for column in columns + ["whole"] { values[column] = try row.decode(column, as: String?.self) }
+            return values
+        }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A finished process: status, stdout and stderr apart.
+struct ProcessResult: Sendable {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a process to completion off the cooperative pool (so in-process servers keep their threads).
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result {
+                let process = Process()
+                process.executableURL = executable
+                process.arguments = arguments
+                process.environment = environment
+                let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("stderr-\(UUID().uuidString)")
+                _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+                defer { try? FileManager.default.removeItem(at: errorFile) }
+                let errorHandle = try FileHandle(forWritingTo: errorFile)
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = errorHandle
+                try process.run()
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                try errorHandle.close()
+                let errors = (try? Data(contentsOf: errorFile)) ?? Data()
+                return ProcessResult(
+                    status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+                    stderr: String(decoding: errors, as: UTF8.self))
+            })
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import CareLedger
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// `careledger admin bootstrap` and the curl scripts in deploy/admin/, run for real: the CLI binary,
+/// a live `careledger serve`, and bash.
+@Suite struct AdminTests {
+    private static let migrations = RepositoryPaths.root.appendingPathComponent("Migrations").path
+
+    private func environment(_ conninfo: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = conninfo
+        environment["CARELEDGER_MIGRATIONS_DIR"] = Self.migrations
+        environment["CARELEDGER_BIN"] = RepositoryPaths.executable.path
+        return environment
+    }
+
+    @Test func bootstrapPrintsTheFirstKeyOnceAndThenRefuses() async throws {
+        try await TestDatabase.withDatabase { conninfo in
+            let environment = environment(conninfo)
+            #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
+            // Two at once: the advisory lock lets exactly one mint the first key.
+            async let first = runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+            async let second = runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+            let results = try await [first, second]
+            #expect(results.map(\.status).sorted() == [0, 3])
+            let winner = try #require(results.first { $0.status == 0 })
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(winner.stdout.utf8)) as? [String: String])
+            #expect(Set(json.keys) == ["orgId", "keyId", "apiKey"])
+            #expect(json["apiKey"]?.hasPrefix("clk_\(json["keyId"] ?? "?")_") == true)
+            let loser = try #require(results.first { $0.status == 3 })
+            #expect(loser.stdout.isEmpty && loser.stderr.contains("an admin key already exists"))
+            let again = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+            #expect(again.status == 3)
+            let usage = try await runProcess(RepositoryPaths.executable, ["admin"], environment: environment)
+            #expect(usage.status == 64 && usage.stderr.contains("missing subcommand"))
+        }
+    }
+
+    @Test func everyAdminScriptWorksAgainstALiveServer() async throws {
+        try await TestDatabase.withDatabase { conninfo in
+            let server = try ServerProcess(environment: environment(conninfo))
+            defer { server.stop() }
+            var environment = environment(conninfo)
+            environment["CARELEDGER_URL"] = "http://127.0.0.1:\(server.port)"
+            let scripts = RepositoryPaths.root.appendingPathComponent("deploy/admin")
+            func script(_ name: String, _ arguments: [String] = [], extra: [String: String] = [:]) async throws -> ProcessResult {
+                try await runProcess(scripts.appendingPathComponent(name), arguments, environment: environment.merging(extra) { $1 })
+            }
+            func json(_ result: ProcessResult) throws -> [String: Any] {
+                try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result)")
+            }
+
+            let bootstrap = try await script("bootstrap.sh")
+            #expect(bootstrap.status == 0, "\(bootstrap.stderr)")
+            let adminKey = try #require(try json(bootstrap)["apiKey"] as? String)
+            environment["CARELEDGER_API_KEY"] = adminKey
+            #expect(try await script("bootstrap.sh").status == 3)
+
+            let whoami = try await script("whoami.sh")
+            #expect(whoami.status == 0)
+            #expect(try json(whoami)["role"] as? String == "admin")
+            let created = try await script("create-org.sh", ["Clinic \"Nord\"", "hospital"])
+            let orgId = try #require(try json(created)["id"] as? String)
+            #expect((try json(created)["name"] as? String) == "Clinic \"Nord\"")
+            let listed = try await script("list-orgs.sh")
+            #expect(((try json(listed)["items"] as? [[String: Any]]) ?? []).contains { $0["id"] as? String == orgId })
+
+            let issued = try await script("issue-key.sh", [orgId, "hospital", "front desk"], extra: ["EXPIRES_AT": "2099-01-01T00:00:00Z"])
+            let hospitalKey = try #require(try json(issued)["apiKey"] as? String)
+            let keyId = try #require(try json(issued)["keyId"] as? String)
+            #expect((try json(issued)["label"] as? String) == "front desk")
+            let patientKey = try await script("issue-key.sh", [orgId, "patient"], extra: ["PATIENT_ID": "pat_06h161e40yjs3kwrwyv5pywpzg"])
+            #expect(patientKey.status == 0, "\(patientKey.stderr)")
+            let keys = try await script("list-keys.sh", [orgId])
+            #expect(((try json(keys)["items"] as? [[String: Any]]) ?? []).count == 2)
+            #expect(!keys.stdout.contains(String(hospitalKey.split(separator: "_").last!)))
+
+            let asHospital = try await script("whoami.sh", extra: ["CARELEDGER_API_KEY": hospitalKey])
+            #expect((try json(asHospital)["orgId"] as? String) == orgId)
+            let suspended = try await script("suspend-org.sh", [orgId])
+            #expect((try json(suspended)["status"] as? String) == "suspended")
+            let refused = try await script("whoami.sh", extra: ["CARELEDGER_API_KEY": hospitalKey])
+            #expect(refused.status == 1 && refused.stdout.isEmpty && refused.stderr.contains("HTTP 401 unauthenticated"))
+            #expect(try await script("reactivate-org.sh", [orgId]).status == 0)
+            #expect(try await script("whoami.sh", extra: ["CARELEDGER_API_KEY": hospitalKey]).status == 0)
+            let revoked = try await script("revoke-key.sh", [orgId, keyId])
+            #expect((try json(revoked)["status"] as? String) == "revoked")
+            #expect(try await script("whoami.sh", extra: ["CARELEDGER_API_KEY": hospitalKey]).status == 1)
+
+            // Errors carry the server's words and a non-zero status; bad usage is 64.
+            let badKind = try await script("create-org.sh", ["X", "castle"])
+            #expect(badKind.status == 1 && badKind.stderr.contains("HTTP 400 bad_request: 'kind' must be one of"))
+            let forbidden = try await script("list-orgs.sh", extra: ["CARELEDGER_API_KEY": String(patientKey.stdout.split(separator: "\"").first { $0.hasPrefix("clk_") } ?? "")])
+            #expect(forbidden.status == 1 && forbidden.stderr.contains("HTTP 403 forbidden"))
+            #expect(try await script("revoke-key.sh", [orgId]).status == 64)
+            let unreachable = try await script("whoami.sh", extra: ["CARELEDGER_URL": "http://127.0.0.1:1"])
+            #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot reach"))
+
+            // No secret ever reaches the server's log.
+            let log = server.stop()
+            #expect(log.contains(#""route":"/v1/orgs/{orgId}/keys""#))
+            for key in [adminKey, hospitalKey] {
+                #expect(!log.contains(String(key.split(separator: "_").last!)), "a key secret reached the log")
+            }
+        }
+    }
+}
+
+/// A `careledger serve` child process on a free port, its output captured.
+final class ServerProcess: @unchecked Sendable {
+    // @unchecked: `process` and the pipe are used from the test's task only; `stopped` guards the
+    // one-time stop that `defer` may repeat.
+    private let process = Process()
+    private let output = Pipe()
+    private var stopped: String?
+    let port: Int
+
+    init(environment: [String: String], arguments: [String] = []) throws {
+        process.executableURL = RepositoryPaths.executable
+        process.arguments = ["serve", "--port", "0"] + arguments
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        var buffer = ""
+        while !buffer.contains(#""msg":"listening""#) {
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw HarnessError("server exited: \(buffer)") }
+            buffer += String(decoding: chunk, as: UTF8.self)
+        }
+        let line = buffer.split(separator: "\n").first { $0.contains(#""msg":"listening""#) } ?? ""
+        let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        guard let port = json?["port"] as? Int else { throw HarnessError("no port in \(line)") }
+        self.port = port
+        stopped = nil
+        prefix = buffer
+    }
+
+    private let prefix: String
+
+    /// Stops the server (SIGTERM) and returns everything it wrote.
+    @discardableResult
+    func stop() -> String {
+        if let stopped { return stopped }
+        process.terminate()
+        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        stopped = prefix + rest
+        return prefix + rest
+    }
+}

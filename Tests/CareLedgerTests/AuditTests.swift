@@ -1,0 +1,81 @@
+import CareLedger
+import Foundation
+import HTTP
+import Postgres
+import Testing
+
+@Suite struct AuditTests {
+    @Test func auditorsPageThroughTheTrailWithFilters() async throws {
+        try await APIHarness.with { api in
+            let auditorOrg = try await api.createOrg("Watchdog", "auditor")
+            let auditor = try await api.issueKey(auditorOrg, "auditor")
+            let hospital = try await api.createOrg("General", "hospital")
+            let hospitalKey = try await api.issueKey(hospital, "hospital")
+            #expect(await api.call(.get, "/v1/audit", key: hospitalKey.apiKey).status == 403)
+            #expect(await api.call(.get, "/v1/audit", key: api.adminKey).status == 403, "admins see no patient data")
+
+            var seqs: [Int] = []
+            var cursor: String?
+            repeat {
+                let reply = await api.call(.get, "/v1/audit?limit=3" + (cursor.map { "&after=\($0)" } ?? ""), key: auditor.apiKey)
+                #expect(reply.status == 200)
+                seqs += reply.items.compactMap { ($0["seq"] as? String).flatMap(Int.init) }
+                cursor = reply["next"]
+            } while cursor != nil
+            #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count && seqs.count >= 6)
+
+            let byActor = await api.call(.get, "/v1/audit?actor=\(hospital)", key: auditor.apiKey)
+            #expect(byActor.items.count == 1, "the hospital's denied call")
+            #expect(byActor.items.allSatisfy { $0["actorOrg"] as? String == hospital && $0["decision"] as? String == "deny" })
+            let byAction = await api.call(.get, "/v1/audit?action=orgs.create", key: auditor.apiKey)
+            #expect(byAction.items.count == 2 && byAction.items.allSatisfy { $0["resourceType"] as? String == "organization" })
+            let byPatient = await api.call(.get, "/v1/audit?patient=pat_06h161e40yjs3kwrwyv5pywpzg", key: auditor.apiKey)
+            #expect(byPatient.status == 200 && byPatient.items.isEmpty)
+            #expect(await api.call(.get, "/v1/audit?after=abc", key: auditor.apiKey).status == 400)
+            // Reading the trail is on the trail.
+            let reads = try await api.auditEvents(where: "action = 'audit.read' AND decision = 'permit'")
+            #expect(reads.count >= 4 && reads.allSatisfy { $0["actor_org"] == auditorOrg })
+        }
+    }
+
+    @Test(arguments: ["UPDATE audit_events SET reason = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"])
+    func theDatabaseRefusesToRewriteTheTrail(statement: String) async throws {
+        try await APIHarness.with { api in
+            await #expect(throws: PostgresError.self) { try await api.pool.query(PostgresQuery(unsafeSQL: statement)) }
+            let events = try await api.auditEvents()
+            #expect(events.count >= 1)
+        }
+    }
+}
+
+@Suite struct RateLimitTests {
+    @Test func aKeyOverItsRateGets429WithRetryAfter() async throws {
+        try await APIHarness.with { api in
+            let org = try await api.createOrg("Busy", "insurer")
+            let key = try await api.issueKey(org, "insurer", extra: #","rateLimitPerSecond":3"#)
+            var statuses: [Int] = []
+            for _ in 0..<4 { statuses.append(await api.call(.get, "/v1/me", key: key.apiKey).status) }
+            #expect(statuses == [200, 200, 200, 429])
+            let limited = await api.call(.get, "/v1/me", key: key.apiKey)
+            #expect(limited.errorCode == "rate_limited")
+            #expect(Int(limited.response.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            // Other keys are not held back.
+            #expect(await api.call(.get, "/v1/me", key: api.adminKey).status == 200)
+        }
+    }
+
+    @Test func anAddressThatKeepsFailingIsRefusedBeforeItsKeyIsLookedAt() async throws {
+        var limits = APIHarness.generousLimits
+        limits.authFailuresPerMinute = 3
+        try await APIHarness.with(limits: limits) { api in
+            for _ in 0..<3 {
+                #expect(await api.call(.get, "/v1/me", key: "clk_wrong", client: "198.51.100.7").status == 401)
+            }
+            let refused = await api.call(.get, "/v1/me", key: api.adminKey, client: "198.51.100.7")
+            #expect(refused.status == 429 && refused.response.headers.first(name: "Retry-After") != nil)
+            #expect(await api.call(.get, "/v1/me", key: api.adminKey, client: "198.51.100.8").status == 200)
+            let failures = try await api.auditEvents(where: "reason = 'unauthenticated'")
+            #expect(failures.count == 3, "refused attempts are not looked up or written")
+        }
+    }
+}
