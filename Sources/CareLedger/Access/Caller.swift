@@ -18,7 +18,7 @@ public struct Caller: Sendable {
 
 /// Purposes of use a caller may declare in `X-Purpose-Of-Use` (HL7 v3 ActReason), recorded with
 /// every audit event and checked against consent by later areas.
-public enum PurposeOfUse: String, CaseIterable, Sendable {
+public enum PurposeOfUse: String, CaseIterable, Codable, Sendable {
     case treatment = "TREAT"
     case emergencyTreatment = "ETREAT"
     case payment = "HPAYMT"

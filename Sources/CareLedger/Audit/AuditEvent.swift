@@ -1,8 +1,8 @@
 /// One line of the audit trail: who (organization, key, role) did what (action) to which resource,
 /// about which patient, for which declared purpose, and whether it was permitted. It never holds the
 /// content of a request, and never a presented secret.
-struct AuditEvent: Sendable {
-    enum Decision: String, Sendable {
+struct AuditEvent: Sendable, Encodable {
+    enum Decision: String, Sendable, Encodable {
         case permit, deny
     }
 

@@ -11,21 +11,20 @@ struct AuditStore: Sendable {
         var limit: Int
     }
 
+    /// An event as stored: its place in the trail, its time, and what it records.
     struct Row: Encodable {
         let seq: String
         let time: String
-        let requestId: String
-        let actorOrg: String?
-        let keyId: String?
-        let role: String?
-        let action: String
-        let resourceType: String?
-        let resourceId: String?
-        let patientId: String?
-        let purpose: String?
-        let decision: String
-        let reason: String
-        let clientAddress: String?
+        let event: AuditEvent
+
+        private enum CodingKeys: String, CodingKey { case seq, time }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(seq, forKey: .seq)
+            try container.encode(time, forKey: .time)
+            try event.encode(to: encoder)
+        }
     }
 
     /// Appends `event` where `runner` says: inside the transaction of the change it records, or alone.
@@ -53,16 +52,15 @@ struct AuditStore: Sendable {
             LIMIT \(filter.limit + 1)
             """)
         return try rows.all.map { row in
-            Row(
-                seq: String(try row.decode("seq", as: Int64.self)),
-                time: Timestamp.format(try row.decode("time", as: Date.self)),
+            let event = AuditEvent(
                 requestId: try row.decode("request_id"), actorOrg: try row.decode("actor_org", as: String?.self),
-                keyId: try row.decode("key_id", as: String?.self), role: try row.decode("role", as: String?.self),
+                keyId: try row.decode("key_id", as: String?.self), role: try row.decode("role", as: String?.self).flatMap(Role.init),
                 action: try row.decode("action"), resourceType: try row.decode("resource_type", as: String?.self),
-                resourceId: try row.decode("resource_id", as: String?.self),
-                patientId: try row.decode("patient_id", as: String?.self), purpose: try row.decode("purpose", as: String?.self),
-                decision: try row.decode("decision"), reason: try row.decode("reason"),
+                resourceId: try row.decode("resource_id", as: String?.self), patientId: try row.decode("patient_id", as: String?.self),
+                purpose: try row.decode("purpose", as: String?.self).flatMap(PurposeOfUse.init),
+                decision: AuditEvent.Decision(rawValue: try row.decode("decision")) ?? .deny, reason: try row.decode("reason"),
                 clientAddress: try row.decode("client_address", as: String?.self))
+            return Row(seq: String(try row.decode("seq", as: Int64.self)), time: Timestamp.format(try row.decode("time", as: Date.self)), event: event)
         }
     }
 }
