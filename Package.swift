@@ -40,7 +40,7 @@ let package = Package(
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "TestSupport"]),
     ],
