@@ -29,8 +29,11 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"]),
         // The only code touching OpenSSL's crypto.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
+        // The verifiable log, pure: canonical JSON (RFC 8785), Merkle trees and proofs (RFC 9162),
+        // signed checkpoints, receipts. Knows nothing of HTTP or PostgreSQL.
+        .target(name: "Ledger", dependencies: ["Crypto"]),
         // The domain: one folder per area, each registering its own routes.
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Postgres"]),
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Ledger", "Postgres"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
@@ -41,6 +44,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "TestSupport"]),
     ],

@@ -1,0 +1,60 @@
+import Crypto
+import Foundation
+import Ledger
+import Testing
+import TestSupport
+
+@Suite struct JCSTests {
+    static let cases = ["arrays", "french", "structures", "unicode", "values", "weird"]
+
+    @Test(arguments: cases)
+    func canonicalizesLikeTheReferenceImplementation(name: String) throws {
+        let input = try SharedFiles.data("testvectors/jcs/input/\(name).json")
+        let expected = try SharedFiles.data("testvectors/jcs/output/\(name).json")
+        let hex = try String(contentsOf: SharedFiles.url("testvectors/jcs/outhex/\(name).txt"), encoding: .utf8)
+        let canonical = try JCS.canonicalize(json: Array(input))
+        #expect(canonical == Array(expected))
+        #expect(Hex.encode(canonical) == hex.split(whereSeparator: \.isWhitespace).joined())
+        // Canonical form is a fixed point.
+        #expect(try JCS.canonicalize(json: canonical) == canonical)
+    }
+
+    @Test func numbersPrintAsECMAScriptDoes() throws {
+        let text = try String(contentsOf: SharedFiles.url("testvectors/jcs/es6testfile-first10000.txt"), encoding: .utf8)
+        var checked = 0
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ",")
+            let bits = try #require(UInt64(fields[0], radix: 16))
+            let value = Double(bitPattern: bits)
+            #expect(ECMAScriptNumber.format(value) == String(fields[1]), "bits \(fields[0])")
+            // And the printed number parses back to the same double through our parser.
+            #expect(try JSONParser.parse(Array(fields[1].utf8)) == .number(value == 0 ? 0 : value))
+            checked += 1
+        }
+        #expect(checked == 10_000)
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "1e400", "-1e400",
+        "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"a\u{01}\"", "\"\\x\"", "{\"a\":1,\"a\":2}", "[1] 2", "tru", "nul",
+        "{\"a\" 1}", "\"unterminated",
+    ])
+    func invalidDocumentsAreRefused(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func invalidUTF8AndDeepNestingAreRefused() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xED, 0xA0, 0x80, 0x22]) }
+        let deep = String(repeating: "[", count: 201) + String(repeating: "]", count: 201)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(deep.utf8)) }
+        let fine = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect((try? JSONParser.parse(Array(fine.utf8))) != nil)
+    }
+
+    @Test func documentHashIsSHA256OfTheCanonicalBytes() throws {
+        let value = try JSONParser.parse(Array(#"{ "b": [1.0, 2e0], "a": "x" }"#.utf8))
+        #expect(String(decoding: JCS.canonicalize(value), as: UTF8.self) == #"{"a":"x","b":[1,2]}"#)
+        #expect(JCS.documentHash(value) == "sha256:" + SHA256.hexDigest(Array(#"{"a":"x","b":[1,2]}"#.utf8)))
+    }
+}
