@@ -1,0 +1,80 @@
+import Crypto
+
+/// RFC 9162 §2.1.1 hashing with SHA-256: leaves and interior nodes are domain-separated so a leaf
+/// can never pass for a node.
+public enum MerkleHash {
+    /// SHA-256 of the empty string: the root of the empty tree.
+    public static let emptyRoot: [UInt8] = SHA256.digest([UInt8]())
+
+    /// SHA-256(0x00 || entry).
+    public static func leaf(_ entry: [UInt8]) -> [UInt8] {
+        var input = [UInt8]()
+        input.reserveCapacity(entry.count + 1)
+        input.append(0x00)
+        input += entry
+        return SHA256.digest(input)
+    }
+
+    /// SHA-256(0x01 || left || right).
+    public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
+        var input = [UInt8]()
+        input.reserveCapacity(left.count + right.count + 1)
+        input.append(0x01)
+        input += left
+        input += right
+        return SHA256.digest(input)
+    }
+}
+
+/// A perfect subtree: the 2^level leaves from `index << level`. These are the only hashes a log
+/// stores besides its leaves; every root and proof is made of them.
+public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let level: Int
+    public let index: Int64
+
+    public init(level: Int, index: Int64) {
+        self.level = level
+        self.index = index
+    }
+
+    public var description: String { "(\(level), \(index))" }
+
+    public static func < (lhs: NodeID, rhs: NodeID) -> Bool {
+        (lhs.level, lhs.index) < (rhs.level, rhs.index)
+    }
+}
+
+/// A run of leaves [begin, end) whose Merkle tree hash (RFC 9162 MTH) a proof needs.
+public struct LeafRange: Hashable, Sendable {
+    public let begin: Int64
+    public let end: Int64
+
+    public init(_ begin: Int64, _ end: Int64) {
+        self.begin = begin
+        self.end = end
+    }
+
+    /// The perfect subtrees that make up the range, largest first. MTH of the range is their
+    /// hashes folded from the right: node(P1, node(P2, ... Pk)). This holds for every range the
+    /// RFC's recursion produces, whose start is aligned to its largest power of two.
+    public var nodes: [NodeID] {
+        var nodes: [NodeID] = []
+        var begin = self.begin
+        var remaining = end - begin
+        while remaining > 0 {
+            let level = 63 - remaining.leadingZeroBitCount
+            nodes.append(NodeID(level: level, index: begin >> level))
+            begin += Int64(1) << level
+            remaining -= Int64(1) << level
+        }
+        return nodes
+    }
+
+    /// MTH of the range, from the hashes of its perfect subtrees.
+    public func hash(_ nodeHash: (NodeID) throws -> [UInt8]) rethrows -> [UInt8] {
+        let hashes = try nodes.map(nodeHash)
+        guard var accumulator = hashes.last else { return MerkleHash.emptyRoot }
+        for hash in hashes.dropLast().reversed() { accumulator = MerkleHash.node(hash, accumulator) }
+        return accumulator
+    }
+}
