@@ -11,12 +11,15 @@ public struct ApplicationContext: Sendable {
     public let log: EventLog?
     /// Rate limits for keys and failed authentication.
     public let limits: AccessLimits
+    /// The verifiable log.
+    public let ledger: LedgerService
 
     /// Bundles the dependencies.
-    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, limits: AccessLimits = AccessLimits()) {
+    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, limits: AccessLimits = AccessLimits()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
+        self.ledger = ledger
         self.limits = limits
     }
 }
@@ -35,6 +38,7 @@ public enum Application {
         OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
         IdentityRoutes.register(in: &api)
         AuditRoutes.register(in: &api)
+        LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)
     }
 }

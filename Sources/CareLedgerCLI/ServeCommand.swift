@@ -27,8 +27,8 @@ struct ServeCommand: Command {
         help: "Failed authentications per minute from one client address before it is refused with 429.",
         environment: "CARELEDGER_AUTH_FAILURE_LIMIT", defaultValue: "20")
     static let options = [
-        hostOption, portOption, keyRateOption, authFailureOption, DatabaseOptions.migrationsDirectory,
-        DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
+        hostOption, portOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.origin,
+        LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
     ]
 
     static let help = helpText(
@@ -37,15 +37,17 @@ struct ServeCommand: Command {
             + "in-flight requests and exit. Applies pending migrations first unless --no-migrate.\n"
             + DatabaseOptions.environmentNote,
         options: options,
-        flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does).")])
+        flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does)."), LedgerOptions.publicFlag])
 
     let configuration: HTTPServerConfiguration
     let database: DatabaseOptions
     let migrateOnStart: Bool
     let limits: AccessLimits
+    let signer: LedgerSigner
+    let ledgerSettings: LedgerService.Settings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
-        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["no-migrate"])
+        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["no-migrate", LedgerOptions.publicFlag.name])
         guard parsed.positionals.isEmpty else {
             throw CLIError("unexpected argument '\(parsed.positionals[0])'")
         }
@@ -65,6 +67,11 @@ struct ServeCommand: Command {
         limits.keyRequestsPerSecond = try parsed.integer(Self.keyRateOption, environment, in: 1...100_000)
         limits.authFailuresPerMinute = try parsed.integer(Self.authFailureOption, environment, in: 1...100_000)
         self.limits = limits
+        signer = try LedgerOptions.signer(parsed, environment: environment)
+        var ledgerSettings = LedgerService.Settings()
+        ledgerSettings.sequencingWait = .milliseconds(try parsed.integer(LedgerOptions.sequencingWait, environment, in: 0...60_000))
+        ledgerSettings.publicRead = parsed.flags.contains(LedgerOptions.publicFlag.name)
+        self.ledgerSettings = ledgerSettings
     }
 
     func run() async throws -> Int32 {
@@ -77,7 +84,9 @@ struct ServeCommand: Command {
             let report = try await Migrator(pool: pool).migrate(migrations)
             log.log("info", "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
         }
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, limits: limits))
+        let ledger = LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
+        ledger.start()
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, ledger: ledger, limits: limits))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
         let port = try server.start()
         log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])
@@ -93,6 +102,7 @@ struct ServeCommand: Command {
         }
         await server.waitUntilStopped()
         signals.forEach { $0.cancel() }
+        await ledger.stop()
         log.log("info", "stopped")
         return 0
     }

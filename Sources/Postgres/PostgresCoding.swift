@@ -155,3 +155,36 @@ extension Date: PostgresEncodable, PostgresDecodable {
         self = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
     }
 }
+
+/// A one-dimensional array bind (`{a,b,c}`), for set-based statements such as
+/// `INSERT ... SELECT * FROM unnest($1::bigint[], $2::text[])` that write a whole batch in one
+/// round trip. Elements are quoted, so any text is safe; nil is NULL.
+public struct PostgresArray: PostgresEncodable {
+    private let elements: [String?]
+
+    public init(_ elements: [String?]) {
+        self.elements = elements
+    }
+
+    public init<Element: PostgresEncodable>(_ elements: [Element]) {
+        self.elements = elements.map(\.postgresText)
+    }
+
+    public var postgresText: String {
+        var text = "{"
+        for (position, element) in elements.enumerated() {
+            if position > 0 { text += "," }
+            guard let element else {
+                text += "NULL"
+                continue
+            }
+            text += "\""
+            for character in element.unicodeScalars {
+                if character == "\"" || character == "\\" { text += "\\" }
+                text.unicodeScalars.append(character)
+            }
+            text += "\""
+        }
+        return text + "}"
+    }
+}

@@ -1,4 +1,5 @@
 import CareLedger
+import Crypto
 import Dispatch
 import Foundation
 import HTTP
@@ -13,6 +14,7 @@ struct APIHarness: Sendable {
     let routes: [RouteDescription]
     let adminKey: String
     let platformOrg: String
+    let ledger: LedgerService
 
     /// Limits high enough that only the rate-limit tests meet them.
     static let generousLimits: AccessLimits = {
@@ -26,8 +28,16 @@ struct APIHarness: Sendable {
         try await TestDatabase.withSchema(maxConnections: 8) { pool in
             try await Migrator(pool: pool).migrate(try Migration.load(directory: OpsRoutesTests.migrationsDirectory))
             let bootstrap = try await Bootstrap.run(pool: pool)
-            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, limits: limits))
-            return try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId))
+            let ledger = try LedgerService.started(pool)
+            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: ledger, limits: limits))
+            do {
+                let value = try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId, ledger: ledger))
+                await ledger.stop()
+                return value
+            } catch {
+                await ledger.stop()
+                throw error
+            }
         }
     }
 
@@ -120,4 +130,28 @@ func runProcess(_ executable: URL, _ arguments: [String], environment: [String: 
             })
         }
     }
+}
+
+extension LedgerService {
+    /// A running ledger service with a fresh key, sequencing promptly.
+    static func started(_ pool: PostgresPool) throws -> LedgerService {
+        var settings = LedgerService.Settings()
+        settings.sequencingWait = .seconds(5)
+        let service = LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()), settings: settings)
+        service.start()
+        return service
+    }
+
+    /// A ledger service that is never started: routes exist, nothing sequences.
+    static func unstarted(_ pool: PostgresPool) throws -> LedgerService {
+        LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()))
+    }
+}
+
+/// A throwaway signing key file (PEM, mode 0600) for server processes.
+func temporarySigningKeyFile() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-key-\(UUID().uuidString).pem").path
+    guard FileManager.default.createFile(atPath: path, contents: Data(try Ed25519PrivateKey().pemRepresentation().utf8),
+                                         attributes: [.posixPermissions: 0o600]) else { throw HarnessError("cannot write \(path)") }
+    return path
 }

@@ -14,6 +14,7 @@ import TestSupport
         environment["DATABASE_URL"] = conninfo
         environment["CARELEDGER_MIGRATIONS_DIR"] = Self.migrations
         environment["CARELEDGER_BIN"] = RepositoryPaths.executable.path
+        environment["CARELEDGER_SIGNING_KEY_FILE"] = try? temporarySigningKeyFile()
         return environment
     }
 

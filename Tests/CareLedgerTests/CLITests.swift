@@ -1,4 +1,5 @@
 @testable import CareLedgerCLI
+import Foundation
 import Testing
 
 @Suite struct CLITests {
@@ -19,6 +20,12 @@ import Testing
                     Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429. (env CARELEDGER_KEY_RATE_LIMIT, default 100)
               --auth-failure-limit <n>
                     Failed authentications per minute from one client address before it is refused with 429. (env CARELEDGER_AUTH_FAILURE_LIMIT, default 20)
+              --signing-key-file <file>
+                    Ed25519 private key (PEM) that signs tree heads; make one with 'careledger keygen'. (env CARELEDGER_SIGNING_KEY_FILE)
+              --log-origin <name>
+                    The log's name in every checkpoint (and its note key name); keep it stable for the life of the log. (env CARELEDGER_LOG_ORIGIN, default careledger.local/ledger)
+              --sequencing-wait-ms <ms>
+                    How long a create waits for its ledger entry to be sequenced before answering without seq. (env CARELEDGER_SEQUENCING_WAIT_MS, default 1000)
               --migrations-dir <dir>
                     Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
               --db-pool-size <n>
@@ -27,6 +34,8 @@ import Testing
                     How long a request waits for a database connection before answering 503. (env CARELEDGER_DB_ACQUIRE_TIMEOUT_MS, default 2000)
               --no-migrate
                     Do not apply migrations at start (another instance or a deploy step does).
+              --ledger-public
+                    Serve the read-only ledger endpoints without an API key (they hold no PHI).
               -h, --help
                     Show this help.
 
@@ -58,13 +67,32 @@ import Testing
               serve    Run the HTTP API server.
               migrate  Apply pending database migrations.
               admin    Administration that needs the database itself (bootstrap).
+              keygen   Create an Ed25519 signing key for tree heads.
 
             Run 'careledger <command> --help' for a command's options.
 
             """)
     }
 
-    private let database = ["DATABASE_URL": "postgresql:///db"]
+    private static let keyFile = (try? temporarySigningKeyFile()) ?? "/nonexistent"
+    private let database = ["DATABASE_URL": "postgresql:///db", "CARELEDGER_SIGNING_KEY_FILE": keyFile]
+
+    @Test func signingKeyProblemsAreExplained() throws {
+        #expect(throws: CLIError("no signing key: set CARELEDGER_SIGNING_KEY_FILE or --signing-key-file (create one with 'careledger keygen --out FILE')")) {
+            try ServeCommand(arguments: [], environment: ["DATABASE_URL": "postgresql:///db"])
+        }
+        let loose = try temporarySigningKeyFile()
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: loose)
+        #expect(throws: CLIError("the signing key file '\(loose)' must not be readable by group or others (chmod 600)")) {
+            try ServeCommand(arguments: ["--signing-key-file", loose], environment: database)
+        }
+        #expect(throws: CLIError("--log-origin: the log origin must be non-empty, without spaces or '+'")) {
+            try ServeCommand(arguments: ["--log-origin", "a b"], environment: database)
+        }
+        let serve = try ServeCommand(arguments: ["--ledger-public", "--sequencing-wait-ms", "250"], environment: database)
+        #expect(serve.ledgerSettings.publicRead && serve.ledgerSettings.sequencingWait == .milliseconds(250))
+        #expect(serve.signer.origin == "careledger.local/ledger" && serve.signer.keyId.count == 64)
+    }
 
     @Test func flagsBeatEnvironmentWhichBeatsDefaults() throws {
         let defaults = try ServeCommand(arguments: [], environment: database)

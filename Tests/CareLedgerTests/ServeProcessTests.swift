@@ -14,6 +14,7 @@ import TestSupport
         var environment = ProcessInfo.processInfo.environment
         environment["DATABASE_URL"] = conninfo
         environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
+        environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
         process.environment = environment
         process.executableURL = RepositoryPaths.executable
         process.arguments = ["serve", "--port", "0"]

@@ -132,6 +132,16 @@ struct APIRouteBuilder {
         router.on(method, template, use: handler)
     }
 
+    /// A read-only route that needs a key whose role may perform `action`, unless `isPublic`, when
+    /// anyone may call it (for data that holds no PHI, such as the ledger).
+    mutating func on(_ method: HTTPMethod, _ template: String, _ action: Action, publicWhen isPublic: Bool, use handler: @escaping RouteHandler) {
+        guard isPublic else {
+            return on(method, template, action) { context in try await handler(context.request) }
+        }
+        routes.append(RouteDescription(method: method, template: template, action: action))
+        router.on(method, template, use: handler)
+    }
+
     /// A route that needs a key whose role may perform `action`.
     mutating func on(_ method: HTTPMethod, _ template: String, _ action: Action, use handler: @escaping @Sendable (APIContext) async throws -> Response) {
         routes.append(RouteDescription(method: method, template: template, action: action))

@@ -10,11 +10,14 @@ public enum Action: String, CaseIterable, Sendable {
     case keysList = "keys.list"
     case keysRevoke = "keys.revoke"
     case auditRead = "audit.read"
+    case ledgerRead = "ledger.read"
+    case ledgerAnchor = "ledger.anchor"
 }
 
 /// The one place that says which role may do what: data, not code spread over handlers. Admins run
 /// the platform (organizations and keys) and see no patient data; organizations see only their own
-/// organization record; the audit trail is for auditors and national health systems.
+/// organization record; the audit trail is for auditors and national health systems. The ledger holds
+/// no PHI, so every role may read it; every organization but the platform may anchor documents.
 public enum PermissionMatrix {
     private static let organizationRoles: Set<Role> = [.admin, .hospital, .insurer, .national, .pharmacy, .manufacturer, .distributor, .auditor]
 
@@ -28,6 +31,8 @@ public enum PermissionMatrix {
         .keysList: [.admin],
         .keysRevoke: [.admin],
         .auditRead: [.auditor, .national],
+        .ledgerRead: Set(Role.allCases),
+        .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]
 
     /// Whether `role` may perform `action`; an action missing from the matrix is allowed to no one.

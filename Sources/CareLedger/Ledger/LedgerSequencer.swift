@@ -1,0 +1,204 @@
+import FoundationEssentials
+import HTTP
+import Ledger
+import Postgres
+import Synchronization
+
+/// Wakes a waiting task, or lets the next wait return at once.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns on the next signal, or after `timeout`.
+    func wait(timeout: Duration) async {
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            signal()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}
+
+/// Moves queued items into the log, Trillian style. Any number of instances run one; the one that
+/// holds a session advisory lock sequences, and if it dies its connection drops, the lock with it,
+/// and another instance takes over within `electionInterval`. Each batch runs in one transaction
+/// under a second, transaction-level lock and re-reads the tree size, so even two sequencers at
+/// once (a lock connection lost mid-batch) could not fork the log: a batch either commits whole,
+/// entries, subtree hashes and signed head together, or not at all.
+final class LedgerSequencer: Sendable {
+    struct Settings: Sendable {
+        var batchSize = 5_000
+        var idlePoll: Duration = .milliseconds(200)
+        var electionInterval: Duration = .seconds(1)
+    }
+
+    private let pool: PostgresPool
+    private let conninfo: String
+    private let signer: LedgerSigner
+    private let settings: Settings
+    private let store = LedgerStore()
+    private let wake = WakeSignal()
+    private let frontier = Mutex<MerkleFrontier?>(nil)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let afterBatch: @Sendable () -> Void
+    private let log: EventLog?
+
+    init(pool: PostgresPool, conninfo: String, signer: LedgerSigner, settings: Settings = Settings(),
+         log: EventLog? = nil, afterBatch: @escaping @Sendable () -> Void = {}) {
+        self.pool = pool
+        self.conninfo = conninfo
+        self.signer = signer
+        self.settings = settings
+        self.log = log
+        self.afterBatch = afterBatch
+    }
+
+    /// Something was queued: sequence soon.
+    func poke() {
+        wake.signal()
+    }
+
+    func start() {
+        let task = Task { await self.run() }
+        self.task.withLock { $0 = task }
+    }
+
+    func stop() async {
+        let task = self.task.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        wake.signal()
+        await task?.value
+    }
+
+    private func run() async {
+        while !Task.isCancelled {
+            guard let leader = await becomeLeader() else {
+                try? await Task.sleep(for: settings.electionInterval)
+                continue
+            }
+            log?.log("info", "sequencer elected", [("origin", .string(signer.origin))])
+            await lead(holding: leader)
+            log?.log("info", "sequencer stepped down")
+        }
+    }
+
+    /// A connection holding the session lock, or nil if another instance holds it.
+    private func becomeLeader() async -> PostgresConnection? {
+        do {
+            let connection = try await PostgresConnection.connect(conninfo, connectTimeout: .seconds(2))
+            let rows = try await connection.query("SELECT pg_try_advisory_lock(\(LedgerStore.electionLock), hashtext(current_schema())) AS held")
+            return try rows[0].decode("held", as: Bool.self) ? connection : nil
+        } catch {
+            return nil
+        }
+    }
+
+    private func lead(holding leader: PostgresConnection) async {
+        var lastCheck = ContinuousClock.now
+        frontier.withLock { $0 = nil }
+        while !Task.isCancelled {
+            // The lock lives as long as its connection; check it now and then.
+            if ContinuousClock.now - lastCheck > settings.electionInterval {
+                lastCheck = .now
+                guard (try? await leader.query("SELECT 1 AS alive")) != nil else { return }
+            }
+            do {
+                let sequenced = try await sequenceBatch()
+                if sequenced > 0 { afterBatch() }
+                if sequenced < settings.batchSize { await wake.wait(timeout: settings.idlePoll) }
+            } catch {
+                // PostgresError's description is generic by design; the kind is enough to act on.
+                log?.log("error", "sequencing failed", [("error", .string(String(describing: type(of: error))))])
+                frontier.withLock { $0 = nil }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Sequences up to one batch; returns how many entries it appended.
+    @discardableResult
+    func sequenceBatch() async throws -> Int {
+        try await pool.withTransaction { transaction in
+            try await store.lockSequencing(on: transaction)
+            let head = try await store.latestHead(on: transaction)
+            let size = head?.treeSize ?? 0
+            let queued = try await store.queued(limit: settings.batchSize, on: transaction)
+            // An empty log gets its size-0 head once, so there is always a signed head to show.
+            guard !queued.isEmpty || head == nil else { return 0 }
+            var tree = try await currentFrontier(size: size, on: transaction)
+            let now = Date()
+            var entries: [LedgerEntryRow] = []
+            var nodes: [(id: NodeID, hash: [UInt8])] = []
+            entries.reserveCapacity(queued.count)
+            for (offset, queuedItem) in queued.enumerated() {
+                let seq = size + Int64(offset)
+                let entry = LedgerEntry.canonical(seq: seq, item: queuedItem.item, time: now)
+                let leafHash = MerkleHash.leaf(entry)
+                entries.append(LedgerEntryRow(seq: seq, entry: entry, leafHash: leafHash, queueId: queuedItem.id))
+                nodes += tree.append(leafHash: leafHash).dropFirst()
+            }
+            try await store.registerKey(keyId: signer.keyId, name: signer.origin, publicKey: signer.key.publicKey.rawRepresentation, on: transaction)
+            let root = tree.root
+            let newHead = LedgerHead(
+                treeSize: tree.size, rootHash: root, keyId: signer.keyId,
+                checkpoint: try signer.signedCheckpoint(size: tree.size, root: root), signedAt: now)
+            try await store.appendBatch(entries: entries, items: queued.map(\.item), nodes: nodes, head: newHead, on: transaction)
+            // If the commit fails after all, the next batch finds a different size and refetches.
+            let extended = tree
+            frontier.withLock { $0 = extended }
+            return entries.count
+        }
+    }
+
+    /// The frontier for `size`, from memory when it matches, else from the stored subtree hashes.
+    private func currentFrontier(size: Int64, on runner: some QueryRunner) async throws -> MerkleFrontier {
+        if let cached = frontier.withLock({ $0 }), cached.size == size { return cached }
+        let ids = MerkleFrontier.nodeIDs(size: size)
+        let hashes = try await store.nodeHashes(ids, on: runner)
+        return try MerkleFrontier(size: size) { id in
+            guard let hash = hashes[id] else { throw LedgerError.missingNode(id) }
+            return hash
+        }
+    }
+}
+
+/// Inconsistencies inside the stored log.
+enum LedgerError: Error, CustomStringConvertible {
+    case missingNode(NodeID)
+
+    var description: String {
+        switch self {
+        case .missingNode(let id): "the stored log lacks subtree \(id)"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Crypto
+import HTTP
+import Ledger
+import Postgres
+import Synchronization
+
+/// The ledger as the rest of the application sees it: queue an item inside a domain transaction,
+/// then (after commit) wait briefly for its sequence number. Owns the sequencer (elected), the
+/// waiter, and the LISTEN connection that tells them when to look.
+public final class LedgerService: Sendable {
+    public struct Settings: Sendable {
+        /// How long a create endpoint waits for its entry to be sequenced before answering without it.
+        public var sequencingWait: Duration = .seconds(1)
+        /// Whether the read-only ledger endpoints answer without an API key (they hold no PHI).
+        public var publicRead = false
+        /// Entries per sequencing batch (and signed head).
+        public var batchSize = 5_000
+
+        public init() {}
+    }
+
+    let pool: PostgresPool
+    let signer: LedgerSigner
+    let settings: Settings
+    let store = LedgerStore()
+    let sequencer: LedgerSequencer
+    let waiter: LedgerWaiter
+    private let listener: PostgresListener?
+    private let consumer = Mutex<Task<Void, Never>?>(nil)
+
+    /// A service for the log in `pool`'s database, signing with `signer`. `conninfo` opens the
+    /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`.
+    public init(pool: PostgresPool, signer: LedgerSigner, settings: Settings = Settings(), log: EventLog? = nil) {
+        self.pool = pool
+        self.signer = signer
+        self.settings = settings
+        let conninfo = pool.configuration.conninfo
+        let waiter = LedgerWaiter(pool: pool)
+        self.waiter = waiter
+        var sequencerSettings = LedgerSequencer.Settings()
+        sequencerSettings.batchSize = settings.batchSize
+        sequencer = LedgerSequencer(
+            pool: pool, conninfo: conninfo, signer: signer, settings: sequencerSettings,
+            log: log, afterBatch: { waiter.sequenced() })
+        listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger", "careledger_ledger_queue"])
+    }
+
+    /// Starts listening, waiting and (when elected) sequencing.
+    public func start() {
+        guard let listener else { return }
+        let events = listener.events()
+        listener.start()
+        let sequencer = self.sequencer
+        let waiter = self.waiter
+        consumer.withLock {
+            $0 = Task {
+                for await event in events {
+                    switch event {
+                    case .notification(channel: "careledger_ledger_queue", _): sequencer.poke()
+                    case .notification: waiter.sequenced()
+                    case .reconnected:
+                        sequencer.poke()
+                        waiter.sequenced()
+                    }
+                }
+            }
+        }
+        waiter.start()
+        sequencer.start()
+    }
+
+    public func stop() async {
+        await sequencer.stop()
+        await waiter.stop()
+        listener?.stop()
+        let consumer = self.consumer.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        consumer?.cancel()
+    }
+
+    /// Queues `item` in the caller's transaction.
+    func enqueue(_ item: LedgerItem, on transaction: PostgresTransaction) async throws -> Int64 {
+        try await store.enqueue(item, on: transaction)
+    }
+
+    /// The entry for a committed queue id, if it is sequenced within the configured wait.
+    func sequencedEntry(queueId: Int64) async -> LedgerEntryRow? {
+        await waiter.entry(queueId: queueId, timeout: settings.sequencingWait)
+    }
+
+    /// Hashes for proof ranges, fetched in one query.
+    func proofHashes(_ ranges: [LeafRange], on runner: some QueryRunner) async throws -> [[UInt8]] {
+        let hashes = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), on: runner)
+        return try ranges.map { range in
+            try range.hash { id in
+                guard let hash = hashes[id] else { throw LedgerError.missingNode(id) }
+                return hash
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Crypto
+import FoundationEssentials
+import Ledger
+import Postgres
+
+/// One queued or sequenced thing to anchor: what kind of record, which organization, which object,
+/// and the object's document hash. Never PHI, never a stable patient identifier.
+struct LedgerItem: Sendable {
+    let type: String
+    let actor: String
+    let ref: String
+    let hash: String
+}
+
+/// A sequenced entry.
+struct LedgerEntryRow: Sendable {
+    let seq: Int64
+    let entry: [UInt8]
+    let leafHash: [UInt8]
+    let queueId: Int64
+}
+
+/// A signed tree head as stored.
+struct LedgerHead: Sendable {
+    let treeSize: Int64
+    let rootHash: [UInt8]
+    let keyId: String
+    let checkpoint: String
+    let signedAt: Date
+}
+
+/// A signing key as published.
+struct LedgerKey: Sendable {
+    let keyId: String
+    let name: String
+    let publicKey: [UInt8]
+    let createdAt: Date
+}
+
+/// The ledger's SQL. The log tables are only ever inserted into.
+struct LedgerStore: Sendable {
+    /// Advisory lock classes; the second key is the schema's hash, so each log (one per schema,
+    /// normally one per database) has its own sequencer.
+    /// Held per session by the elected sequencer.
+    static let electionLock: Int32 = 0x4C45_0001
+    /// Taken by every sequencing batch transaction, so batches never overlap, whoever runs them.
+    static let sequencingLock: Int32 = 0x4C45_0003
+    /// Audit writers hold it shared while they insert; the audit batcher takes it exclusively, so
+    /// every audit event with a lower seq than what it reads has committed.
+    static let auditLock: Int32 = 0x4C45_0002
+
+    // MARK: Writing
+
+    /// Queues `item` in the caller's transaction: it is sequenced if and only if that commits.
+    @discardableResult
+    func enqueue(_ item: LedgerItem, on runner: some QueryRunner) async throws -> Int64 {
+        let rows = try await runner.query("""
+            INSERT INTO ledger_queue (type, actor, ref, hash) VALUES (\(item.type), \(item.actor), \(item.ref), \(item.hash))
+            RETURNING id
+            """)
+        return try rows[0].decode("id", as: Int64.self)
+    }
+
+    /// The oldest queued items, up to `limit`.
+    func queued(limit: Int, on runner: some QueryRunner) async throws -> [(id: Int64, item: LedgerItem)] {
+        let rows = try await runner.query("SELECT id, type, actor, ref, hash FROM ledger_queue ORDER BY id LIMIT \(limit)")
+        return try rows.all.map { row in
+            (try row.decode("id", as: Int64.self),
+             LedgerItem(type: try row.decode("type"), actor: try row.decode("actor"), ref: try row.decode("ref"), hash: try row.decode("hash")))
+        }
+    }
+
+    /// Writes a sequenced batch: entries, the subtree hashes they complete, the signed head, and
+    /// removes the batch from the queue. Runs inside the sequencing transaction.
+    func appendBatch(
+        entries: [LedgerEntryRow], items: [LedgerItem], nodes: [(id: NodeID, hash: [UInt8])], head: LedgerHead,
+        on runner: some QueryRunner
+    ) async throws {
+        if !entries.isEmpty {
+            try await runner.query("""
+                INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, sequenced_at)
+                SELECT s, decode(e, 'hex'), decode(l, 'hex'), q, t, r, \(head.signedAt)
+                FROM unnest(\(PostgresArray(entries.map(\.seq)))::bigint[], \(PostgresArray(entries.map { Hex.encode($0.entry) }))::text[],
+                            \(PostgresArray(entries.map { Hex.encode($0.leafHash) }))::text[], \(PostgresArray(entries.map(\.queueId)))::bigint[],
+                            \(PostgresArray(items.map(\.type)))::text[], \(PostgresArray(items.map(\.ref)))::text[]) AS u(s, e, l, q, t, r)
+                """)
+            try await runner.query("DELETE FROM ledger_queue WHERE id = ANY(\(PostgresArray(entries.map(\.queueId)))::bigint[])")
+        }
+        if !nodes.isEmpty {
+            try await runner.query("""
+                INSERT INTO ledger_nodes (level, idx, hash)
+                SELECT l, i, decode(h, 'hex')
+                FROM unnest(\(PostgresArray(nodes.map { $0.id.level }))::smallint[], \(PostgresArray(nodes.map { $0.id.index }))::bigint[],
+                            \(PostgresArray(nodes.map { Hex.encode($0.hash) }))::text[]) AS u(l, i, h)
+                """)
+        }
+        try await runner.query("""
+            INSERT INTO ledger_heads (tree_size, root_hash, key_id, checkpoint, signed_at)
+            VALUES (\(head.treeSize), \(PostgresBytes(head.rootHash)), \(head.keyId), \(head.checkpoint), \(head.signedAt))
+            """)
+        try await runner.query("SELECT pg_notify('careledger_ledger', \(String(head.treeSize)))")
+    }
+
+    func registerKey(keyId: String, name: String, publicKey: [UInt8], on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            INSERT INTO ledger_keys (key_id, name, public_key) VALUES (\(keyId), \(name), \(PostgresBytes(publicKey)))
+            ON CONFLICT (key_id) DO NOTHING
+            """)
+    }
+
+    func lockSequencing(on runner: some QueryRunner) async throws {
+        try await runner.query("SELECT pg_advisory_xact_lock(\(Self.sequencingLock), hashtext(current_schema()))")
+    }
+
+    // MARK: Reading
+
+    func latestHead(on runner: some QueryRunner) async throws -> LedgerHead? {
+        try await heads("ORDER BY tree_size DESC LIMIT 1", on: runner).first
+    }
+
+    func head(size: Int64, on runner: some QueryRunner) async throws -> LedgerHead? {
+        let rows = try await runner.query("SELECT tree_size, root_hash, key_id, checkpoint, signed_at FROM ledger_heads WHERE tree_size = \(size)")
+        return try rows.first.map(Self.head)
+    }
+
+    /// The smallest signed head of at least `size` leaves.
+    func head(atLeast size: Int64, on runner: some QueryRunner) async throws -> LedgerHead? {
+        let rows = try await runner.query("""
+            SELECT tree_size, root_hash, key_id, checkpoint, signed_at FROM ledger_heads WHERE tree_size >= \(size)
+            ORDER BY tree_size LIMIT 1
+            """)
+        return try rows.first.map(Self.head)
+    }
+
+    private func heads(_ order: StaticString, on runner: some QueryRunner) async throws -> [LedgerHead] {
+        let rows = try await runner.query("SELECT tree_size, root_hash, key_id, checkpoint, signed_at FROM ledger_heads \(sql: order)")
+        return try rows.all.map(Self.head)
+    }
+
+    func entries(from: Int64, to: Int64, on runner: some QueryRunner) async throws -> [LedgerEntryRow] {
+        let rows = try await runner.query("""
+            SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(from) AND seq < \(to) ORDER BY seq
+            """)
+        return try rows.all.map(Self.entry)
+    }
+
+    /// Sequenced entries for queue ids, by queue id.
+    func entries(queueIds: [Int64], on runner: some QueryRunner) async throws -> [Int64: LedgerEntryRow] {
+        let rows = try await runner.query("""
+            SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE queue_id = ANY(\(PostgresArray(queueIds))::bigint[])
+            """)
+        var found: [Int64: LedgerEntryRow] = [:]
+        for row in rows.all {
+            let entry = try Self.entry(row)
+            found[entry.queueId] = entry
+        }
+        return found
+    }
+
+    /// Hashes of the given subtrees: leaves from the entries, the rest from the node table.
+    func nodeHashes(_ ids: [NodeID], on runner: some QueryRunner) async throws -> [NodeID: [UInt8]] {
+        guard !ids.isEmpty else { return [:] }
+        let leaves = ids.filter { $0.level == 0 }.map(\.index)
+        let inner = ids.filter { $0.level > 0 }
+        let rows = try await runner.query("""
+            SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM ledger_entries WHERE seq = ANY(\(PostgresArray(leaves))::bigint[])
+            UNION ALL
+            SELECT n.level, n.idx, n.hash FROM ledger_nodes n
+            JOIN unnest(\(PostgresArray(inner.map(\.level)))::smallint[], \(PostgresArray(inner.map(\.index)))::bigint[]) AS w(l, i)
+              ON n.level = w.l AND n.idx = w.i
+            """)
+        var hashes: [NodeID: [UInt8]] = [:]
+        for row in rows.all {
+            let id = NodeID(level: try row.decode("level", as: Int.self), index: try row.decode("idx", as: Int64.self))
+            hashes[id] = try row.decode("hash", as: PostgresBytes.self).bytes
+        }
+        return hashes
+    }
+
+    func keys(on runner: some QueryRunner) async throws -> [LedgerKey] {
+        let rows = try await runner.query("SELECT key_id, name, public_key, created_at FROM ledger_keys ORDER BY created_at, key_id")
+        return try rows.all.map { row in
+            LedgerKey(
+                keyId: try row.decode("key_id"), name: try row.decode("name"),
+                publicKey: try row.decode("public_key", as: PostgresBytes.self).bytes, createdAt: try row.decode("created_at", as: Date.self))
+        }
+    }
+
+    // MARK: Anchors
+
+    func createAnchor(id: String, orgId: String, kind: String, reference: String, hash: String, queueId: Int64, on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            INSERT INTO ledger_anchors (id, org_id, kind, reference, hash, queue_id)
+            VALUES (\(id), \(orgId), \(kind), \(reference), \(hash), \(queueId))
+            """)
+    }
+
+    // MARK: Rows
+
+    private static func head(_ row: PostgresRow) throws -> LedgerHead {
+        LedgerHead(
+            treeSize: try row.decode("tree_size", as: Int64.self), rootHash: try row.decode("root_hash", as: PostgresBytes.self).bytes,
+            keyId: try row.decode("key_id"), checkpoint: try row.decode("checkpoint"), signedAt: try row.decode("signed_at", as: Date.self))
+    }
+
+    private static func entry(_ row: PostgresRow) throws -> LedgerEntryRow {
+        LedgerEntryRow(
+            seq: try row.decode("seq", as: Int64.self), entry: try row.decode("entry", as: PostgresBytes.self).bytes,
+            leafHash: try row.decode("leaf_hash", as: PostgresBytes.self).bytes, queueId: try row.decode("queue_id", as: Int64.self))
+    }
+}
