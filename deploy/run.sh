@@ -22,6 +22,16 @@ log "building (release)"
 swift build -c release --product careledger
 .build/release/careledger migrate >&2
 
+# The key that signs tree heads: made once, kept with the local data, readable by its owner only.
+if [ -z "${CARELEDGER_SIGNING_KEY_FILE:-}" ]; then
+    export CARELEDGER_SIGNING_KEY_FILE="$PWD/.data/signing-key.pem"
+    if [ ! -f "$CARELEDGER_SIGNING_KEY_FILE" ]; then
+        mkdir -p .data
+        log "creating the ledger signing key in .data/signing-key.pem"
+        .build/release/careledger keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >&2
+    fi
+fi
+
 # First start: the platform organization and its first admin key, shown this once.
 status=0
 bootstrap="$(.build/release/careledger admin bootstrap 2>/dev/null)" || status=$?

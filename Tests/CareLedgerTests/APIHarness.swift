@@ -1,4 +1,4 @@
-import CareLedger
+@testable import CareLedger
 import Crypto
 import Dispatch
 import Foundation
@@ -24,11 +24,14 @@ struct APIHarness: Sendable {
         return limits
     }()
 
-    static func with<T: Sendable>(limits: AccessLimits = generousLimits, _ body: (APIHarness) async throws -> T) async throws -> T {
+    /// `runningLedger` starts the sequencer, waiter and listener (three more connections); without
+    /// it the log has just its signed size-0 head, which is all most tests need.
+    static func with<T: Sendable>(limits: AccessLimits = generousLimits, runningLedger: Bool = false, _ body: (APIHarness) async throws -> T) async throws -> T {
         try await TestDatabase.withSchema(maxConnections: 8) { pool in
             try await Migrator(pool: pool).migrate(try Migration.load(directory: OpsRoutesTests.migrationsDirectory))
             let bootstrap = try await Bootstrap.run(pool: pool)
-            let ledger = try LedgerService.started(pool)
+            let ledger = runningLedger ? try LedgerService.started(pool) : try LedgerService.unstarted(pool)
+            if !runningLedger { try await ledger.sequencer.sequenceBatch() }
             let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: ledger, limits: limits))
             do {
                 let value = try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId, ledger: ledger))

@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func anchorsAreSequencedSignedAndProvable() async throws {
-        try await APIHarness.with { api in
+        try await APIHarness.with(runningLedger: true) { api in
             let org = try await api.createOrg("General", "hospital")
             let key = try await api.issueKey(org, "hospital").apiKey
             var seqs: [Int64] = []
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func concurrentWritersGetADenseSequenceThatVerifies() async throws {
-        try await APIHarness.with { api in
+        try await APIHarness.with(runningLedger: true) { api in
             let org = try await api.createOrg("Busy", "pharmacy")
             let key = try await api.issueKey(org, "pharmacy").apiKey
             let statuses = await withTaskGroup(of: Int.self) { group in
@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func badAnchorsAre400sAndTheLogTablesRefuseRewrites() async throws {
-        try await APIHarness.with { api in
+        try await APIHarness.with(runningLedger: true) { api in
             let org = try await api.createOrg("General", "hospital")
             let key = try await api.issueKey(org, "hospital").apiKey
             for body in [#"{"hash":"sha256:abc","kind":"x","reference":"r"}"#, #"{"hash":"md5:00","kind":"x","reference":"r"}"#,
@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test func twoSequencersNeverForkTheLog() async throws {
-        try await APIHarness.with { api in
+        try await APIHarness.with(runningLedger: true) { api in
             // A second instance's service on the same log: only one is elected, and even direct
             // batches from both interleave into one dense sequence.
             let other = try LedgerService.started(api.pool)
@@ -154,5 +154,21 @@ import Testing
             for row in rows.all { frontier.append(leafHash: try row.decode("leaf_hash", as: PostgresBytes.self).bytes) }
             #expect(try await api.ledger.store.latestHead(on: api.pool)?.rootHash == frontier.root)
         }
+    }
+}
+
+@Suite struct WakeSignalTests {
+    /// A wait that ends early must not leave its timer behind to end the next wait at once (that
+    /// bug made an idle server spin at full CPU).
+    @Test func anEarlyWakeLeavesNoStaleSignal() async {
+        let signal = WakeSignal()
+        signal.signal()
+        let clock = ContinuousClock()
+        let first = clock.now
+        await signal.wait(timeout: .seconds(10))
+        #expect(clock.now - first < .seconds(5))
+        let second = clock.now
+        await signal.wait(timeout: .milliseconds(300))
+        #expect(clock.now - second >= .milliseconds(250))
     }
 }

@@ -28,7 +28,8 @@ final class WakeSignal: Sendable {
     /// Returns on the next signal, or after `timeout`.
     func wait(timeout: Duration) async {
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            // Cancelled when the wait ends early; it must not then leave a stale wake-up behind.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             signal()
         }
         defer { timer.cancel() }
