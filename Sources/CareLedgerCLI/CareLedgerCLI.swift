@@ -5,7 +5,7 @@ import Postgres
 
 /// The command tree: `careledger <command> [options]`.
 public enum CareLedgerCLI {
-    static let commands: [any Command.Type] = [ServeCommand.self, MigrateCommand.self, AdminCommand.self, KeygenCommand.self]
+    static let commands: [any Command.Type] = [ServeCommand.self, MigrateCommand.self, AdminCommand.self, KeygenCommand.self, VerifyCommand.self]
 
     /// The root help text.
     static var help: String {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Ledger
 import Postgres
 
 /// The audit trail's SQL. Events are only ever inserted; the table's triggers refuse the rest.
@@ -28,14 +29,58 @@ struct AuditStore: Sendable {
     }
 
     /// Appends `event` where `runner` says: inside the transaction of the change it records, or alone.
+    ///
+    /// The insert first takes the audit lock shared (before its seq is drawn), so the batcher, which
+    /// takes it exclusively, never reads past an event whose transaction is still open.
     func record(_ event: AuditEvent, on runner: some QueryRunner) async throws {
         try await runner.query("""
+            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema())))
             INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id,
                                       patient_id, purpose, decision, reason, client_address)
-            VALUES (\(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action),
-                    \(event.resourceType), \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue),
-                    \(event.decision.rawValue), \(event.reason), \(event.clientAddress))
+            SELECT \(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action),
+                   \(event.resourceType), \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue),
+                   \(event.decision.rawValue), \(event.reason), \(event.clientAddress)
+            FROM gate
             """)
+    }
+
+    /// Events after `afterSeq` as they are hashed into audit batches: every column, as text.
+    func batchEvents(after afterSeq: Int64, through lastSeq: Int64 = .max, limit: Int, on runner: some QueryRunner) async throws -> [(seq: Int64, value: JSONValue)] {
+        let rows = try await runner.query("""
+            SELECT seq, time::text AS time, request_id, actor_org, key_id, role, action, resource_type, resource_id,
+                   patient_id, purpose, decision, reason, client_address
+            FROM audit_events WHERE seq > \(afterSeq) AND seq <= \(lastSeq) ORDER BY seq LIMIT \(limit)
+            """)
+        let columns = ["time", "request_id", "actor_org", "key_id", "role", "action", "resource_type", "resource_id",
+                       "patient_id", "purpose", "decision", "reason", "client_address"]
+        return try rows.all.map { row in
+            let seq = try row.decode("seq", as: Int64.self)
+            var members: [(key: String, value: JSONValue)] = [("seq", .string(String(seq)))]
+            for column in columns {
+                members.append((column, try row.decode(column, as: String?.self).map(JSONValue.string) ?? .null))
+            }
+            return (seq, .object(members))
+        }
+    }
+
+    /// The hash an audit batch anchors: SHA-256 of the canonical JSON array of its events.
+    static func batchHash(_ events: [JSONValue]) -> String {
+        JCS.documentHash(.array(events))
+    }
+
+    /// Anchors the next run of committed audit events as one `audit.batch` ledger entry. Returns
+    /// how many events it covered.
+    func anchorNextBatch(limit: Int, ledger: LedgerStore, on transaction: PostgresTransaction) async throws -> Int {
+        try await transaction.query("SELECT pg_advisory_xact_lock(\(LedgerStore.auditLock), hashtext(current_schema()))")
+        let last = try await transaction.query("SELECT coalesce(max(last_seq), 0) AS last FROM audit_batches")[0].decode("last", as: Int64.self)
+        let events = try await batchEvents(after: last, limit: limit, on: transaction)
+        guard let first = events.first?.seq, let final = events.last?.seq else { return 0 }
+        let hash = Self.batchHash(events.map(\.value))
+        let queueId = try await ledger.enqueue(LedgerItem(type: "audit.batch", actor: "careledger", ref: "audit:\(first)-\(final)", hash: hash), on: transaction)
+        try await transaction.query("""
+            INSERT INTO audit_batches (first_seq, last_seq, hash, queue_id) VALUES (\(first), \(final), \(hash), \(queueId))
+            """)
+        return events.count
     }
 
     /// Events matching `filter`, oldest first, one more than the limit (to tell whether there is more).

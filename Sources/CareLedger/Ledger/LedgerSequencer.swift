@@ -58,6 +58,9 @@ final class LedgerSequencer: Sendable {
         var batchSize = 5_000
         var idlePoll: Duration = .milliseconds(200)
         var electionInterval: Duration = .seconds(1)
+        /// How often the sequencer anchors the audit events that arrived since the last batch.
+        var auditBatchInterval: Duration = .seconds(1)
+        var auditBatchLimit = 10_000
     }
 
     private let pool: PostgresPool
@@ -126,6 +129,7 @@ final class LedgerSequencer: Sendable {
 
     private func lead(holding leader: PostgresConnection) async {
         var lastCheck = ContinuousClock.now
+        var lastAuditBatch = ContinuousClock.now
         frontier.withLock { $0 = nil }
         while !Task.isCancelled {
             // The lock lives as long as its connection; check it now and then.
@@ -134,6 +138,10 @@ final class LedgerSequencer: Sendable {
                 guard (try? await leader.query("SELECT 1 AS alive")) != nil else { return }
             }
             do {
+                if ContinuousClock.now - lastAuditBatch > settings.auditBatchInterval {
+                    lastAuditBatch = .now
+                    try await anchorAuditEvents()
+                }
                 let sequenced = try await sequenceBatch()
                 if sequenced > 0 { afterBatch() }
                 if sequenced < settings.batchSize { await wake.wait(timeout: settings.idlePoll) }
@@ -143,6 +151,15 @@ final class LedgerSequencer: Sendable {
                 frontier.withLock { $0 = nil }
                 try? await Task.sleep(for: .milliseconds(200))
             }
+        }
+    }
+
+    /// Queues an `audit.batch` entry for the audit events not yet anchored (the sequencer's duty,
+    /// so only one instance does it).
+    @discardableResult
+    func anchorAuditEvents() async throws -> Int {
+        try await pool.withTransaction { transaction in
+            try await AuditStore().anchorNextBatch(limit: settings.auditBatchLimit, ledger: store, on: transaction)
         }
     }
 

@@ -1,0 +1,289 @@
+import Crypto
+import FoundationEssentials
+import Ledger
+import Postgres
+
+/// The first thing found wrong, named by where it is.
+public struct VerificationFailure: Error, CustomStringConvertible, Sendable {
+    public let seq: Int64?
+    public let table: String
+    public let detail: String
+
+    public var description: String {
+        "\(table)\(seq.map { " at seq \($0)" } ?? ""): \(detail)"
+    }
+}
+
+/// What a full check covered.
+public struct VerificationReport: Sendable, Encodable {
+    public var entries: Int64 = 0
+    public var nodes: Int64 = 0
+    public var heads = 0
+    public var keys = 0
+    public var anchoredObjects: [String: Int] = [:]
+    public var trustedHeadSize: Int64?
+}
+
+/// The facts of one entry that anchored-object checks need.
+struct EntryFacts: Sendable {
+    let seq: Int64
+    let type: String
+    let ref: String
+    let hash: String
+}
+
+/// How one kind of anchored object is re-hashed and matched with its entries. Each domain area
+/// registers one; an entry of a registered type without its object, or an object whose hash or
+/// entry differs, is a failure.
+protocol AnchoredObjectCheck: Sendable {
+    var entryType: String { get }
+    /// Checks every object against the entries of `entryType`, keyed by queue id; returns how many it checked.
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int
+}
+
+/// Recomputes the whole log from what is stored: every leaf from its entry, every stored subtree
+/// hash from the level below, every signed head's root and signature, and every anchored object's
+/// hash. Trusts nothing stored but the entries themselves (and, with a pinned key, not even the
+/// key table).
+public struct LedgerVerifier: Sendable {
+    static let checks: [any AnchoredObjectCheck] = [AuditBatchCheck(), AnchorCheck()]
+    static let pageSize = 20_000
+
+    let pool: PostgresPool
+    let pinnedKey: Ed25519PublicKey?
+    let progress: @Sendable (Int64) -> Void
+
+    public init(pool: PostgresPool, pinnedKey: Ed25519PublicKey? = nil, progress: @escaping @Sendable (Int64) -> Void = { _ in }) {
+        self.pool = pool
+        self.pinnedKey = pinnedKey
+        self.progress = progress
+    }
+
+    public func verify(trustedHead: String? = nil) async throws -> VerificationReport {
+        var report = VerificationReport()
+        let keys = try await loadKeys()
+        report.keys = keys.count
+        let registered = Set(Self.checks.map(\.entryType))
+        var facts: [String: [Int64: EntryFacts]] = [:]
+        var levels: [[[UInt8]]] = [try await verifyEntries(registered: registered, facts: &facts)]
+        report.entries = Int64(levels[0].count)
+        // A truncated tail shows first as a signed head that covers entries no longer there.
+        if let head = try await LedgerStore().latestHead(on: pool), head.treeSize > report.entries {
+            throw fail("ledger_entries", report.entries, "entries \(report.entries)..<\(head.treeSize) are missing: the signed head of size \(head.treeSize) covers them")
+        }
+        report.nodes = try await verifyNodes(&levels)
+        let (heads, origin) = try await verifyHeads(levels: levels, keys: keys)
+        report.heads = heads
+        for check in Self.checks {
+            report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], on: pool)
+        }
+        if let trustedHead {
+            report.trustedHeadSize = try verifyTrustedHead(trustedHead, origin: origin, levels: levels, keys: keys)
+        }
+        return report
+    }
+
+    private func fail(_ table: String, _ seq: Int64?, _ detail: String) -> VerificationFailure {
+        VerificationFailure(seq: seq, table: table, detail: detail)
+    }
+
+    private func loadKeys() async throws -> [String: Ed25519PublicKey] {
+        var keys: [String: Ed25519PublicKey] = [:]
+        for key in try await LedgerStore().keys(on: pool) {
+            guard let publicKey = try? Ed25519PublicKey(rawRepresentation: key.publicKey), LedgerSigner.keyId(publicKey) == key.keyId else {
+                throw fail("ledger_keys", nil, "key \(key.keyId) does not match its public key")
+            }
+            if let pinnedKey, pinnedKey != publicKey { continue }
+            keys[key.keyId] = publicKey
+        }
+        return keys
+    }
+
+    /// Leaf hashes, in order, after checking each entry.
+    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> [[UInt8]] {
+        var leaves: [[UInt8]] = []
+        var next: Int64 = 0
+        while true {
+            let rows = try await pool.query("""
+                SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(next) ORDER BY seq LIMIT \(Self.pageSize)
+                """)
+            if rows.isEmpty { return leaves }
+            for row in rows.all {
+                let seq = try row.decode("seq", as: Int64.self)
+                guard seq == next else { throw fail("ledger_entries", next, "entry \(next) is missing (next stored is \(seq))") }
+                let entry = try row.decode("entry", as: PostgresBytes.self).bytes
+                let leafHash = MerkleHash.leaf(entry)
+                guard try row.decode("leaf_hash", as: PostgresBytes.self).bytes == leafHash else {
+                    throw fail("ledger_entries", seq, "the stored leaf hash does not match the entry")
+                }
+                guard let value = try? JSONParser.parse(entry), JCS.canonicalize(value) == entry else {
+                    throw fail("ledger_entries", seq, "the entry is not canonical JSON")
+                }
+                guard value["seq"]?.numberValue == Double(seq), let type = value["type"]?.stringValue,
+                      let ref = value["ref"]?.stringValue, let hash = value["hash"]?.stringValue else {
+                    throw fail("ledger_entries", seq, "the entry's fields do not match its place in the log")
+                }
+                if registered.contains(type) {
+                    facts[type, default: [:]][try row.decode("queue_id", as: Int64.self)] = EntryFacts(seq: seq, type: type, ref: ref, hash: hash)
+                }
+                leaves.append(leafHash)
+                next += 1
+                if next % 100_000 == 0 { progress(next) }
+            }
+        }
+    }
+
+    /// Recomputes every level from the one below and compares it with the stored subtree hashes.
+    private func verifyNodes(_ levels: inout [[[UInt8]]]) async throws -> Int64 {
+        var checked: Int64 = 0
+        var level = 1
+        while true {
+            let below = levels[level - 1]
+            let expected = stride(from: 0, to: below.count - 1, by: 2).map { MerkleHash.node(below[$0], below[$0 + 1]) }
+            var index: Int64 = 0
+            while true {
+                let rows = try await pool.query("""
+                    SELECT idx, hash FROM ledger_nodes WHERE level = \(level) AND idx >= \(index) ORDER BY idx LIMIT \(Self.pageSize)
+                    """)
+                if rows.isEmpty { break }
+                for row in rows.all {
+                    let idx = try row.decode("idx", as: Int64.self)
+                    let firstLeaf = idx << level
+                    guard idx == index, idx < expected.count else {
+                        throw fail("ledger_nodes", firstLeaf, "unexpected subtree (\(level), \(idx)); expected (\(level), \(index)) of \(expected.count)")
+                    }
+                    guard try row.decode("hash", as: PostgresBytes.self).bytes == expected[Int(idx)] else {
+                        throw fail("ledger_nodes", firstLeaf, "subtree (\(level), \(idx)) does not match the entries below it")
+                    }
+                    index += 1
+                    checked += 1
+                }
+            }
+            guard index == expected.count else {
+                throw fail("ledger_nodes", index << level, "subtree (\(level), \(index)) is missing")
+            }
+            if expected.isEmpty { return checked }
+            levels.append(expected)
+            level += 1
+        }
+    }
+
+    private static func root(size: Int64, levels: [[[UInt8]]]) -> [UInt8] {
+        LeafRange(0, size).hash { levels[$0.level][Int($0.index)] }
+    }
+
+    /// Every head: signed by a listed key, its checkpoint matching the row and the recomputed root.
+    private func verifyHeads(levels: [[[UInt8]]], keys: [String: Ed25519PublicKey]) async throws -> (Int, String?) {
+        let rows = try await pool.query("SELECT tree_size, root_hash, key_id, checkpoint FROM ledger_heads ORDER BY tree_size")
+        let size = Int64(levels[0].count)
+        var origin: String?
+        for row in rows.all {
+            let treeSize = try row.decode("tree_size", as: Int64.self)
+            let note: String = try row.decode("checkpoint")
+            guard let key = keys[try row.decode("key_id")] else {
+                throw fail("ledger_heads", treeSize, "the head's key is not \(pinnedKey == nil ? "listed" : "the pinned key")")
+            }
+            let headOrigin = note.prefix { $0 != "\n" }
+            let checkpoint: Checkpoint
+            do {
+                checkpoint = try Checkpoint.open(note, origin: String(headOrigin), verifiers: [NoteVerifier(name: String(headOrigin), publicKey: key)])
+            } catch {
+                throw fail("ledger_heads", treeSize, "the checkpoint signature does not verify: \(error)")
+            }
+            if origin == nil { origin = checkpoint.origin }
+            guard checkpoint.origin == origin else { throw fail("ledger_heads", treeSize, "the head names another log: \(checkpoint.origin)") }
+            let root = Self.root(size: treeSize, levels: levels)
+            guard checkpoint.size == treeSize, checkpoint.rootHash == root,
+                  try row.decode("root_hash", as: PostgresBytes.self).bytes == root else {
+                throw fail("ledger_heads", treeSize, "the signed root does not match the entries")
+            }
+        }
+        guard let last = rows.all.last, try last.decode("tree_size", as: Int64.self) == size else {
+            throw fail("ledger_heads", size, "no signed head covers all \(size) entries")
+        }
+        return (rows.count, origin)
+    }
+
+    /// Proves the stored log extends a checkpoint kept outside the database.
+    private func verifyTrustedHead(_ note: String, origin: String?, levels: [[[UInt8]]], keys: [String: Ed25519PublicKey]) throws -> Int64 {
+        let name = String(note.prefix { $0 != "\n" })
+        guard origin == nil || origin == name else { throw fail("trusted head", nil, "it is for another log: \(name)") }
+        let verifiers = keys.values.map { NoteVerifier(name: name, publicKey: $0) }
+        let checkpoint: Checkpoint
+        do {
+            checkpoint = try Checkpoint.open(note, origin: name, verifiers: verifiers)
+        } catch {
+            throw fail("trusted head", nil, "its signature does not verify: \(error)")
+        }
+        let size = Int64(levels[0].count)
+        guard checkpoint.size <= size else {
+            throw fail("trusted head", checkpoint.size, "the database holds \(size) entries, fewer than the trusted head's \(checkpoint.size): the log was truncated")
+        }
+        guard Self.root(size: checkpoint.size, levels: levels) == checkpoint.rootHash else {
+            throw fail("trusted head", checkpoint.size, "the database's first \(checkpoint.size) entries do not have the trusted root: history was rewritten")
+        }
+        return checkpoint.size
+    }
+}
+
+/// Audit batches: each hashes the audit events in its range, and its entry carries that hash.
+struct AuditBatchCheck: AnchoredObjectCheck {
+    let entryType = "audit.batch"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+        let rows = try await pool.query("SELECT first_seq, last_seq, hash, queue_id FROM audit_batches ORDER BY first_seq")
+        let queued = try await pool.query("SELECT id FROM ledger_queue WHERE type = \(entryType)")
+        let pending = Set(try queued.all.map { try $0.decode("id", as: Int64.self) })
+        var matched = 0
+        let audit = AuditStore()
+        for row in rows.all {
+            let first = try row.decode("first_seq", as: Int64.self), last = try row.decode("last_seq", as: Int64.self)
+            let stored: String = try row.decode("hash")
+            let queueId = try row.decode("queue_id", as: Int64.self)
+            let events = try await audit.batchEvents(after: first - 1, through: last, limit: Int.max, on: pool)
+            guard events.first?.seq == first, events.last?.seq == last, AuditStore.batchHash(events.map(\.value)) == stored else {
+                throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_events", detail: "audit events \(first)-\(last) no longer hash to their anchored batch")
+            }
+            guard let entry = entries[queueId] else {
+                if pending.contains(queueId) { continue }
+                throw VerificationFailure(seq: nil, table: "audit_batches", detail: "batch \(first)-\(last) has no ledger entry")
+            }
+            guard entry.hash == stored, entry.ref == "audit:\(first)-\(last)" else {
+                throw VerificationFailure(seq: entry.seq, table: "audit_batches", detail: "batch \(first)-\(last) differs from its ledger entry")
+            }
+            matched += 1
+        }
+        guard matched == entries.count else {
+            throw VerificationFailure(seq: nil, table: "audit_batches", detail: "\(entries.count - matched) audit.batch entries have no batch")
+        }
+        return matched
+    }
+}
+
+/// Anchors: each entry's ref is the anchor id and its hash the anchored document hash.
+struct AnchorCheck: AnchoredObjectCheck {
+    let entryType = "anchor"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+        let rows = try await pool.query("""
+            SELECT a.id, a.hash, a.queue_id, q.id IS NOT NULL AS pending
+            FROM ledger_anchors a LEFT JOIN ledger_queue q ON q.id = a.queue_id ORDER BY a.queue_id
+            """)
+        var matched = 0
+        for row in rows.all {
+            let id: String = try row.decode("id")
+            guard let entry = entries[try row.decode("queue_id", as: Int64.self)] else {
+                if try row.decode("pending", as: Bool.self) { continue }
+                throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "anchor \(id) has no ledger entry")
+            }
+            guard entry.ref == id, entry.hash == (try row.decode("hash") as String) else {
+                throw VerificationFailure(seq: entry.seq, table: "ledger_anchors", detail: "anchor \(id) differs from its ledger entry")
+            }
+            matched += 1
+        }
+        guard matched == entries.count else {
+            throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "\(entries.count - matched) anchor entries have no anchor")
+        }
+        return matched
+    }
+}

@@ -1,0 +1,107 @@
+import CareLedger
+import Crypto
+import FoundationEssentials
+import Ledger
+import Postgres
+
+/// `careledger verify`: check the ledger from the database, or one receipt offline.
+struct VerifyCommand: Command {
+    static let name = "verify"
+    static let summary = "Verify the ledger (database) or a receipt (offline)."
+    static let trustedHeadOption = OptionSpec(
+        name: "trusted-head", valueName: "file",
+        help: "A signed checkpoint saved outside the database; the log must extend it.", environment: nil, defaultValue: nil)
+    static let keyOption = OptionSpec(
+        name: "key", valueName: "file",
+        help: "The log's public key: a note verifier key (name+hash+base64) or base64 of the raw 32 bytes.", environment: nil, defaultValue: nil)
+    static let receiptOption = OptionSpec(name: "receipt", valueName: "file", help: "A receipt from GET /v1/ledger/receipts/{seq}.", environment: nil, defaultValue: nil)
+    static let options = [trustedHeadOption, keyOption, receiptOption]
+    static let help = helpText(
+        usage: "verify --database [--trusted-head <file>] [--key <file>]\n       careledger verify --receipt <file> --key <file>",
+        description: "--database recomputes every leaf from its stored entry, every stored subtree hash, every signed\n"
+            + "head's root and signature, and every anchored object's hash; with --trusted-head it also proves the\n"
+            + "log extends a checkpoint kept elsewhere (the only way to catch a truncated or re-signed history);\n"
+            + "with --key it trusts that key only, not the database's key table.\n"
+            + "--receipt checks a receipt completely offline: no database, no network.\n"
+            + "Exit status 0 when everything holds, 1 at the first thing that does not (named on stderr).\n"
+            + DatabaseOptions.environmentNote,
+        options: options, flags: [("database", "Verify the ledger in DATABASE_URL.")])
+
+    enum Mode {
+        case database(DatabaseOptions, trustedHead: String?, key: Ed25519PublicKey?)
+        case receipt(Receipt, key: Ed25519PublicKey)
+    }
+
+    let mode: Mode
+
+    init(arguments: [String], environment: [String: String]) throws(CLIError) {
+        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["database"])
+        guard parsed.positionals.isEmpty else { throw CLIError("unexpected argument '\(parsed.positionals[0])'") }
+        let key = try parsed.value(of: Self.keyOption, environment: [:]).map(Self.readKey)
+        if let receiptPath = parsed.value(of: Self.receiptOption, environment: [:]) {
+            guard !parsed.flags.contains("database") else { throw CLIError("use either --database or --receipt") }
+            guard let key else { throw CLIError("--receipt needs --key (the log's public key)") }
+            let data = try Self.read(receiptPath)
+            do {
+                mode = .receipt(try JSONDecoder().decode(Receipt.self, from: data), key: key)
+            } catch {
+                throw CLIError("'\(receiptPath)' is not a receipt")
+            }
+        } else if parsed.flags.contains("database") {
+            let trusted = try parsed.value(of: Self.trustedHeadOption, environment: [:]).map { path throws(CLIError) in
+                String(decoding: try Self.read(path), as: UTF8.self)
+            }
+            mode = .database(try DatabaseOptions(parsed, environment: environment), trustedHead: trusted, key: key)
+        } else {
+            throw CLIError("say what to verify: --database or --receipt <file>")
+        }
+    }
+
+    private static func read(_ path: String) throws(CLIError) -> Data {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read '\(path)'") }
+        return data
+    }
+
+    /// A note verifier key or base64 of a raw Ed25519 key.
+    static func readKey(_ path: String) throws(CLIError) -> Ed25519PublicKey {
+        let text = String(decoding: try read(path), as: UTF8.self).filter { !$0.isWhitespace }
+        if let verifier = try? NoteVerifier(text) { return verifier.publicKey }
+        guard let raw = Base64.decode(text), let key = try? Ed25519PublicKey(rawRepresentation: raw) else {
+            throw CLIError("'\(path)' holds neither a note verifier key nor a base64 Ed25519 public key")
+        }
+        return key
+    }
+
+    func run() async throws -> Int32 {
+        switch mode {
+        case .receipt(let receipt, let key):
+            do {
+                let entry = try receipt.verify(publicKey: key)
+                print(#"{"verified":true,"seq":\#(receipt.seq),"treeSize":\#(receipt.treeSize),"entry":\#(String(decoding: JCS.canonicalize(entry), as: UTF8.self))}"#)
+                return 0
+            } catch {
+                CareLedgerCLI.printError("careledger verify: receipt FAILED: \(error)")
+                return 1
+            }
+        case .database(let database, let trustedHead, let key):
+            let pool = PostgresPool(configuration: database.pool)
+            let started = ContinuousClock.now
+            let verifier = LedgerVerifier(pool: pool, pinnedKey: key) { count in
+                CareLedgerCLI.printError("careledger verify: \(count) entries checked")
+            }
+            do {
+                let report = try await verifier.verify(trustedHead: trustedHead)
+                let elapsed = (ContinuousClock.now - started).components
+                let seconds = ((Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18) * 1000).rounded() / 1000
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                let summary = String(decoding: try encoder.encode(report), as: UTF8.self)
+                print(#"{"verified":true,"seconds":\#(seconds),"report":\#(summary)}"#)
+                return 0
+            } catch let failure as VerificationFailure {
+                CareLedgerCLI.printError("careledger verify: FAILED: \(failure)")
+                return 1
+            }
+        }
+    }
+}
