@@ -68,6 +68,7 @@ import Testing
               migrate  Apply pending database migrations.
               admin    Administration that needs the database itself (bootstrap).
               keygen   Create an Ed25519 signing key for tree heads.
+              verify   Verify the ledger (database) or a receipt (offline).
 
             Run 'careledger <command> --help' for a command's options.
 
