@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
         // Load generators for Benchmarks/; not shipped.
-        .executableTarget(name: "careledger-bench", dependencies: ["Postgres"]),
+        .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "Postgres"]),
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),

@@ -14,14 +14,9 @@ CREATE TABLE ledger_queue (
     hash         text NOT NULL,
     enqueued_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
--- Wakes the sequencer once per writing transaction (NOTIFY folds repeats within one).
-CREATE FUNCTION ledger_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('careledger_ledger_queue', '');
-    RETURN NULL;
-END;
-$$;
-CREATE TRIGGER ledger_queue_wake AFTER INSERT ON ledger_queue FOR EACH STATEMENT EXECUTE FUNCTION ledger_queue_notify();
+-- No NOTIFY per queued row: NOTIFY takes a database-wide lock at commit, which serialized writers
+-- (measured: 15.5k entries/s with it). The elected sequencer polls the queue every few milliseconds
+-- instead, and an instance pokes its own sequencer when it queues something.
 
 -- One row per leaf. `entry` holds the entry's RFC 8785 canonical JSON bytes; leaf_hash is
 -- SHA-256(0x00 || entry).
@@ -32,9 +27,10 @@ CREATE TABLE ledger_entries (
     queue_id      bigint NOT NULL UNIQUE,
     type          text NOT NULL,
     ref           text NOT NULL,
+    -- When the domain transaction queued it, and when the sequencing batch took it: the lag.
+    enqueued_at   timestamptz NOT NULL,
     sequenced_at  timestamptz NOT NULL
 );
-CREATE INDEX ledger_entries_by_ref ON ledger_entries (ref);
 
 -- Hashes of perfect subtrees above the leaves: node (level, idx) covers leaves
 -- [idx * 2^level, (idx + 1) * 2^level). Any root or proof is O(log n) of these.

@@ -101,29 +101,34 @@ public struct PostgresBytes: PostgresEncodable, PostgresDecodable, Equatable {
     }
 
     public init(postgresText text: String) throws(PostgresError) {
-        let utf8 = Array(text.utf8)
-        guard utf8.count >= 2, utf8[0] == UInt8(ascii: "\\"), utf8[1] == UInt8(ascii: "x"), utf8.count % 2 == 0 else {
-            throw decodingError(PostgresBytes.self)
-        }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity((utf8.count - 2) / 2)
-        var index = 2
-        while index < utf8.count {
-            guard let high = Self.nibble(utf8[index]), let low = Self.nibble(utf8[index + 1]) else {
-                throw decodingError(PostgresBytes.self)
-            }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
+        var text = text
+        guard let bytes = text.withUTF8({ Self.decode(hex: UnsafeRawBufferPointer($0)) }) else { throw decodingError(PostgresBytes.self) }
         self.bytes = bytes
     }
 
-    private static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
+    /// Bytes from PostgreSQL's hex output (`\x0a1b...`), read straight from a buffer; nil if malformed.
+    static func decode(hex text: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard text.count >= 2, text.count % 2 == 0, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x") else { return nil }
+        let count = (text.count - 2) / 2
+        var valid = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for index in 0..<count {
+                let high = nibbles[Int(text[2 + 2 * index])], low = nibbles[Int(text[3 + 2 * index])]
+                if high > 15 || low > 15 { valid = false }
+                buffer[index] = high << 4 | (low & 0x0F)
+            }
+            initialized = count
+        }
+        return valid ? bytes : nil
+    }
+
+    /// Hex digit values; 0xFF for anything else.
+    private static let nibbles: [UInt8] = (0...255).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
+        default: 0xFF
         }
     }
 }
@@ -171,20 +176,27 @@ public struct PostgresArray: PostgresEncodable {
     }
 
     public var postgresText: String {
-        var text = "{"
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(elements.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (position, element) in elements.enumerated() {
-            if position > 0 { text += "," }
+            if position > 0 { bytes.append(UInt8(ascii: ",")) }
             guard let element else {
-                text += "NULL"
+                bytes += Array("NULL".utf8)
                 continue
             }
-            text += "\""
-            for character in element.unicodeScalars {
-                if character == "\"" || character == "\\" { text += "\\" }
-                text.unicodeScalars.append(character)
+            bytes.append(UInt8(ascii: "\""))
+            let utf8 = element.utf8
+            if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                for byte in utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                    bytes.append(byte)
+                }
+            } else {
+                bytes.append(contentsOf: utf8)
             }
-            text += "\""
+            bytes.append(UInt8(ascii: "\""))
         }
-        return text + "}"
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -39,6 +39,20 @@ public final class PostgresRows: @unchecked Sendable {
     /// Every row.
     public var all: [PostgresRow] { (0..<count).map { self[$0] } }
 
+    /// A bytea column's bytes, decoded from libpq's buffer without an intermediate String.
+    fileprivate func bytes(row: Int32, column name: String) throws(PostgresError) -> [UInt8]? {
+        guard let result, case let column = PQfnumber(result, name), column >= 0 else {
+            throw PostgresError(.client, message: "no column named \(name)")
+        }
+        if PQgetisnull(result, row, column) == 1 { return nil }
+        guard let value = PQgetvalue(result, row, column) else { return nil }
+        let buffer = UnsafeRawBufferPointer(start: value, count: Int(PQgetlength(result, row, column)))
+        guard let bytes = PostgresBytes.decode(hex: buffer) else {
+            throw PostgresError(.decoding, message: "column \(name) is not bytea")
+        }
+        return bytes
+    }
+
     fileprivate func text(row: Int32, column name: String) throws(PostgresError) -> String? {
         // PQfnumber folds unquoted names to lower case, as SQL does; our column names are lower case.
         guard let result, case let column = PQfnumber(result, name), column >= 0 else {
@@ -60,6 +74,14 @@ public struct PostgresRow: Sendable {
             throw PostgresError(.decoding, message: "column \(column) is NULL")
         }
         return try T(postgresText: text)
+    }
+
+    /// A non-NULL bytea column's bytes (faster than decoding `PostgresBytes`).
+    public func bytes(_ column: String) throws(PostgresError) -> [UInt8] {
+        guard let bytes = try rows.bytes(row: index, column: column) else {
+            throw PostgresError(.decoding, message: "column \(column) is NULL")
+        }
+        return bytes
     }
 
     /// The column's value, nil for NULL.

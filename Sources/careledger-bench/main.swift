@@ -2,6 +2,7 @@
 // reference tool (pgbench) so the two are compared in one run.
 //
 //   careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds>
+//   careledger-bench ledger <writers> <seconds> | ledger-fill <entries>   (see LedgerBench.swift)
 //
 // Reads DATABASE_URL. Prints one JSON line: transactions, tps, p50/p99 latency in ms.
 import Foundation
@@ -41,11 +42,16 @@ func runWorker(pool: PostgresPool, scenario: String, until deadline: ContinuousC
     return latencies
 }
 
-let options = try Options(Array(CommandLine.arguments.dropFirst()))
 guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
     FileHandle.standardError.write(Data("DATABASE_URL is not set\n".utf8))
     exit(64)
 }
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first?.hasPrefix("ledger") == true {
+    try await LedgerBench.run(arguments: arguments, url: url)
+    exit(0)
+}
+let options = try Options(arguments)
 var configuration = PostgresPool.Configuration(conninfo: url)
 configuration.maxConnections = options.concurrency
 let pool = PostgresPool(configuration: configuration)

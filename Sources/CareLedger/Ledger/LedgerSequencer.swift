@@ -56,7 +56,8 @@ final class WakeSignal: Sendable {
 final class LedgerSequencer: Sendable {
     struct Settings: Sendable {
         var batchSize = 5_000
-        var idlePoll: Duration = .milliseconds(200)
+        /// How often an idle sequencer looks at the queue (other instances' writes arrive unannounced).
+        var idlePoll: Duration = .milliseconds(10)
         var electionInterval: Duration = .seconds(1)
         /// How often the sequencer anchors the audit events that arrived since the last batch.
         var auditBatchInterval: Duration = .seconds(1)
@@ -170,7 +171,7 @@ final class LedgerSequencer: Sendable {
             try await store.lockSequencing(on: transaction)
             let head = try await store.latestHead(on: transaction)
             let size = head?.treeSize ?? 0
-            let queued = try await store.queued(limit: settings.batchSize, on: transaction)
+            let queued = try await store.dequeue(limit: settings.batchSize, on: transaction)
             // An empty log gets its size-0 head once, so there is always a signed head to show.
             guard !queued.isEmpty || head == nil else { return 0 }
             var tree = try await currentFrontier(size: size, on: transaction)

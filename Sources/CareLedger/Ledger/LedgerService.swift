@@ -42,7 +42,7 @@ public final class LedgerService: Sendable {
         sequencer = LedgerSequencer(
             pool: pool, conninfo: conninfo, signer: signer, settings: sequencerSettings,
             log: log, afterBatch: { waiter.sequenced() })
-        listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger", "careledger_ledger_queue"])
+        listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger"])
     }
 
     /// Starts listening, waiting and (when elected) sequencing.
@@ -55,13 +55,9 @@ public final class LedgerService: Sendable {
         consumer.withLock {
             $0 = Task {
                 for await event in events {
-                    switch event {
-                    case .notification(channel: "careledger_ledger_queue", _): sequencer.poke()
-                    case .notification: waiter.sequenced()
-                    case .reconnected:
-                        sequencer.poke()
-                        waiter.sequenced()
-                    }
+                    // A batch was sequenced (here or elsewhere), or the listener reconnected and may have missed one.
+                    _ = event
+                    waiter.sequenced()
                 }
             }
         }
@@ -85,9 +81,11 @@ public final class LedgerService: Sendable {
         try await store.enqueue(item, on: transaction)
     }
 
-    /// The entry for a committed queue id, if it is sequenced within the configured wait.
+    /// The entry for a committed queue id, if it is sequenced within the configured wait. Pokes
+    /// this instance's sequencer first, in case it is the elected one.
     func sequencedEntry(queueId: Int64) async -> LedgerEntryRow? {
-        await waiter.entry(queueId: queueId, timeout: settings.sequencingWait)
+        sequencer.poke()
+        return await waiter.entry(queueId: queueId, timeout: settings.sequencingWait)
     }
 
     /// Hashes for proof ranges, fetched in one query.

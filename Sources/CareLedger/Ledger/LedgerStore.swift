@@ -10,6 +10,8 @@ struct LedgerItem: Sendable {
     let actor: String
     let ref: String
     let hash: String
+    /// Set when read back from the queue.
+    var enqueuedAt: Date?
 }
 
 /// A sequenced entry.
@@ -61,30 +63,35 @@ struct LedgerStore: Sendable {
         return try rows[0].decode("id", as: Int64.self)
     }
 
-    /// The oldest queued items, up to `limit`.
-    func queued(limit: Int, on runner: some QueryRunner) async throws -> [(id: Int64, item: LedgerItem)] {
-        let rows = try await runner.query("SELECT id, type, actor, ref, hash FROM ledger_queue ORDER BY id LIMIT \(limit)")
+    /// Takes the oldest queued items, up to `limit`, out of the queue (inside the sequencing
+    /// transaction, so they come back if it does not commit), in queue order.
+    func dequeue(limit: Int, on runner: some QueryRunner) async throws -> [(id: Int64, item: LedgerItem)] {
+        let rows = try await runner.query("""
+            DELETE FROM ledger_queue WHERE id IN (SELECT id FROM ledger_queue ORDER BY id LIMIT \(limit))
+            RETURNING id, type, actor, ref, hash, enqueued_at
+            """)
         return try rows.all.map { row in
             (try row.decode("id", as: Int64.self),
-             LedgerItem(type: try row.decode("type"), actor: try row.decode("actor"), ref: try row.decode("ref"), hash: try row.decode("hash")))
-        }
+             LedgerItem(type: try row.decode("type"), actor: try row.decode("actor"), ref: try row.decode("ref"), hash: try row.decode("hash"),
+                        enqueuedAt: try row.decode("enqueued_at", as: Date.self)))
+        }.sorted { $0.0 < $1.0 }
     }
 
-    /// Writes a sequenced batch: entries, the subtree hashes they complete, the signed head, and
-    /// removes the batch from the queue. Runs inside the sequencing transaction.
+    /// Writes a sequenced batch: entries, the subtree hashes they complete, and the signed head.
+    /// Runs inside the sequencing transaction that dequeued the items.
     func appendBatch(
         entries: [LedgerEntryRow], items: [LedgerItem], nodes: [(id: NodeID, hash: [UInt8])], head: LedgerHead,
         on runner: some QueryRunner
     ) async throws {
         if !entries.isEmpty {
             try await runner.query("""
-                INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, sequenced_at)
-                SELECT s, decode(e, 'hex'), decode(l, 'hex'), q, t, r, \(head.signedAt)
+                INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, enqueued_at, sequenced_at)
+                SELECT s, decode(e, 'hex'), decode(l, 'hex'), q, t, r, coalesce(w, \(head.signedAt)), \(head.signedAt)
                 FROM unnest(\(PostgresArray(entries.map(\.seq)))::bigint[], \(PostgresArray(entries.map { Hex.encode($0.entry) }))::text[],
                             \(PostgresArray(entries.map { Hex.encode($0.leafHash) }))::text[], \(PostgresArray(entries.map(\.queueId)))::bigint[],
-                            \(PostgresArray(items.map(\.type)))::text[], \(PostgresArray(items.map(\.ref)))::text[]) AS u(s, e, l, q, t, r)
+                            \(PostgresArray(items.map(\.type)))::text[], \(PostgresArray(items.map(\.ref)))::text[],
+                            \(PostgresArray(items.map { $0.enqueuedAt?.postgresText }))::timestamptz[]) AS u(s, e, l, q, t, r, w)
                 """)
-            try await runner.query("DELETE FROM ledger_queue WHERE id = ANY(\(PostgresArray(entries.map(\.queueId)))::bigint[])")
         }
         if !nodes.isEmpty {
             try await runner.query("""

@@ -99,65 +99,119 @@ public struct LedgerVerifier: Sendable {
         return keys
     }
 
-    /// Leaf hashes, in order, after checking each entry.
-    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> [[UInt8]] {
-        var leaves: [[UInt8]] = []
-        var next: Int64 = 0
-        while true {
-            let rows = try await pool.query("""
-                SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(next) ORDER BY seq LIMIT \(Self.pageSize)
-                """)
-            if rows.isEmpty { return leaves }
-            for row in rows.all {
-                let seq = try row.decode("seq", as: Int64.self)
-                guard seq == next else { throw fail("ledger_entries", next, "entry \(next) is missing (next stored is \(seq))") }
-                let entry = try row.decode("entry", as: PostgresBytes.self).bytes
-                let leafHash = MerkleHash.leaf(entry)
-                guard try row.decode("leaf_hash", as: PostgresBytes.self).bytes == leafHash else {
-                    throw fail("ledger_entries", seq, "the stored leaf hash does not match the entry")
-                }
-                guard let value = try? JSONParser.parse(entry), JCS.canonicalize(value) == entry else {
-                    throw fail("ledger_entries", seq, "the entry is not canonical JSON")
-                }
-                guard value["seq"]?.numberValue == Double(seq), let type = value["type"]?.stringValue,
-                      let ref = value["ref"]?.stringValue, let hash = value["hash"]?.stringValue else {
-                    throw fail("ledger_entries", seq, "the entry's fields do not match its place in the log")
-                }
-                if registered.contains(type) {
-                    facts[type, default: [:]][try row.decode("queue_id", as: Int64.self)] = EntryFacts(seq: seq, type: type, ref: ref, hash: hash)
-                }
-                leaves.append(leafHash)
-                next += 1
-                if next % 100_000 == 0 { progress(next) }
-            }
+    private struct StoredEntry: Sendable {
+        let seq: Int64
+        let entry: [UInt8]
+        let leafHash: [UInt8]
+        let queueId: Int64
+    }
+
+    private func fetchEntries(from seq: Int64) async throws -> [StoredEntry] {
+        let rows = try await pool.query("""
+            SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(seq) ORDER BY seq LIMIT \(Self.pageSize)
+            """)
+        return try rows.all.map { row in
+            StoredEntry(seq: try row.decode("seq", as: Int64.self), entry: try row.bytes("entry"), leafHash: try row.bytes("leaf_hash"),
+                        queueId: try row.decode("queue_id", as: Int64.self))
         }
     }
 
-    /// Recomputes every level from the one below and compares it with the stored subtree hashes.
+    /// One entry checked on its own: its leaf hash, and its facts, or what is wrong with it.
+    private static func check(_ stored: StoredEntry) -> Result<(leafHash: [UInt8], facts: EntryFacts), VerificationFailure> {
+        let leafHash = MerkleHash.leaf(stored.entry)
+        guard stored.leafHash == leafHash else {
+            return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the stored leaf hash does not match the entry"))
+        }
+        guard let value = try? JSONParser.parse(stored.entry), JCS.canonicalize(value) == stored.entry else {
+            return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the entry is not canonical JSON"))
+        }
+        guard value["seq"]?.numberValue == Double(stored.seq), let type = value["type"]?.stringValue,
+              let ref = value["ref"]?.stringValue, let hash = value["hash"]?.stringValue else {
+            return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the entry's fields do not match its place in the log"))
+        }
+        return .success((leafHash, EntryFacts(seq: stored.seq, type: type, ref: ref, hash: hash)))
+    }
+
+    /// Leaf hashes, in order, after checking each entry. The next page is fetched while this one is
+    /// checked, and each page is checked on every core; failures are still reported in seq order.
+    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> [[UInt8]] {
+        var leaves: [[UInt8]] = []
+        var page = try await fetchEntries(from: 0)
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        while let last = page.last {
+            async let following = fetchEntries(from: last.seq + 1)
+            let current = page
+            let chunk = (current.count + workers - 1) / workers
+            let results = await withTaskGroup(of: (Int, [Result<(leafHash: [UInt8], facts: EntryFacts), VerificationFailure>]).self) { group in
+                for start in stride(from: 0, to: current.count, by: chunk) {
+                    group.addTask { (start, current[start..<min(start + chunk, current.count)].map(Self.check)) }
+                }
+                var parts: [(Int, [Result<(leafHash: [UInt8], facts: EntryFacts), VerificationFailure>])] = []
+                for await part in group { parts.append(part) }
+                return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+            }
+            for (stored, result) in zip(current, results) {
+                let expected = Int64(leaves.count)
+                guard stored.seq == expected else { throw fail("ledger_entries", expected, "entry \(expected) is missing (next stored is \(stored.seq))") }
+                let (leafHash, entryFacts) = try result.get()
+                if registered.contains(entryFacts.type) { facts[entryFacts.type, default: [:]][stored.queueId] = entryFacts }
+                leaves.append(leafHash)
+                if leaves.count % 100_000 == 0 { progress(Int64(leaves.count)) }
+            }
+            page = try await following
+        }
+        return leaves
+    }
+
+    /// The level above `below`, hashed on every core.
+    private static func parentLevel(_ below: [[UInt8]]) async -> [[UInt8]] {
+        let count = below.count / 2
+        guard count > 0 else { return [] }
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let chunk = max(1024, (count + workers - 1) / workers)
+        return await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
+            for start in stride(from: 0, to: count, by: chunk) {
+                group.addTask { (start, (start..<min(start + chunk, count)).map { MerkleHash.node(below[2 * $0], below[2 * $0 + 1]) }) }
+            }
+            var parts: [(Int, [[UInt8]])] = []
+            for await part in group { parts.append(part) }
+            return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        }
+    }
+
+    private func fetchNodes(level: Int, from index: Int64) async throws -> [(idx: Int64, hash: [UInt8])] {
+        let rows = try await pool.query("""
+            SELECT idx, hash FROM ledger_nodes WHERE level = \(level) AND idx >= \(index) ORDER BY idx LIMIT \(Self.pageSize)
+            """)
+        return try rows.all.map { (try $0.decode("idx", as: Int64.self), try $0.bytes("hash")) }
+    }
+
+    /// Recomputes every level from the one below and compares it with the stored subtree hashes
+    /// (the next page is fetched while this one is compared).
     private func verifyNodes(_ levels: inout [[[UInt8]]]) async throws -> Int64 {
         var checked: Int64 = 0
         var level = 1
         while true {
-            let below = levels[level - 1]
-            let expected = stride(from: 0, to: below.count - 1, by: 2).map { MerkleHash.node(below[$0], below[$0 + 1]) }
+            let currentLevel = level
+            async let firstPage = fetchNodes(level: currentLevel, from: 0)
+            let expected = await Self.parentLevel(levels[level - 1])
+            var page = try await firstPage
             var index: Int64 = 0
-            while true {
-                let rows = try await pool.query("""
-                    SELECT idx, hash FROM ledger_nodes WHERE level = \(level) AND idx >= \(index) ORDER BY idx LIMIT \(Self.pageSize)
-                    """)
-                if rows.isEmpty { break }
-                for row in rows.all {
-                    let idx = try row.decode("idx", as: Int64.self)
+            while !page.isEmpty {
+                let nextIndex = index + Int64(page.count)
+                async let following = fetchNodes(level: currentLevel, from: nextIndex)
+                for (idx, hash) in page {
                     let firstLeaf = idx << level
                     guard idx == index, idx < expected.count else {
                         throw fail("ledger_nodes", firstLeaf, "unexpected subtree (\(level), \(idx)); expected (\(level), \(index)) of \(expected.count)")
                     }
-                    guard try row.decode("hash", as: PostgresBytes.self).bytes == expected[Int(idx)] else {
+                    guard hash == expected[Int(idx)] else {
                         throw fail("ledger_nodes", firstLeaf, "subtree (\(level), \(idx)) does not match the entries below it")
                     }
                     index += 1
                     checked += 1
                 }
+                page = try await following
             }
             guard index == expected.count else {
                 throw fail("ledger_nodes", index << level, "subtree (\(level), \(index)) is missing")

@@ -37,7 +37,8 @@ public enum JCS {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            let sorted = members.sorted { $0.key.utf16.lexicographicallyPrecedes($1.key.utf16) }
+            let inOrder = zip(members, members.dropFirst()).allSatisfy { keyPrecedes($0.key, $1.key) }
+            let sorted = inOrder ? members : members.sorted { keyPrecedes($0.key, $1.key) }
             for (position, member) in sorted.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
                 appendString(member.key, to: &out)
@@ -50,8 +51,21 @@ public enum JCS {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// RFC 8785 §3.2.3: member names sort by their UTF-16 code units. For ASCII names the UTF-8
+    /// bytes sort the same way, and comparing them is much cheaper.
+    static func keyPrecedes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        let ascii = a.withUTF8 { $0.allSatisfy { $0 < 0x80 } } && b.withUTF8 { $0.allSatisfy { $0 < 0x80 } }
+        return ascii ? a.utf8.lexicographicallyPrecedes(b.utf8) : a.utf16.lexicographicallyPrecedes(b.utf16)
+    }
+
     private static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: text.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
@@ -75,6 +89,8 @@ public enum JCS {
 public enum ECMAScriptNumber {
     public static func format(_ value: Double) -> String {
         if value == 0 { return "0" }
+        // Integers below 2^53 print as their digits in both Swift and ECMAScript (up to 1e21).
+        if value.rounded(.towardZero) == value, abs(value) < 9_007_199_254_740_992 { return String(Int64(value)) }
         let negative = value < 0
         let (digits, pointPosition) = shortestDigits(abs(value))
         let k = digits.count

@@ -118,7 +118,10 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let nameOffset = index
             let name = try parseString()
-            guard names.insert(name).inserted else { throw JSONParseError(message: "duplicate member name", offset: nameOffset) }
+            // Small objects (the common case) check duplicates by scanning; large ones by hashing.
+            let duplicate = members.count < 16 ? members.contains { $0.key == name } : !names.insert(name).inserted
+            if members.count == 15 { names = Set(members.map(\.key) + [name]) }
+            guard !duplicate else { throw JSONParseError(message: "duplicate member name", offset: nameOffset) }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
@@ -174,15 +177,25 @@ public struct JSONParser {
             }
             scalars.append(contentsOf: run.unicodeScalars)
         }
+        var escaped = false
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                // Most strings have no escapes: one validation, no scalar-by-scalar copy.
+                if !escaped {
+                    guard let whole = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                        throw JSONParseError(message: "invalid UTF-8", offset: runStart)
+                    }
+                    index += 1
+                    return whole
+                }
                 try flushRun(index)
                 index += 1
                 return String(scalars)
             }
             if byte < 0x20 { throw error("unescaped control character in a string") }
             if byte == UInt8(ascii: "\\") {
+                escaped = true
                 try flushRun(index)
                 index += 1
                 scalars.append(try parseEscape())
