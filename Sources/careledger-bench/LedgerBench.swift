@@ -25,7 +25,7 @@ enum LedgerBench {
         if arguments[0] == "ledger-fill", let count = Int(arguments[1]) {
             try await pool.query("""
                 INSERT INTO ledger_queue (type, actor, ref, hash)
-                SELECT 'anchor', 'org_bench', 'anc_' || g, 'sha256:' || encode(sha256(g::text::bytea), 'hex') FROM generate_series(1, \(count)) AS g
+                SELECT 'bench', 'org_bench', 'bench_' || g, 'sha256:' || encode(sha256(g::text::bytea), 'hex') FROM generate_series(1, \(count)) AS g
                 """)
         } else if arguments[0] == "ledger", (3...4).contains(arguments.count), let writers = Int(arguments[1]), let seconds = Int(arguments[2]) {
             let deadline = started + .seconds(seconds)
@@ -43,7 +43,7 @@ enum LedgerBench {
                                 if due > clock.now { try await Task.sleep(until: due, clock: clock) }
                             }
                             try await pool.query("""
-                                INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('anchor', 'org_bench', \("w\(writer)-\(index)"), \("sha256:" + String(repeating: "ab", count: 32)))
+                                INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('bench', 'org_bench', \("w\(writer)-\(index)"), \("sha256:" + String(repeating: "ab", count: 32)))
                                 """)
                             index += 1
                         }

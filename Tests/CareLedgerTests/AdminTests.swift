@@ -1,4 +1,5 @@
 import CareLedger
+import Crypto
 import Foundation
 import Postgres
 import Testing
@@ -151,5 +152,54 @@ final class ServerProcess: @unchecked Sendable {
         process.waitUntilExit()
         stopped = prefix + rest
         return prefix + rest
+    }
+}
+
+/// Two real server processes on one database append concurrently; only one sequences at a time,
+/// and the result is one dense log that verifies.
+@Suite struct TwoInstanceTests {
+    @Test func twoServersAppendToOneDenseLogThatVerifies() async throws {
+        try await TestDatabase.withDatabase { conninfo in
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = conninfo
+            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
+            environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
+            #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
+            let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+            let adminKey = try #require((try JSONSerialization.jsonObject(with: Data(bootstrap.stdout.utf8)) as? [String: String])?["apiKey"])
+            let first = try ServerProcess(environment: environment, arguments: ["--no-migrate"])
+            let second = try ServerProcess(environment: environment, arguments: ["--no-migrate"])
+            defer {
+                first.stop()
+                second.stop()
+            }
+            func call(_ port: Int, _ method: String, _ path: String, key: String, body: String? = nil) async throws -> [String: String] {
+                var arguments = ["curl", "-s", "-X", method, "-H", "Authorization: Bearer \(key)", "http://127.0.0.1:\(port)\(path)"]
+                if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
+                let result = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: [:])
+                return try JSONDecoder().decode([String: String].self, from: Data(result.stdout.utf8))
+            }
+            let org = try #require(try await call(first.port, "POST", "/v1/orgs", key: adminKey, body: #"{"name":"Lab","kind":"hospital"}"#)["id"])
+            let key = try #require(try await call(first.port, "POST", "/v1/orgs/\(org)/keys", key: adminKey, body: #"{"role":"hospital"}"#)["apiKey"])
+            let results = try await withThrowingTaskGroup(of: [String: String].self) { group in
+                for index in 0..<40 {
+                    let port = index % 2 == 0 ? first.port : second.port
+                    let hash = SHA256.hexDigest(Array("doc \(index)".utf8))
+                    let body = #"{"hash":"sha256:\#(hash)","kind":"report","reference":"r\#(index)"}"#
+                    group.addTask { try await call(port, "POST", "/v1/ledger/anchors", key: key, body: body) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let seqs = results.compactMap { $0["seq"].flatMap(Int.init) }
+            #expect(seqs.count == 40 && Set(seqs).count == 40, "\(results.filter { $0["seq"] == nil })")
+            first.stop()
+            second.stop()
+            let verify = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)
+            #expect(verify.status == 0, "\(verify.stderr)")
+            let pool = PostgresPool(configuration: .init(conninfo: conninfo))
+            let rows = try await pool.query("SELECT count(*) AS n, max(seq) AS top FROM ledger_entries WHERE type = 'anchor'")
+            #expect(try rows[0].decode("n", as: Int.self) == 40)
+            pool.closeIdle()
+        }
     }
 }
