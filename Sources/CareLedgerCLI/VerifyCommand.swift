@@ -15,31 +15,45 @@ struct VerifyCommand: Command {
         name: "key", valueName: "file",
         help: "The log's public key: a note verifier key (name+hash+base64) or base64 of the raw 32 bytes.", environment: nil, defaultValue: nil)
     static let receiptOption = OptionSpec(name: "receipt", valueName: "file", help: "A receipt from GET /v1/ledger/receipts/{seq}.", environment: nil, defaultValue: nil)
-    static let options = [trustedHeadOption, keyOption, receiptOption]
+    static let urlOption = OptionSpec(name: "url", valueName: "url", help: "A CareLedger server to monitor (http://); reads CARELEDGER_API_KEY unless the ledger is public.", environment: nil, defaultValue: nil)
+    static let options = [trustedHeadOption, keyOption, receiptOption, urlOption]
     static let help = helpText(
-        usage: "verify --database [--trusted-head <file>] [--key <file>]\n       careledger verify --receipt <file> --key <file>",
+        usage: "verify --database [--trusted-head <file>] [--key <file>]\n       careledger verify --receipt <file> --key <file>\n"
+            + "       careledger verify --url <url> --key <file> [--trusted-head <file>] [--full]",
         description: "--database recomputes every leaf from its stored entry, every stored subtree hash, every signed\n"
             + "head's root and signature, and every anchored object's hash; with --trusted-head it also proves the\n"
             + "log extends a checkpoint kept elsewhere (the only way to catch a truncated or re-signed history);\n"
             + "with --key it trusts that key only, not the database's key table.\n"
             + "--receipt checks a receipt completely offline: no database, no network.\n"
+            + "--url monitors a server like a transparency-log witness: checks the latest checkpoint against the pinned\n"
+            + "key, proves it consistent with --trusted-head (from the last run), with --full downloads every entry and\n"
+            + "recomputes the root, then saves the new checkpoint to --trusted-head.\n"
             + "Exit status 0 when everything holds, 1 at the first thing that does not (named on stderr).\n"
             + DatabaseOptions.environmentNote,
-        options: options, flags: [("database", "Verify the ledger in DATABASE_URL.")])
+        options: options, flags: [("database", "Verify the ledger in DATABASE_URL."), ("full", "With --url: download all entries and recompute the root.")])
 
     enum Mode {
         case database(DatabaseOptions, trustedHead: String?, key: Ed25519PublicKey?)
         case receipt(Receipt, key: Ed25519PublicKey)
+        case monitor(LedgerMonitor)
     }
 
     let mode: Mode
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
-        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["database"])
+        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["database", "full"])
         guard parsed.positionals.isEmpty else { throw CLIError("unexpected argument '\(parsed.positionals[0])'") }
         let key = try parsed.value(of: Self.keyOption, environment: [:]).map(Self.readKey)
-        if let receiptPath = parsed.value(of: Self.receiptOption, environment: [:]) {
-            guard !parsed.flags.contains("database") else { throw CLIError("use either --database or --receipt") }
+        let modes = [parsed.flags.contains("database"), parsed.value(of: Self.receiptOption, environment: [:]) != nil,
+                     parsed.value(of: Self.urlOption, environment: [:]) != nil].filter { $0 }.count
+        guard modes <= 1 else { throw CLIError("use one of --database, --receipt or --url") }
+        if let url = parsed.value(of: Self.urlOption, environment: [:]) {
+            guard let key else { throw CLIError("--url needs --key (the log's public key to pin)") }
+            let client = try HTTPClient(url: url, apiKey: environment["CARELEDGER_API_KEY"])
+            mode = .monitor(LedgerMonitor(
+                client: client, key: key, trustedHeadPath: parsed.value(of: Self.trustedHeadOption, environment: [:]),
+                full: parsed.flags.contains("full")))
+        } else if let receiptPath = parsed.value(of: Self.receiptOption, environment: [:]) {
             guard let key else { throw CLIError("--receipt needs --key (the log's public key)") }
             let data = try Self.read(receiptPath)
             do {
@@ -53,7 +67,7 @@ struct VerifyCommand: Command {
             }
             mode = .database(try DatabaseOptions(parsed, environment: environment), trustedHead: trusted, key: key)
         } else {
-            throw CLIError("say what to verify: --database or --receipt <file>")
+            throw CLIError("say what to verify: --database, --receipt <file> or --url <url>")
         }
     }
 
@@ -74,6 +88,17 @@ struct VerifyCommand: Command {
 
     func run() async throws -> Int32 {
         switch mode {
+        case .monitor(let monitor):
+            do {
+                let outcome = try monitor.run()
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(#"{"verified":true,"monitor":\#(String(decoding: try encoder.encode(outcome), as: UTF8.self))}"#)
+                return 0
+            } catch let error as CLIError {
+                CareLedgerCLI.printError("careledger verify: FAILED: \(error.message)")
+                return 1
+            }
         case .receipt(let receipt, let key):
             do {
                 let entry = try receipt.verify(publicKey: key)

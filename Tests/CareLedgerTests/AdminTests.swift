@@ -1,4 +1,5 @@
 import CareLedger
+import Ledger
 import Crypto
 import Foundation
 import Postgres
@@ -200,6 +201,55 @@ final class ServerProcess: @unchecked Sendable {
             let rows = try await pool.query("SELECT count(*) AS n, max(seq) AS top FROM ledger_entries WHERE type = 'anchor'")
             #expect(try rows[0].decode("n", as: Int.self) == 40)
             pool.closeIdle()
+        }
+    }
+}
+
+@Suite struct MonitorTests {
+    /// `careledger verify --url`, as a witness would run it: first run trusts and saves the head,
+    /// later runs prove consistency with it; a server showing a shorter log is caught.
+    @Test func theMonitorFollowsTheLogAndCatchesAShrink() async throws {
+        try await TestDatabase.withDatabase { conninfo in
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = conninfo
+            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
+            let keyPath = try temporarySigningKeyFile()
+            environment["CARELEDGER_SIGNING_KEY_FILE"] = keyPath
+            environment.removeValue(forKey: "CARELEDGER_API_KEY")
+            let server = try ServerProcess(environment: environment, arguments: ["--ledger-public", "--log-origin", "monitor.test/log"])
+            defer { server.stop() }
+            let signing = try Ed25519PrivateKey(pem: String(decoding: try Data(contentsOf: URL(fileURLWithPath: keyPath)), as: UTF8.self))
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("monitor-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let keyFile = folder.appendingPathComponent("log.pub"), headFile = folder.appendingPathComponent("trusted-head")
+            try NoteVerifier(name: "monitor.test/log", publicKey: signing.publicKey).text.write(to: keyFile, atomically: true, encoding: .utf8)
+            let url = "http://127.0.0.1:\(server.port)"
+            func monitor(_ extra: [String] = []) async throws -> ProcessResult {
+                try await runProcess(RepositoryPaths.executable, ["verify", "--url", url, "--key", keyFile.path, "--trusted-head", headFile.path] + extra, environment: environment)
+            }
+            // Something in the log: queue two entries straight into the database.
+            let pool = PostgresPool(configuration: .init(conninfo: conninfo))
+            defer { pool.closeIdle() }
+            for index in 0..<3 {
+                try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', \("r\(index)"), \("sha256:" + String(repeating: "0", count: 64)))")
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let first = try await monitor(["--full"])
+            #expect(first.status == 0 && first.stdout.contains(#""entriesChecked":3"#), "\(first.stdout) \(first.stderr)")
+            try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', 'r9', \("sha256:" + String(repeating: "1", count: 64)))")
+            try await Task.sleep(for: .milliseconds(300))
+            let second = try await monitor()
+            #expect(second.status == 0 && second.stdout.contains(#""previousSize":3"#) && second.stdout.contains(#""treeSize":4"#), "\(second.stdout) \(second.stderr)")
+            // A trusted head the server can no longer extend (as if entries were cut off).
+            let bigger = try SignedNote.sign(text: Checkpoint(origin: "monitor.test/log", size: 10, rootHash: SHA256.digest([1])).text, name: "monitor.test/log", key: signing)
+            try bigger.write(to: headFile, atomically: true, encoding: .utf8)
+            let shrunk = try await monitor()
+            #expect(shrunk.status == 1 && shrunk.stderr.contains("the log shrank from 10 to 4"), "\(shrunk.stderr)")
+            let wrongKey = folder.appendingPathComponent("other.pub")
+            try Base64.encode(try Ed25519PrivateKey().publicKey.rawRepresentation).write(to: wrongKey, atomically: true, encoding: .utf8)
+            let impostor = try await runProcess(RepositoryPaths.executable, ["verify", "--url", url, "--key", wrongKey.path], environment: environment)
+            #expect(impostor.status == 1 && impostor.stderr.contains("not signed by the pinned key"))
         }
     }
 }
