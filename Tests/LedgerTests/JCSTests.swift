@@ -58,3 +58,43 @@ import TestSupport
         #expect(JCS.documentHash(value) == "sha256:" + SHA256.hexDigest(Array(#"{"a":"x","b":[1,2]}"#.utf8)))
     }
 }
+
+@Suite struct CanonicalScannerTests {
+    @Test(arguments: JCSTests.cases)
+    func agreesWithCanonicalizeOnTheVectors(name: String) throws {
+        let input = Array(try SharedFiles.data("testvectors/jcs/input/\(name).json"))
+        let output = Array(try SharedFiles.data("testvectors/jcs/output/\(name).json"))
+        #expect(CanonicalScanner.isCanonical(output))
+        #expect(CanonicalScanner.isCanonical(input) == (input == output))
+    }
+
+    @Test func agreesWithCanonicalizeOnMutatedDocuments() throws {
+        let seeds = try JCSTests.cases.map { Array(try SharedFiles.data("testvectors/jcs/output/\($0).json")) }
+            + [Array(#"{"a":[1,2.5,-0.001,1e+21,"\u001f\n"],"b":{"c":null,"d":true},"é":"x"}"#.utf8)]
+        var checked = 0
+        for seed in seeds {
+            for _ in 0..<400 {
+                var bytes = seed
+                let position = Int.random(in: 0..<bytes.count)
+                switch Int.random(in: 0..<3) {
+                case 0: bytes[position] = UInt8.random(in: 0x20...0x7E)
+                case 1: bytes.insert(Array(" ,:{}[]\"\\0-e.".utf8).randomElement()!, at: position)
+                default: bytes.remove(at: position)
+                }
+                let reference = (try? JCS.canonicalize(json: bytes)).map { $0 == bytes } ?? false
+                #expect(CanonicalScanner.isCanonical(bytes) == reference, "\(String(decoding: bytes, as: UTF8.self))")
+                checked += 1
+            }
+        }
+        #expect(checked > 2000)
+    }
+
+    @Test func returnsTheTopLevelScalars() {
+        let entry = Array(#"{"actor":"org_1","hash":"sha256:ab","nested":{"x":1},"ref":"r","seq":42,"time":"t","type":"anchor"}"#.utf8)
+        let members = CanonicalScanner.canonicalObjectMembers(entry)
+        #expect(members?["seq"] == .number(42) && members?["type"] == .string("anchor") && members?["nested"] == nil)
+        #expect(CanonicalScanner.canonicalObjectMembers(Array(#"{"b":1,"a":2}"#.utf8)) == nil)
+        #expect(CanonicalScanner.canonicalObjectMembers(Array(#"[1]"#.utf8)) == nil)
+        #expect(CanonicalScanner.canonicalObjectMembers(Array(#"{"a":1} "#.utf8)) == nil)
+    }
+}

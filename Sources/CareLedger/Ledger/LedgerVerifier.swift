@@ -122,7 +122,7 @@ public struct LedgerVerifier: Sendable {
         guard stored.leafHash == leafHash else {
             return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the stored leaf hash does not match the entry"))
         }
-        guard let value = try? JSONParser.parse(stored.entry), JCS.canonicalize(value) == stored.entry else {
+        guard let value = CanonicalScanner.canonicalObjectMembers(stored.entry) else {
             return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the entry is not canonical JSON"))
         }
         guard value["seq"]?.numberValue == Double(stored.seq), let type = value["type"]?.stringValue,
