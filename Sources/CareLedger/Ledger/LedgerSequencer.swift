@@ -47,6 +47,28 @@ final class WakeSignal: Sendable {
     }
 }
 
+/// A task that loops until stopped, and the signal that wakes it early.
+final class BackgroundLoop: Sendable {
+    let wake = WakeSignal()
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        let task = Task { await body() }
+        self.task.withLock { $0 = task }
+    }
+
+    /// Cancels the loop, wakes it so it sees that, and waits for it to finish.
+    func stop() async {
+        let task = self.task.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        wake.signal()
+        await task?.value
+    }
+}
+
 /// Moves queued items into the log, Trillian style. Any number of instances run one; the one that
 /// holds a session advisory lock sequences, and if it dies its connection drops, the lock with it,
 /// and another instance takes over within `electionInterval`. Each batch runs in one transaction
@@ -69,9 +91,9 @@ final class LedgerSequencer: Sendable {
     private let signer: LedgerSigner
     private let settings: Settings
     private let store = LedgerStore()
-    private let wake = WakeSignal()
+    private let loop = BackgroundLoop()
+    private var wake: WakeSignal { loop.wake }
     private let frontier = Mutex<MerkleFrontier?>(nil)
-    private let task = Mutex<Task<Void, Never>?>(nil)
     private let afterBatch: @Sendable () -> Void
     private let log: EventLog?
 
@@ -91,18 +113,11 @@ final class LedgerSequencer: Sendable {
     }
 
     func start() {
-        let task = Task { await self.run() }
-        self.task.withLock { $0 = task }
+        loop.start { await self.run() }
     }
 
     func stop() async {
-        let task = self.task.withLock { task -> Task<Void, Never>? in
-            defer { task = nil }
-            return task
-        }
-        task?.cancel()
-        wake.signal()
-        await task?.value
+        await loop.stop()
     }
 
     private func run() async {

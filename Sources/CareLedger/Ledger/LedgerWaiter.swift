@@ -15,8 +15,8 @@ final class LedgerWaiter: Sendable {
     private let store = LedgerStore()
     private let waiters = Mutex<[Int: Waiter]>([:])
     private let nextToken = Atomic<Int>(0)
-    private let wake = WakeSignal()
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let loop = BackgroundLoop()
+    private var wake: WakeSignal { loop.wake }
     private let poll: Duration
 
     init(pool: PostgresPool, poll: Duration = .milliseconds(100)) {
@@ -30,18 +30,11 @@ final class LedgerWaiter: Sendable {
     }
 
     func start() {
-        let task = Task { await self.run() }
-        self.task.withLock { $0 = task }
+        loop.start { await self.run() }
     }
 
     func stop() async {
-        let task = self.task.withLock { task -> Task<Void, Never>? in
-            defer { task = nil }
-            return task
-        }
-        task?.cancel()
-        wake.signal()
-        await task?.value
+        await loop.stop()
         let left = waiters.withLock { waiters -> [Waiter] in
             defer { waiters = [:] }
             return Array(waiters.values)

@@ -147,14 +147,8 @@ public struct CanonicalScanner {
         guard bytes.count - index >= 2 else { return nil }
         let letter = bytes[index + 1]
         index += 2
+        if let scalar = JSONParser.shortEscape(letter) { return scalar }
         switch letter {
-        case UInt8(ascii: "\""): return "\""
-        case UInt8(ascii: "\\"): return "\\"
-        case UInt8(ascii: "b"): return "\u{08}"
-        case UInt8(ascii: "t"): return "\t"
-        case UInt8(ascii: "n"): return "\n"
-        case UInt8(ascii: "f"): return "\u{0C}"
-        case UInt8(ascii: "r"): return "\r"
         case UInt8(ascii: "u"):
             let hex = Array("0123456789abcdef".utf8)
             guard bytes.count - index >= 4, bytes[index] == UInt8(ascii: "0"), bytes[index + 1] == UInt8(ascii: "0"),
