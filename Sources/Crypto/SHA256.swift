@@ -16,6 +16,14 @@ public enum SHA256 {
         return digest
     }
 
+    /// Writes the 32-byte digest of `input` to `output`, allocating nothing: for hashing millions
+    /// of tree nodes into one flat buffer.
+    public static func digest(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawPointer) {
+        var length: UInt32 = 0
+        let ok = EVP_Digest(input.baseAddress, input.count, output.assumingMemoryBound(to: UInt8.self), &length, EVP_sha256(), nil)
+        precondition(ok == 1 && length == 32, "OpenSSL SHA-256 failed")
+    }
+
     /// The digest as lowercase hex.
     public static func hexDigest<Bytes: ContiguousBytes>(_ bytes: Bytes) -> String {
         Hex.encode(digest(bytes))

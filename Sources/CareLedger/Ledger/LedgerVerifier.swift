@@ -47,7 +47,7 @@ protocol AnchoredObjectCheck: Sendable {
 /// key table).
 public struct LedgerVerifier: Sendable {
     static let checks: [any AnchoredObjectCheck] = [AuditBatchCheck(), AnchorCheck()]
-    static let pageSize = 20_000
+    static let pageSize = 50_000
 
     let pool: PostgresPool
     let pinnedKey: Ed25519PublicKey?
@@ -65,7 +65,7 @@ public struct LedgerVerifier: Sendable {
         report.keys = keys.count
         let registered = Set(Self.checks.map(\.entryType))
         var facts: [String: [Int64: EntryFacts]] = [:]
-        var levels: [[[UInt8]]] = [try await verifyEntries(registered: registered, facts: &facts)]
+        var levels: [HashList] = [try await verifyEntries(registered: registered, facts: &facts)]
         report.entries = Int64(levels[0].count)
         // A truncated tail shows first as a signed head that covers entries no longer there.
         if let head = try await LedgerStore().latestHead(on: pool), head.treeSize > report.entries {
@@ -134,8 +134,8 @@ public struct LedgerVerifier: Sendable {
 
     /// Leaf hashes, in order, after checking each entry. The next page is fetched while this one is
     /// checked, and each page is checked on every core; failures are still reported in seq order.
-    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> [[UInt8]] {
-        var leaves: [[UInt8]] = []
+    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> HashList {
+        var leaves = HashList()
         var page = try await fetchEntries(from: 0)
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         while let last = page.last {
@@ -164,19 +164,22 @@ public struct LedgerVerifier: Sendable {
     }
 
     /// The level above `below`, hashed on every core.
-    private static func parentLevel(_ below: [[UInt8]]) async -> [[UInt8]] {
+    private static func parentLevel(_ below: HashList) async -> HashList {
         let count = below.count / 2
-        guard count > 0 else { return [] }
+        guard count > 0 else { return HashList() }
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let chunk = max(1024, (count + workers - 1) / workers)
-        return await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
+        let parts = await withTaskGroup(of: (Int, HashList).self) { group in
             for start in stride(from: 0, to: count, by: chunk) {
-                group.addTask { (start, (start..<min(start + chunk, count)).map { MerkleHash.node(below[2 * $0], below[2 * $0 + 1]) }) }
+                group.addTask { (start, below.parents(of: start..<min(start + chunk, count))) }
             }
-            var parts: [(Int, [[UInt8]])] = []
+            var parts: [(Int, HashList)] = []
             for await part in group { parts.append(part) }
-            return parts.sorted { $0.0 < $1.0 }.flatMap(\.1)
+            return parts.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        var level = HashList()
+        for part in parts { level.append(contentsOf: part) }
+        return level
     }
 
     private func fetchNodes(level: Int, from index: Int64) async throws -> [(idx: Int64, hash: [UInt8])] {
@@ -188,7 +191,7 @@ public struct LedgerVerifier: Sendable {
 
     /// Recomputes every level from the one below and compares it with the stored subtree hashes
     /// (the next page is fetched while this one is compared).
-    private func verifyNodes(_ levels: inout [[[UInt8]]]) async throws -> Int64 {
+    private func verifyNodes(_ levels: inout [HashList]) async throws -> Int64 {
         var checked: Int64 = 0
         var level = 1
         while true {
@@ -205,7 +208,7 @@ public struct LedgerVerifier: Sendable {
                     guard idx == index, idx < expected.count else {
                         throw fail("ledger_nodes", firstLeaf, "unexpected subtree (\(level), \(idx)); expected (\(level), \(index)) of \(expected.count)")
                     }
-                    guard hash == expected[Int(idx)] else {
+                    guard expected.matches(Int(idx), hash) else {
                         throw fail("ledger_nodes", firstLeaf, "subtree (\(level), \(idx)) does not match the entries below it")
                     }
                     index += 1
@@ -222,12 +225,12 @@ public struct LedgerVerifier: Sendable {
         }
     }
 
-    private static func root(size: Int64, levels: [[[UInt8]]]) -> [UInt8] {
+    private static func root(size: Int64, levels: [HashList]) -> [UInt8] {
         LeafRange(0, size).hash { levels[$0.level][Int($0.index)] }
     }
 
     /// Every head: signed by a listed key, its checkpoint matching the row and the recomputed root.
-    private func verifyHeads(levels: [[[UInt8]]], keys: [String: Ed25519PublicKey]) async throws -> (Int, String?) {
+    private func verifyHeads(levels: [HashList], keys: [String: Ed25519PublicKey]) async throws -> (Int, String?) {
         let rows = try await pool.query("SELECT tree_size, root_hash, key_id, checkpoint FROM ledger_heads ORDER BY tree_size")
         let size = Int64(levels[0].count)
         var origin: String?
@@ -259,7 +262,7 @@ public struct LedgerVerifier: Sendable {
     }
 
     /// Proves the stored log extends a checkpoint kept outside the database.
-    private func verifyTrustedHead(_ note: String, origin: String?, levels: [[[UInt8]]], keys: [String: Ed25519PublicKey]) throws -> Int64 {
+    private func verifyTrustedHead(_ note: String, origin: String?, levels: [HashList], keys: [String: Ed25519PublicKey]) throws -> Int64 {
         let name = String(note.prefix { $0 != "\n" })
         guard origin == nil || origin == name else { throw fail("trusted head", nil, "it is for another log: \(name)") }
         let verifiers = keys.values.map { NoteVerifier(name: name, publicKey: $0) }
@@ -339,5 +342,49 @@ struct AnchorCheck: AnchoredObjectCheck {
             throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "\(entries.count - matched) anchor entries have no anchor")
         }
         return matched
+    }
+}
+
+/// Hashes of one tree level, 32 bytes each, end to end in one buffer: a million-entry log's levels
+/// would otherwise be millions of small heap arrays.
+struct HashList: Sendable {
+    private(set) var storage: [UInt8] = []
+
+    var count: Int { storage.count / 32 }
+    var isEmpty: Bool { storage.isEmpty }
+
+    subscript(index: Int) -> [UInt8] {
+        Array(storage[(index * 32)..<(index * 32 + 32)])
+    }
+
+    func matches(_ index: Int, _ hash: [UInt8]) -> Bool {
+        hash.count == 32 && storage[(index * 32)..<(index * 32 + 32)].elementsEqual(hash)
+    }
+
+    mutating func append(_ hash: [UInt8]) {
+        storage.append(contentsOf: hash)
+    }
+
+    mutating func append(contentsOf other: HashList) {
+        storage.append(contentsOf: other.storage)
+    }
+
+    /// The parents of the pairs `range` (parent i covers children 2i and 2i + 1).
+    func parents(of range: Range<Int>) -> HashList {
+        var result = HashList()
+        guard !range.isEmpty, range.upperBound * 2 <= count else { return result }
+        result.storage = [UInt8](unsafeUninitializedCapacity: range.count * 32) { output, initialized in
+            var input = [UInt8](repeating: 0x01, count: 65)
+            storage.withUnsafeBytes { children in
+                input.withUnsafeMutableBytes { buffer in
+                    for (offset, parent) in range.enumerated() {
+                        buffer.baseAddress!.advanced(by: 1).copyMemory(from: children.baseAddress!.advanced(by: parent * 64), byteCount: 64)
+                        SHA256.digest(UnsafeRawBufferPointer(buffer), into: output.baseAddress!.advanced(by: offset * 32))
+                    }
+                }
+            }
+            initialized = range.count * 32
+        }
+        return result
     }
 }
