@@ -66,3 +66,11 @@ import Testing
         #expect(limiter.take("later", capacity: 1, now: start + .seconds(2)) == 1)
     }
 }
+
+@Suite struct ResourceIDOrderTests {
+    @Test func idsMadeInTheSameMillisecondStillSortInCreationOrder() {
+        let now = Date()
+        let ids = (0..<500).map { _ in ResourceID.generate("org", now: now) }
+        #expect(ids == ids.sorted() && Set(ids).count == 500)
+    }
+}

@@ -9,7 +9,7 @@ import TestSupport
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     _ = try await pool.withConnection { connection in
-                        try await connection.query("SELECT pg_sleep(2.5)").count
+                        try await connection.query("SELECT pg_sleep(4)").count
                     }
                 }
                 try await Task.sleep(for: .milliseconds(100))
@@ -17,8 +17,9 @@ import TestSupport
                 let started = clock.now
                 let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1 AS one") }
                 #expect(error?.kind == .poolTimeout && error?.isUnavailable == true)
-                // Well under the 2.5 s the holder keeps its connection: the waiter gave up at its own deadline.
-                #expect(clock.now - started < .milliseconds(1500))
+                // Well under the 4 s the holder keeps its connection: the waiter gave up at its own
+                // deadline (the margin absorbs a loaded test machine).
+                #expect(clock.now - started < .milliseconds(2500))
                 try await group.waitForAll()
             }
             // Once the holder is done, the pool serves again.
@@ -27,7 +28,8 @@ import TestSupport
     }
 
     @Test func concurrentQueriesShareABoundedPool() async throws {
-        try await TestDatabase.withSchema(maxConnections: 3) { pool in
+        // A long acquire timeout: this is about sharing, and the whole suite loads the machine.
+        try await TestDatabase.withSchema(maxConnections: 3, acquireTimeout: .seconds(20)) { pool in
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<50 {
                     group.addTask { try #require(try await pool.query("SELECT \(index)::int AS v").first).decode("v") }

@@ -16,12 +16,12 @@ enum LedgerRoutes {
         let publicRead = ledger.settings.publicRead
 
         api.on(.get, "/v1/ledger/head", read, publicWhen: publicRead) { _ in
-            let head = try await latestHead(store, pool)
+            let head = try await latestHead(ledger)
             return JSONBody.response(.ok, HeadBody(origin: origin, head: head))
         }
 
         api.on(.get, "/v1/ledger/checkpoint", read, publicWhen: publicRead) { _ in
-            let head = try await latestHead(store, pool)
+            let head = try await latestHead(ledger)
             return Response(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]), body: Array(head.checkpoint.utf8))
         }
 
@@ -37,7 +37,7 @@ enum LedgerRoutes {
 
         api.on(.get, "/v1/ledger/entries", read, publicWhen: publicRead) { request in
             let query = try request.query()
-            let size = try await latestHead(store, pool).treeSize
+            let size = try await latestHead(ledger).treeSize
             let from = try integer(query["from"], name: "from", default: 0)
             let to = min(try integer(query["to"], name: "to", default: min(size, from + 100)), size, from + maximumPage)
             guard from <= to else { throw APIError.badRequest("'from' must not be past 'to' or the tree size (\(size)).") }
@@ -58,7 +58,7 @@ enum LedgerRoutes {
         api.on(.get, "/v1/ledger/proofs/inclusion", read, publicWhen: publicRead) { request in
             let query = try request.query()
             guard let seqText = query["seq"], let seq = Int64(seqText), seq >= 0 else { throw APIError.badRequest("'seq' must be a non-negative integer.") }
-            let head = try await signedHead(size: query["size"], store, pool)
+            let head = try await signedHead(size: query["size"], ledger)
             guard seq < head.treeSize, let entry = try await store.entries(from: seq, to: seq + 1, on: pool).first else {
                 throw HTTPError.notFound("No entry \(seq) in the tree of size \(head.treeSize).")
             }
@@ -73,7 +73,7 @@ enum LedgerRoutes {
             guard let fromText = query["from"], let from = Int64(fromText), from >= 1 else {
                 throw APIError.badRequest("'from' must be a tree size of at least 1.")
             }
-            let head = try await signedHead(size: query["to"], store, pool)
+            let head = try await signedHead(size: query["to"], ledger)
             guard from <= head.treeSize else { throw APIError.badRequest("'from' must not exceed 'to' (\(head.treeSize)).") }
             let proof = try await ledger.proofHashes(ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
             let fromHead = try await store.head(size: from, on: pool)
@@ -83,7 +83,7 @@ enum LedgerRoutes {
 
         api.on(.get, "/v1/ledger/receipts/{seq}", read, publicWhen: publicRead) { request in
             let seq = try request.parameters.require("seq", as: Int64.self)
-            let head = try await latestHead(store, pool)
+            let head = try await latestHead(ledger)
             guard seq >= 0, seq < head.treeSize, let entry = try await store.entries(from: seq, to: seq + 1, on: pool).first else {
                 throw HTTPError.notFound("No entry with that sequence number yet.")
             }
@@ -111,8 +111,8 @@ enum LedgerRoutes {
         }
     }
 
-    private static func latestHead(_ store: LedgerStore, _ pool: PostgresPool) async throws -> LedgerHead {
-        guard let head = try await store.latestHead(on: pool) else {
+    private static func latestHead(_ ledger: LedgerService) async throws -> LedgerHead {
+        guard let head = try await ledger.latestHead() else {
             throw HTTPError(status: .serviceUnavailable, code: "unavailable", message: "The ledger has no signed head yet; retry shortly.",
                             headers: HTTPHeaders([("Retry-After", "1")]))
         }
@@ -120,10 +120,10 @@ enum LedgerRoutes {
     }
 
     /// The signed head of the given size (which must have one), or the latest.
-    private static func signedHead(size text: String?, _ store: LedgerStore, _ pool: PostgresPool) async throws -> LedgerHead {
-        guard let text else { return try await latestHead(store, pool) }
+    private static func signedHead(size text: String?, _ ledger: LedgerService) async throws -> LedgerHead {
+        guard let text else { return try await latestHead(ledger) }
         guard let size = Int64(text), size >= 1 else { throw APIError.badRequest("A tree size must be a positive integer.") }
-        guard let head = try await store.head(size: size, on: pool) else {
+        guard let head = try await ledger.store.head(size: size, on: ledger.pool) else {
             throw HTTPError.notFound("No signed tree head of size \(size); use the size of a published checkpoint.")
         }
         return head

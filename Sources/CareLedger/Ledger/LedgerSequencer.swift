@@ -159,7 +159,6 @@ final class LedgerSequencer: Sendable {
                     try await anchorAuditEvents()
                 }
                 let sequenced = try await sequenceBatch()
-                if sequenced > 0 { afterBatch() }
                 if sequenced < settings.batchSize { await wake.wait(timeout: settings.idlePoll) }
             } catch {
                 // PostgresError's description is generic by design; the kind is enough to act on.
@@ -182,6 +181,13 @@ final class LedgerSequencer: Sendable {
     /// Sequences up to one batch; returns how many entries it appended.
     @discardableResult
     func sequenceBatch() async throws -> Int {
+        let appended = try await appendBatch()
+        // Readers of the head and waiters for entries look again now that the batch is committed.
+        afterBatch()
+        return appended
+    }
+
+    private func appendBatch() async throws -> Int {
         try await pool.withTransaction { transaction in
             try await store.lockSequencing(on: transaction)
             let head = try await store.latestHead(on: transaction)

@@ -27,6 +27,9 @@ public final class LedgerService: Sendable {
     let waiter: LedgerWaiter
     private let listener: PostgresListener?
     private let consumer = Mutex<Task<Void, Never>?>(nil)
+    /// The latest signed head, as last read; dropped whenever a batch is announced. Every read
+    /// endpoint needs it, and it changes only once per batch.
+    private let cachedHead: HeadCache
 
     /// A service for the log in `pool`'s database, signing with `signer`. `conninfo` opens the
     /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`.
@@ -37,11 +40,16 @@ public final class LedgerService: Sendable {
         let conninfo = pool.configuration.conninfo
         let waiter = LedgerWaiter(pool: pool)
         self.waiter = waiter
+        let cachedHead = HeadCache()
+        self.cachedHead = cachedHead
         var sequencerSettings = LedgerSequencer.Settings()
         sequencerSettings.batchSize = settings.batchSize
         sequencer = LedgerSequencer(
             pool: pool, conninfo: conninfo, signer: signer, settings: sequencerSettings,
-            log: log, afterBatch: { waiter.sequenced() })
+            log: log, afterBatch: {
+                cachedHead.clear()
+                waiter.sequenced()
+            })
         listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger"])
     }
 
@@ -50,13 +58,14 @@ public final class LedgerService: Sendable {
         guard let listener else { return }
         let events = listener.events()
         listener.start()
-        let sequencer = self.sequencer
         let waiter = self.waiter
+        let cachedHead = self.cachedHead
         consumer.withLock {
             $0 = Task {
                 for await event in events {
                     // A batch was sequenced (here or elsewhere), or the listener reconnected and may have missed one.
                     _ = event
+                    cachedHead.clear()
                     waiter.sequenced()
                 }
             }
@@ -88,6 +97,15 @@ public final class LedgerService: Sendable {
         return await waiter.entry(queueId: queueId, timeout: settings.sequencingWait)
     }
 
+    /// The latest signed head: from the cache while no batch has been announced since it was read
+    /// (and for at most a second, should an announcement be lost).
+    func latestHead() async throws -> LedgerHead? {
+        if let head = cachedHead.current() { return head }
+        let head = try await store.latestHead(on: pool)
+        if let head { cachedHead.store(head) }
+        return head
+    }
+
     /// Hashes for proof ranges, fetched in one query.
     func proofHashes(_ ranges: [LeafRange], on runner: some QueryRunner) async throws -> [[UInt8]] {
         let hashes = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), on: runner)
@@ -97,5 +115,30 @@ public final class LedgerService: Sendable {
                 return hash
             }
         }
+    }
+}
+
+/// The latest head and when it was read.
+final class HeadCache: Sendable {
+    private let state = Mutex<(head: LedgerHead, read: ContinuousClock.Instant)?>(nil)
+    private let lifetime: Duration = .seconds(1)
+
+    func current() -> LedgerHead? {
+        state.withLock { state in
+            guard let cached = state, ContinuousClock.now - cached.read < lifetime else { return nil }
+            return cached.head
+        }
+    }
+
+    func store(_ head: LedgerHead) {
+        // A slower reader must not replace a newer head with an older one.
+        state.withLock { state in
+            if let cached = state, cached.head.treeSize > head.treeSize { return }
+            state = (head, .now)
+        }
+    }
+
+    func clear() {
+        state.withLock { $0 = nil }
     }
 }
