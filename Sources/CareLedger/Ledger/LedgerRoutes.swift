@@ -59,13 +59,12 @@ enum LedgerRoutes {
             let query = try request.query()
             guard let seqText = query["seq"], let seq = Int64(seqText), seq >= 0 else { throw APIError.badRequest("'seq' must be a non-negative integer.") }
             let head = try await signedHead(size: query["size"], ledger)
-            guard seq < head.treeSize, let entry = try await store.entries(from: seq, to: seq + 1, on: pool).first else {
+            guard seq < head.treeSize, let found = try await ledger.inclusion(seq: seq, size: head.treeSize) else {
                 throw HTTPError.notFound("No entry \(seq) in the tree of size \(head.treeSize).")
             }
-            let proof = try await ledger.proofHashes(ProofShape.inclusion(index: seq, size: head.treeSize), on: pool)
             return JSONBody.response(.ok, InclusionBody(
-                seq: seq, treeSize: head.treeSize, entry: String(decoding: entry.entry, as: UTF8.self),
-                leafHash: Base64.encode(entry.leafHash), proof: proof.map(Base64.encode), checkpoint: head.checkpoint))
+                seq: seq, treeSize: head.treeSize, entry: String(decoding: found.entry, as: UTF8.self),
+                leafHash: Base64.encode(found.leafHash), proof: found.proof.map(Base64.encode), checkpoint: head.checkpoint))
         }
 
         api.on(.get, "/v1/ledger/proofs/consistency", read, publicWhen: publicRead) { request in
@@ -84,13 +83,12 @@ enum LedgerRoutes {
         api.on(.get, "/v1/ledger/receipts/{seq}", read, publicWhen: publicRead) { request in
             let seq = try request.parameters.require("seq", as: Int64.self)
             let head = try await latestHead(ledger)
-            guard seq >= 0, seq < head.treeSize, let entry = try await store.entries(from: seq, to: seq + 1, on: pool).first else {
+            guard seq >= 0, seq < head.treeSize, let found = try await ledger.inclusion(seq: seq, size: head.treeSize) else {
                 throw HTTPError.notFound("No entry with that sequence number yet.")
             }
-            let proof = try await ledger.proofHashes(ProofShape.inclusion(index: seq, size: head.treeSize), on: pool)
             return JSONBody.response(.ok, Receipt(
-                origin: origin, keyId: head.keyId, seq: seq, entry: String(decoding: entry.entry, as: UTF8.self),
-                leafHash: Base64.encode(entry.leafHash), treeSize: head.treeSize, inclusionProof: proof.map(Base64.encode),
+                origin: origin, keyId: head.keyId, seq: seq, entry: String(decoding: found.entry, as: UTF8.self),
+                leafHash: Base64.encode(found.leafHash), treeSize: head.treeSize, inclusionProof: found.proof.map(Base64.encode),
                 checkpoint: head.checkpoint))
         }
 

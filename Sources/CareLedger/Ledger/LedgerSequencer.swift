@@ -224,7 +224,7 @@ final class LedgerSequencer: Sendable {
     private func currentFrontier(size: Int64, on runner: some QueryRunner) async throws -> MerkleFrontier {
         if let cached = frontier.withLock({ $0 }), cached.size == size { return cached }
         let ids = MerkleFrontier.nodeIDs(size: size)
-        let hashes = try await store.nodeHashes(ids, on: runner)
+        let hashes = try await store.nodeHashes(ids, on: runner).hashes
         return try MerkleFrontier(size: size) { id in
             guard let hash = hashes[id] else { throw LedgerError.missingNode(id) }
             return hash

@@ -108,8 +108,20 @@ public final class LedgerService: Sendable {
 
     /// Hashes for proof ranges, fetched in one query.
     func proofHashes(_ ranges: [LeafRange], on runner: some QueryRunner) async throws -> [[UInt8]] {
-        let hashes = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), on: runner)
-        return try ranges.map { range in
+        try Self.fold(ranges, try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), on: runner).hashes)
+    }
+
+    /// An entry, its leaf hash and its audit path in a tree of `size`, in one query; nil if the
+    /// entry is not there.
+    func inclusion(seq: Int64, size: Int64) async throws -> (entry: [UInt8], leafHash: [UInt8], proof: [[UInt8]])? {
+        let ranges = ProofShape.inclusion(index: seq, size: size)
+        let fetched = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), entrySeq: seq, on: pool)
+        guard let entry = fetched.entry else { return nil }
+        return (entry.bytes, entry.leafHash, try Self.fold(ranges, fetched.hashes))
+    }
+
+    private static func fold(_ ranges: [LeafRange], _ hashes: [NodeID: [UInt8]]) throws -> [[UInt8]] {
+        try ranges.map { range in
             try range.hash { id in
                 guard let hash = hashes[id] else { throw LedgerError.missingNode(id) }
                 return hash

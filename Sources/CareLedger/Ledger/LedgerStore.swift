@@ -164,9 +164,10 @@ struct LedgerStore: Sendable {
         return found
     }
 
-    /// Hashes of the given subtrees: leaves from the entries, the rest from the node table.
-    func nodeHashes(_ ids: [NodeID], on runner: some QueryRunner) async throws -> [NodeID: [UInt8]] {
-        guard !ids.isEmpty else { return [:] }
+    /// Hashes of the given subtrees (leaves from the entries, the rest from the node table) and,
+    /// when `entrySeq` is given, that entry's bytes and leaf hash: everything an inclusion proof
+    /// needs in one round trip.
+    func nodeHashes(_ ids: [NodeID], entrySeq: Int64? = nil, on runner: some QueryRunner) async throws -> (hashes: [NodeID: [UInt8]], entry: (bytes: [UInt8], leafHash: [UInt8])?) {
         let leaves = ids.filter { $0.level == 0 }.map(\.index)
         let inner = ids.filter { $0.level > 0 }
         let rows = try await runner.query("""
@@ -175,13 +176,24 @@ struct LedgerStore: Sendable {
             SELECT n.level, n.idx, n.hash FROM ledger_nodes n
             JOIN unnest(\(PostgresArray(inner.map(\.level)))::smallint[], \(PostgresArray(inner.map(\.index)))::bigint[]) AS w(l, i)
               ON n.level = w.l AND n.idx = w.i
+            UNION ALL
+            SELECT -1, seq, entry FROM ledger_entries WHERE seq = \(entrySeq)
+            UNION ALL
+            SELECT -2, seq, leaf_hash FROM ledger_entries WHERE seq = \(entrySeq)
             """)
         var hashes: [NodeID: [UInt8]] = [:]
+        var entryBytes: [UInt8]?
+        var entryLeaf: [UInt8]?
         for row in rows.all {
-            let id = NodeID(level: try row.decode("level", as: Int.self), index: try row.decode("idx", as: Int64.self))
-            hashes[id] = try row.decode("hash", as: PostgresBytes.self).bytes
+            let level = try row.decode("level", as: Int.self)
+            switch level {
+            case -1: entryBytes = try row.bytes("hash")
+            case -2: entryLeaf = try row.bytes("hash")
+            default: hashes[NodeID(level: level, index: try row.decode("idx", as: Int64.self))] = try row.bytes("hash")
+            }
         }
-        return hashes
+        guard let entryBytes, let entryLeaf else { return (hashes, nil) }
+        return (hashes, (entryBytes, entryLeaf))
     }
 
     func keys(on runner: some QueryRunner) async throws -> [LedgerKey] {
