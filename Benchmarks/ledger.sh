@@ -27,8 +27,9 @@ have=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM ledger_entries")
 [ "$have" -lt "$entries" ] && "$bin/careledger-bench" ledger-fill $((entries - have)) >/dev/null
 size=$(psql "$DATABASE_URL" -Atc "SELECT max(tree_size) FROM ledger_heads")
 # Steady state: statistics for the freshly loaded tables, as autovacuum would reach soon anyway
-# (without it the first minutes of proof requests race autoanalyze and show 50-500 ms tails).
-psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+# and a checkpoint (without them the first minutes of proof requests race autoanalyze and the
+# checkpointer flushing the load, and show 50-500 ms tails).
+psql "$DATABASE_URL" -qc "VACUUM ANALYZE" -c "CHECKPOINT"
 
 "$bin/careledger" serve --port 8097 --ledger-public --no-migrate --log-origin bench.careledger/log >/dev/null 2>&1 &
 server=$!

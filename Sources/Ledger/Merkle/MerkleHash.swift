@@ -8,21 +8,27 @@ public enum MerkleHash {
 
     /// SHA-256(0x00 || entry).
     public static func leaf(_ entry: [UInt8]) -> [UInt8] {
-        var input = [UInt8]()
-        input.reserveCapacity(entry.count + 1)
-        input.append(0x00)
-        input += entry
-        return SHA256.digest(input)
+        hash(prefix: 0x00, entry, [])
     }
 
     /// SHA-256(0x01 || left || right).
     public static func node(_ left: [UInt8], _ right: [UInt8]) -> [UInt8] {
-        var input = [UInt8]()
-        input.reserveCapacity(left.count + right.count + 1)
-        input.append(0x01)
-        input += left
-        input += right
-        return SHA256.digest(input)
+        hash(prefix: 0x01, left, right)
+    }
+
+    /// The domain-separated hash, with the input assembled on the stack: the verifier computes
+    /// millions of these, and heap copies of each input cost more than the hashing.
+    private static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8]) -> [UInt8] {
+        let count = 1 + first.count + second.count
+        return withUnsafeTemporaryAllocation(byteCount: count, alignment: 1) { input in
+            input[0] = prefix
+            first.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[1..<(1 + first.count)]).copyMemory(from: $0) }
+            second.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[(1 + first.count)...]).copyMemory(from: $0) }
+            return [UInt8](unsafeUninitializedCapacity: 32) { output, initialized in
+                SHA256.digest(UnsafeRawBufferPointer(input), into: UnsafeMutableRawPointer(output.baseAddress!))
+                initialized = 32
+            }
+        }
     }
 }
 
