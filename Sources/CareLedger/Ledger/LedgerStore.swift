@@ -130,15 +130,6 @@ struct LedgerStore: Sendable {
         return try rows.first.map(Self.head)
     }
 
-    /// The smallest signed head of at least `size` leaves.
-    func head(atLeast size: Int64, on runner: some QueryRunner) async throws -> LedgerHead? {
-        let rows = try await runner.query("""
-            SELECT tree_size, root_hash, key_id, checkpoint, signed_at FROM ledger_heads WHERE tree_size >= \(size)
-            ORDER BY tree_size LIMIT 1
-            """)
-        return try rows.first.map(Self.head)
-    }
-
     private func heads(_ order: StaticString, on runner: some QueryRunner) async throws -> [LedgerHead] {
         let rows = try await runner.query("SELECT tree_size, root_hash, key_id, checkpoint, signed_at FROM ledger_heads \(sql: order)")
         return try rows.all.map(Self.head)
