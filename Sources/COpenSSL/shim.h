@@ -6,4 +6,5 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/bio.h>
+#include <openssl/hmac.h>
 #endif
