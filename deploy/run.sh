@@ -32,6 +32,15 @@ if [ -z "${CARELEDGER_SIGNING_KEY_FILE:-}" ]; then
     fi
 fi
 
+# The master key that wraps every patient's data key: made once, kept with the local data.
+if [ -z "${CARELEDGER_MASTER_KEY_FILE:-}" ]; then
+    export CARELEDGER_MASTER_KEY_FILE="$PWD/.data/master-key"
+    if [ ! -f "$CARELEDGER_MASTER_KEY_FILE" ]; then
+        log "creating the master key for patient data in .data/master-key"
+        .build/release/careledger keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
+    fi
+fi
+
 # First start: the platform organization and its first admin key, shown this once.
 status=0
 bootstrap="$(.build/release/careledger admin bootstrap 2>/dev/null)" || status=$?

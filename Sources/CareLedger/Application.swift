@@ -13,13 +13,17 @@ public struct ApplicationContext: Sendable {
     public let limits: AccessLimits
     /// The verifiable log.
     public let ledger: LedgerService
+    /// The keys that seal patient data and index identifiers.
+    public let patientKeys: PatientKeys
 
     /// Bundles the dependencies.
-    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, limits: AccessLimits = AccessLimits()) {
+    public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, patientKeys: PatientKeys,
+                limits: AccessLimits = AccessLimits()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
         self.ledger = ledger
+        self.patientKeys = patientKeys
         self.limits = limits
     }
 }
@@ -37,6 +41,7 @@ public enum Application {
         api.router.add(middleware: DatabaseErrorMiddleware(log: context.log))
         OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
         IdentityRoutes.register(in: &api)
+        PatientRoutes.register(in: &api, keys: context.patientKeys)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

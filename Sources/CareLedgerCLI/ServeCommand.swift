@@ -27,7 +27,7 @@ struct ServeCommand: Command {
         help: "Failed authentications per minute from one client address before it is refused with 429.",
         environment: "CARELEDGER_AUTH_FAILURE_LIMIT", defaultValue: "20")
     static let options = [
-        hostOption, portOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.origin,
+        hostOption, portOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
     ]
 
@@ -44,6 +44,7 @@ struct ServeCommand: Command {
     let migrateOnStart: Bool
     let limits: AccessLimits
     let signer: LedgerSigner
+    let patientKeys: PatientKeys
     let ledgerSettings: LedgerService.Settings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
@@ -68,6 +69,7 @@ struct ServeCommand: Command {
         limits.authFailuresPerMinute = try parsed.integer(Self.authFailureOption, environment, in: 1...100_000)
         self.limits = limits
         signer = try LedgerOptions.signer(parsed, environment: environment)
+        patientKeys = try LedgerOptions.patientKeys(parsed, environment: environment)
         var ledgerSettings = LedgerService.Settings()
         ledgerSettings.sequencingWait = .milliseconds(try parsed.integer(LedgerOptions.sequencingWait, environment, in: 0...60_000))
         ledgerSettings.publicRead = parsed.flags.contains(LedgerOptions.publicFlag.name)
@@ -86,7 +88,7 @@ struct ServeCommand: Command {
         }
         let ledger = LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
         ledger.start()
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, ledger: ledger, limits: limits))
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
         let port = try server.start()
         log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])

@@ -32,7 +32,7 @@ struct APIHarness: Sendable {
             let bootstrap = try await Bootstrap.run(pool: pool)
             let ledger = runningLedger ? try LedgerService.started(pool) : try LedgerService.unstarted(pool)
             if !runningLedger { try await ledger.sequencer.sequenceBatch() }
-            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: ledger, limits: limits))
+            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: ledger, patientKeys: try .forTests(), limits: limits))
             do {
                 let value = try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId, ledger: ledger))
                 await ledger.stop()
@@ -155,6 +155,20 @@ extension LedgerService {
 func temporarySigningKeyFile() throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-key-\(UUID().uuidString).pem").path
     guard FileManager.default.createFile(atPath: path, contents: Data(try Ed25519PrivateKey().pemRepresentation().utf8),
+                                         attributes: [.posixPermissions: 0o600]) else { throw HarnessError("cannot write \(path)") }
+    return path
+}
+
+extension PatientKeys {
+    static func forTests() throws -> PatientKeys {
+        try PatientKeys(masterKey: SecureRandom.bytes(32))
+    }
+}
+
+/// A throwaway master key file (base64, mode 0600) for server processes.
+func temporaryMasterKeyFile() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-master-\(UUID().uuidString)").path
+    guard FileManager.default.createFile(atPath: path, contents: Data(Base64.encode(SecureRandom.bytes(32)).utf8),
                                          attributes: [.posixPermissions: 0o600]) else { throw HarnessError("cannot write \(path)") }
     return path
 }

@@ -17,6 +17,7 @@ import TestSupport
         environment["CARELEDGER_MIGRATIONS_DIR"] = Self.migrations
         environment["CARELEDGER_BIN"] = RepositoryPaths.executable.path
         environment["CARELEDGER_SIGNING_KEY_FILE"] = try? temporarySigningKeyFile()
+        environment["CARELEDGER_MASTER_KEY_FILE"] = try? temporaryMasterKeyFile()
         return environment
     }
 
@@ -165,6 +166,7 @@ final class ServerProcess: @unchecked Sendable {
             environment["DATABASE_URL"] = conninfo
             environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
             environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
+            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
             #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
             let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
             let adminKey = try #require((try JSONSerialization.jsonObject(with: Data(bootstrap.stdout.utf8)) as? [String: String])?["apiKey"])
@@ -215,6 +217,7 @@ final class ServerProcess: @unchecked Sendable {
             environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
             let keyPath = try temporarySigningKeyFile()
             environment["CARELEDGER_SIGNING_KEY_FILE"] = keyPath
+            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
             environment.removeValue(forKey: "CARELEDGER_API_KEY")
             let server = try ServerProcess(environment: environment, arguments: ["--ledger-public", "--log-origin", "monitor.test/log"])
             defer { server.stop() }

@@ -22,6 +22,8 @@ import Testing
                     Failed authentications per minute from one client address before it is refused with 429. (env CARELEDGER_AUTH_FAILURE_LIMIT, default 20)
               --signing-key-file <file>
                     Ed25519 private key (PEM) that signs tree heads; make one with 'careledger keygen'. (env CARELEDGER_SIGNING_KEY_FILE)
+              --master-key-file <file>
+                    The 32-byte master key (base64) that wraps every patient's data key; make one with 'careledger keygen --master'. (env CARELEDGER_MASTER_KEY_FILE)
               --log-origin <name>
                     The log's name in every checkpoint (and its note key name); keep it stable for the life of the log. (env CARELEDGER_LOG_ORIGIN, default careledger.local/ledger)
               --sequencing-wait-ms <ms>
@@ -76,11 +78,15 @@ import Testing
     }
 
     private static let keyFile = (try? temporarySigningKeyFile()) ?? "/nonexistent"
-    private let database = ["DATABASE_URL": "postgresql:///db", "CARELEDGER_SIGNING_KEY_FILE": keyFile]
+    private static let masterFile = (try? temporaryMasterKeyFile()) ?? "/nonexistent"
+    private let database = ["DATABASE_URL": "postgresql:///db", "CARELEDGER_SIGNING_KEY_FILE": keyFile, "CARELEDGER_MASTER_KEY_FILE": masterFile]
 
     @Test func signingKeyProblemsAreExplained() throws {
         #expect(throws: CLIError("no signing key: set CARELEDGER_SIGNING_KEY_FILE or --signing-key-file (create one with 'careledger keygen --out FILE')")) {
             try ServeCommand(arguments: [], environment: ["DATABASE_URL": "postgresql:///db"])
+        }
+        #expect(throws: CLIError("no master key: set CARELEDGER_MASTER_KEY_FILE or --master-key-file (create one with 'careledger keygen --master --out FILE')")) {
+            try ServeCommand(arguments: [], environment: ["DATABASE_URL": "postgresql:///db", "CARELEDGER_SIGNING_KEY_FILE": Self.keyFile])
         }
         let loose = try temporarySigningKeyFile()
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: loose)

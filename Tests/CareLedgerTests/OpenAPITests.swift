@@ -34,7 +34,7 @@ import Testing
 
     @Test func everyRouteIsDocumentedWithItsRolesAndNothingElseIs() throws {
         let pool = PostgresPool(configuration: .init(conninfo: "postgresql:///unused?host=/nonexistent"))
-        let routes = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: try .unstarted(pool))).routes
+        let routes = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: try .unstarted(pool), patientKeys: try .forTests())).routes
         let paths = try #require(try specification()["paths"] as? [String: [String: Any]])
         var documented = Set<String>()
         for (path, item) in paths {

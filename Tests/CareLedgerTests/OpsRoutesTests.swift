@@ -20,7 +20,7 @@ import TestSupport
         try await TestDatabase.withDatabase { conninfo in
             let pool = PostgresPool(configuration: .init(conninfo: conninfo))
             let migrations = try Migration.load(directory: Self.migrationsDirectory)
-            let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: nil, ledger: try .unstarted(pool)))
+            let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: nil, ledger: try .unstarted(pool), patientKeys: try .forTests()))
             let before = await get(router, "/ready")
             #expect(before.status.code == 503)
             #expect(body(before).contains(#""code":"not_ready""#))
@@ -33,7 +33,7 @@ import TestSupport
 
     @Test func unreachableDatabaseIsA503WithRetryAfter() async throws {
         let pool = PostgresPool(configuration: .init(conninfo: "postgresql:///x?host=/nonexistent-socket-dir"))
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: try .unstarted(pool)))
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: try .unstarted(pool), patientKeys: try .forTests()))
         let response = await get(router, "/ready")
         #expect(response.status.code == 503)
         #expect(response.headers.first(name: "Retry-After") == "1")

@@ -57,7 +57,7 @@ import Testing
         let pool = PostgresPool(configuration: configuration)
         let migrations = try Migration.load(directory: OpsRoutesTests.migrationsDirectory)
         try await Migrator(pool: pool).migrate(migrations)
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: nil, ledger: try .unstarted(pool)))
+        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: nil, ledger: try .unstarted(pool), patientKeys: try .forTests()))
         func ready() async -> Response {
             await router.respond(to: Request(head: RequestHead(method: .get, target: "/ready", version: .http1_1,
                                                                headers: HTTPHeaders([("Host", "t")])), requestId: "r"))

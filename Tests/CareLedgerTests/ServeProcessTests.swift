@@ -15,6 +15,7 @@ import TestSupport
         environment["DATABASE_URL"] = conninfo
         environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
         environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
+        environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
         process.environment = environment
         process.executableURL = RepositoryPaths.executable
         process.arguments = ["serve", "--port", "0"]

@@ -10,6 +10,9 @@ public enum Action: String, CaseIterable, Sendable {
     case keysList = "keys.list"
     case keysRevoke = "keys.revoke"
     case auditRead = "audit.read"
+    case patientsCreate = "patients.create"
+    case patientsRead = "patients.read"
+    case patientsIdentify = "patients.identify"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -31,6 +34,9 @@ public enum PermissionMatrix {
         .keysList: [.admin],
         .keysRevoke: [.admin],
         .auditRead: [.auditor, .national],
+        .patientsCreate: [.hospital, .national],
+        .patientsRead: [.hospital, .national, .insurer, .pharmacy],
+        .patientsIdentify: [.hospital, .national],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

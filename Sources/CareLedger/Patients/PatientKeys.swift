@@ -1,0 +1,32 @@
+import Crypto
+
+/// The key hierarchy for data at rest. A master key (from a file, never the database) wraps one
+/// data key per patient, which seals that patient's resources; destroying a data key makes the
+/// patient's content unreadable for everyone (erasure) without touching the ledger. A separate key
+/// derived from the master key makes blind indexes of identifiers.
+public struct PatientKeys: Sendable {
+    private let masterKey: [UInt8]
+    private let indexKey: [UInt8]
+
+    public init(masterKey: [UInt8]) throws(CryptoError) {
+        guard masterKey.count == AESGCM.keySize else { throw CryptoError("the master key must be 32 bytes") }
+        self.masterKey = masterKey
+        indexKey = HMACSHA256.authenticationCode(Array("careledger/blind-index/v1".utf8), key: masterKey)
+    }
+
+    /// A fresh data key for a patient, and its wrapped form to store.
+    func newDataKey(patientId: String) throws(CryptoError) -> (key: [UInt8], wrapped: [UInt8]) {
+        let key = SecureRandom.bytes(AESGCM.keySize)
+        return (key, try AESGCM.seal(key, key: masterKey, authenticating: Array("patient-key:\(patientId)".utf8)))
+    }
+
+    func unwrap(_ wrapped: [UInt8], patientId: String) throws(CryptoError) -> [UInt8] {
+        try AESGCM.open(wrapped, key: masterKey, authenticating: Array("patient-key:\(patientId)".utf8))
+    }
+
+    /// The keyed hash an identifier is found by: the same system and value always give the same
+    /// index, and without the master key the index reveals neither.
+    func blindIndex(system: String, value: String) -> [UInt8] {
+        HMACSHA256.authenticationCode(Array((system + "|" + value).utf8), key: indexKey)
+    }
+}
