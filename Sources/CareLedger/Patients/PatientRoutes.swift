@@ -19,9 +19,10 @@ enum PatientRoutes {
             let id = ResourceID.generate("pat")
             let (dataKey, wrapped) = try keys.newDataKey(patientId: id)
             let sealed = try AESGCM.seal(patient.bytes, key: dataKey, authenticating: Array("patient:\(id)".utf8))
-            // A registration racing another for the same identifier loses on the primary key; the
-            // retry then finds the winner and answers 409.
-            let existing: String? = try await retryingUniqueViolation {
+            // A registration racing another for the same identifier loses (on the primary key, or on
+            // finding the winner's identifier at claim time) and rolls back; the retry then finds
+            // the winner and answers 409.
+            let existing: String? = try await retryingLostRace {
                 try await pool.withTransaction { transaction in
                     for index in indexes {
                         if let other = try await store.patient(byIndex: index, on: transaction) {
@@ -31,7 +32,9 @@ enum PatientRoutes {
                         }
                     }
                     try await store.create(id: id, wrappedDataKey: wrapped, resource: sealed, orgId: context.caller.orgId, on: transaction)
-                    _ = try await store.claimIdentifiers(indexes, patientId: id, orgId: context.caller.orgId, on: transaction)
+                    if try await store.claimIdentifiers(indexes, patientId: id, orgId: context.caller.orgId, on: transaction) != nil {
+                        throw LostRace()
+                    }
                     try await audit.record(context.permitted("patient", id, patientId: id, reason: "registered"), on: transaction)
                     return nil
                 }
@@ -70,7 +73,7 @@ enum PatientRoutes {
                 throw Denial.notVisible("patient", id)
             }
             let index = keys.blindIndex(system: body.system, value: body.value)
-            let other: String? = try await retryingUniqueViolation {
+            let other: String? = try await retryingLostRace {
                 try await pool.withTransaction { transaction in
                     if let other = try await store.claimIdentifiers([index], patientId: id, orgId: context.caller.orgId, on: transaction) {
                         return other
@@ -107,13 +110,21 @@ enum PatientRoutes {
         return .json(.ok, body)
     }
 
-    /// Runs `body` again once if it lost a race on a unique key.
-    private static func retryingUniqueViolation<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as PostgresError where error.isUniqueViolation {
-            return try await body()
+    /// Another transaction registered one of the identifiers first.
+    private struct LostRace: Error {}
+
+    /// Runs `body` again (a few times at most) when it lost a race for an identifier.
+    private static func retryingLostRace<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        for _ in 0..<3 {
+            do {
+                return try await body()
+            } catch is LostRace {
+                continue
+            } catch let error as PostgresError where error.isUniqueViolation {
+                continue
+            }
         }
+        return try await body()
     }
 }
 

@@ -23,8 +23,10 @@ struct PatientStore: Sendable {
     }
 
     /// Claims blind indexes for the patient; returns the other patient that already holds one of
-    /// them, if any, and then claims none. Two registrations racing for one identifier meet the
-    /// primary key: one commits, the other fails with a unique violation and is retried.
+    /// them, if any, and then claims none. Indexes the patient holds already are skipped; any other
+    /// clash is left to the primary key, so two registrations racing for one identifier cannot both
+    /// commit: the loser fails with a unique violation and is retried (a NOT EXISTS filter would
+    /// instead let it commit a patient without the identifier).
     func claimIdentifiers(_ indexes: [[UInt8]], patientId: String, orgId: String, on runner: some QueryRunner) async throws -> String? {
         let rows = try await runner.query("""
             SELECT patient_id FROM patient_identifiers WHERE blind_index = ANY(\(PostgresArray(indexes.map { PostgresBytes($0) }))::bytea[])
@@ -34,7 +36,7 @@ struct PatientStore: Sendable {
         try await runner.query("""
             INSERT INTO patient_identifiers (blind_index, patient_id, added_by)
             SELECT b, \(patientId), \(orgId) FROM unnest(\(PostgresArray(indexes.map { PostgresBytes($0) }))::bytea[]) AS b
-            WHERE NOT EXISTS (SELECT 1 FROM patient_identifiers WHERE blind_index = b)
+            WHERE NOT EXISTS (SELECT 1 FROM patient_identifiers WHERE blind_index = b AND patient_id = \(patientId))
             """)
         return nil
     }
