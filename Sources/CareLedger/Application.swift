@@ -42,6 +42,7 @@ public enum Application {
         OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
         IdentityRoutes.register(in: &api)
         PatientRoutes.register(in: &api, keys: context.patientKeys)
+        ConsentRoutes.register(in: &api, ledger: context.ledger)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -13,6 +13,9 @@ public enum Action: String, CaseIterable, Sendable {
     case patientsCreate = "patients.create"
     case patientsRead = "patients.read"
     case patientsIdentify = "patients.identify"
+    case consentsCreate = "consents.create"
+    case consentsRead = "consents.read"
+    case consentsRevoke = "consents.revoke"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -37,6 +40,9 @@ public enum PermissionMatrix {
         .patientsCreate: [.hospital, .national],
         .patientsRead: [.hospital, .national, .insurer, .pharmacy],
         .patientsIdentify: [.hospital, .national],
+        .consentsCreate: [.hospital, .patient],
+        .consentsRead: [.hospital, .national, .patient],
+        .consentsRevoke: [.hospital, .patient],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

@@ -46,7 +46,7 @@ protocol AnchoredObjectCheck: Sendable {
 /// hash. Trusts nothing stored but the entries themselves (and, with a pinned key, not even the
 /// key table).
 public struct LedgerVerifier: Sendable {
-    static let checks: [any AnchoredObjectCheck] = [AuditBatchCheck(), AnchorCheck()]
+    static let checks: [any AnchoredObjectCheck] = [AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck()]
     static let pageSize = 50_000
 
     let pool: PostgresPool
@@ -386,5 +386,46 @@ struct HashList: Sendable {
             initialized = range.count * 32
         }
         return result
+    }
+}
+
+/// Consents: each grant's and revocation's stored canonical document re-hashes to its entry's hash.
+struct ConsentGrantCheck: AnchoredObjectCheck {
+    let entryType = "consent.granted"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+        try await ConsentDocumentCheck.check(entries: entries, pool: pool) { ($0.document, $0.queueId) }
+    }
+}
+
+struct ConsentRevocationCheck: AnchoredObjectCheck {
+    let entryType = "consent.revoked"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+        try await ConsentDocumentCheck.check(entries: entries, pool: pool) { consent in
+            consent.revocation.flatMap { document in consent.revocationQueueId.map { (document, $0) } }
+        }
+    }
+}
+
+private enum ConsentDocumentCheck {
+    static func check(entries: [Int64: EntryFacts], pool: PostgresPool, document: (StoredConsent) -> ([UInt8], Int64)?) async throws -> Int {
+        let pending = Set(try await pool.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
+        var matched = 0
+        for consent in try await ConsentStore().all(on: pool) {
+            guard let (bytes, queueId) = document(consent) else { continue }
+            guard let entry = entries[queueId] else {
+                if pending.contains(queueId) { continue }
+                throw VerificationFailure(seq: nil, table: "consents", detail: "consent \(consent.rule.id) has no ledger entry")
+            }
+            guard entry.ref == consent.rule.id, entry.hash == "sha256:" + SHA256.hexDigest(bytes) else {
+                throw VerificationFailure(seq: entry.seq, table: "consents", detail: "consent \(consent.rule.id) no longer hashes to its ledger entry")
+            }
+            matched += 1
+        }
+        guard matched == entries.count else {
+            throw VerificationFailure(seq: nil, table: "consents", detail: "\(entries.count - matched) consent entries have no consent")
+        }
+        return matched
     }
 }

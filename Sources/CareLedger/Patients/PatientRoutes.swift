@@ -1,4 +1,5 @@
 import Crypto
+import FoundationEssentials
 import HTTP
 import Postgres
 
@@ -89,18 +90,37 @@ enum PatientRoutes {
         }
     }
 
-    /// The patient's resource as registered, to a custodian; 404 (and a deny event) to anyone else.
-    private static func read(_ id: String, _ context: APIContext, store: PatientStore, keys: PatientKeys, pool: PostgresPool, audit: AuditStore) async throws -> Response {
-        guard try await store.isCustodian(orgId: context.caller.orgId, patientId: id, on: pool),
-              let patient = try await store.patient(id, on: pool) else {
-            throw Denial.notVisible("patient", id)
+    /// The purpose a read is for: as declared, else the caller's usual one.
+    static func purpose(of context: APIContext) -> PurposeOfUse {
+        if let declared = context.purpose { return declared }
+        switch context.caller.role {
+        case .insurer: return .payment
+        case .national: return .publicHealth
+        default: return .treatment
         }
+    }
+
+    /// The patient's resource as registered, to a custodian or an organization a consent covers for
+    /// the purpose of the request (in any data category); 404 (and a deny event) to anyone else.
+    private static func read(_ id: String, _ context: APIContext, store: PatientStore, keys: PatientKeys, pool: PostgresPool, audit: AuditStore) async throws -> Response {
+        var reason = "custodian"
+        if try await !store.isCustodian(orgId: context.caller.orgId, patientId: id, on: pool) {
+            let consents = try await ConsentStore().consents(patientId: id, on: pool).map(\.rule)
+            let purpose = purpose(of: context)
+            let decisions = DataCategory.allCases.map { category in
+                ConsentPolicy.decide(ConsentRequest(actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: id,
+                                                    purpose: purpose, category: category, time: Date()), consents: consents)
+            }
+            guard let permit = decisions.first(where: \.permitted) else { throw Denial.notVisible("patient", id) }
+            reason = "consent \(permit.consentId ?? "")"
+        }
+        guard let patient = try await store.patient(id, on: pool) else { throw Denial.notVisible("patient", id) }
         guard let wrapped = patient.wrappedDataKey, let sealed = patient.resource else {
             throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.")
         }
         let dataKey = try keys.unwrap(wrapped, patientId: id)
         let resource = try AESGCM.open(sealed, key: dataKey, authenticating: Array("patient:\(id)".utf8))
-        try await audit.record(context.permitted("patient", id, patientId: id, reason: "custodian"), on: pool)
+        try await audit.record(context.permitted("patient", id, patientId: id, reason: reason), on: pool)
         // The resource goes back byte for byte as it was registered.
         var body = Array(#"{"id":"#.utf8)
         body += Array(("\"" + id + "\"").utf8)
