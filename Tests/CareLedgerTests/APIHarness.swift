@@ -27,7 +27,7 @@ struct APIHarness: Sendable {
     /// `runningLedger` starts the sequencer, waiter and listener (three more connections); without
     /// it the log has just its signed size-0 head, which is all most tests need.
     static func with<T: Sendable>(limits: AccessLimits = generousLimits, runningLedger: Bool = false, _ body: (APIHarness) async throws -> T) async throws -> T {
-        try await TestDatabase.withSchema(maxConnections: 8) { pool in
+        try await TestDatabase.withSchema(maxConnections: 4) { pool in
             try await Migrator(pool: pool).migrate(try Migration.load(directory: OpsRoutesTests.migrationsDirectory))
             let bootstrap = try await Bootstrap.run(pool: pool)
             let ledger = runningLedger ? try LedgerService.started(pool) : try LedgerService.unstarted(pool)
