@@ -43,6 +43,7 @@ public enum Application {
         IdentityRoutes.register(in: &api)
         PatientRoutes.register(in: &api, keys: context.patientKeys)
         ConsentRoutes.register(in: &api, ledger: context.ledger)
+        ExchangeRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

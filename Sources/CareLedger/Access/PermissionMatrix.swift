@@ -16,6 +16,8 @@ public enum Action: String, CaseIterable, Sendable {
     case consentsCreate = "consents.create"
     case consentsRead = "consents.read"
     case consentsRevoke = "consents.revoke"
+    case exchangesSend = "exchanges.send"
+    case exchangesRead = "exchanges.read"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -43,6 +45,8 @@ public enum PermissionMatrix {
         .consentsCreate: [.hospital, .patient],
         .consentsRead: [.hospital, .national, .patient],
         .consentsRevoke: [.hospital, .patient],
+        .exchangesSend: [.hospital, .national],
+        .exchangesRead: [.hospital, .insurer, .national, .pharmacy],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

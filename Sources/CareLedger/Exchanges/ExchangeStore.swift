@@ -1,0 +1,73 @@
+import FoundationEssentials
+import Postgres
+
+/// An exchange as stored (the document still sealed).
+struct StoredExchange: Sendable {
+    let id: String
+    let senderOrg: String
+    let recipientOrg: String
+    let patientId: String
+    let purpose: String
+    let category: String
+    let sealedDocument: [UInt8]
+    let documentHash: String
+    let breakGlassReason: String?
+    let sentQueueId: Int64
+    let createdAt: Date
+    let receivedAt: Date?
+}
+
+/// The exchanges area's SQL.
+struct ExchangeStore: Sendable {
+    private static let columns: StaticString = """
+        id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason, sent_queue_id,
+        created_at, received_at
+        """
+
+    func insert(_ exchange: StoredExchange, on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            INSERT INTO exchanges (id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason,
+                                   sent_queue_id, created_at)
+            VALUES (\(exchange.id), \(exchange.senderOrg), \(exchange.recipientOrg), \(exchange.patientId), \(exchange.purpose), \(exchange.category),
+                    \(PostgresBytes(exchange.sealedDocument)), \(exchange.documentHash), \(exchange.breakGlassReason), \(exchange.sentQueueId),
+                    \(exchange.createdAt))
+            """)
+    }
+
+    func exchange(_ id: String, lock: Bool = false, on runner: some QueryRunner) async throws -> StoredExchange? {
+        let rows = lock
+            ? try await runner.query("SELECT \(sql: Self.columns) FROM exchanges WHERE id = \(id) FOR UPDATE")
+            : try await runner.query("SELECT \(sql: Self.columns) FROM exchanges WHERE id = \(id)")
+        return try rows.first.map { row in
+            StoredExchange(
+                id: try row.decode("id"), senderOrg: try row.decode("sender_org"), recipientOrg: try row.decode("recipient_org"),
+                patientId: try row.decode("patient_id"), purpose: try row.decode("purpose"), category: try row.decode("category"),
+                sealedDocument: try row.bytes("document"), documentHash: try row.decode("document_hash"),
+                breakGlassReason: try row.decode("break_glass_reason", as: String?.self), sentQueueId: try row.decode("sent_queue_id", as: Int64.self),
+                createdAt: try row.decode("created_at", as: Date.self), receivedAt: try row.decode("received_at", as: Date?.self))
+        }
+    }
+
+    func markReceived(_ id: String, at time: Date, hash: String, queueId: Int64, on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            UPDATE exchanges SET received_at = \(time), received_hash = \(hash), received_queue_id = \(queueId) WHERE id = \(id) AND received_at IS NULL
+            """)
+    }
+
+    /// The resource an earlier request with this key created, and the hash of that request's body.
+    func idempotencyRecord(orgId: String, key: String, on runner: some QueryRunner) async throws -> (requestHash: String, resourceId: String)? {
+        let rows = try await runner.query("SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = \(orgId) AND key = \(key)")
+        return try rows.first.map { (try $0.decode("request_hash"), try $0.decode("resource_id")) }
+    }
+
+    func recordIdempotency(orgId: String, key: String, requestHash: String, resourceId: String, on runner: some QueryRunner) async throws {
+        try await runner.query("""
+            INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id) VALUES (\(orgId), \(key), \(requestHash), \(resourceId))
+            """)
+    }
+
+    func organizationKind(_ id: String, on runner: some QueryRunner) async throws -> OrganizationKind? {
+        let rows = try await runner.query("SELECT kind FROM organizations WHERE id = \(id) AND status = 'active'")
+        return try rows.first.flatMap { OrganizationKind(rawValue: try $0.decode("kind")) }
+    }
+}

@@ -1,0 +1,123 @@
+@testable import CareLedger
+import Crypto
+import Foundation
+import HTTP
+import Ledger
+import Postgres
+import Testing
+import TestSupport
+
+@Suite struct ExchangeTests {
+    struct World {
+        let api: APIHarness
+        let hospitalA: String
+        let hospitalB: String
+        let orgB: String
+        let outsider: String
+        let patientKey: String
+        let patientId: String
+    }
+
+    private func world(_ api: APIHarness) async throws -> World {
+        let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+        let hospitalA = try await api.issueKey(orgA, "hospital").apiKey
+        let hospitalB = try await api.issueKey(orgB, "hospital").apiKey
+        let outsider = try await api.issueKey(try await api.createOrg("C", "hospital"), "hospital").apiKey
+        let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"5"}]}"#)["id"])
+        let patientKey = try await api.issueKey(orgA, "patient", extra: #","patientId":"\#(patientId)""#).apiKey
+        return World(api: api, hospitalA: hospitalA, hospitalB: hospitalB, orgB: orgB, outsider: outsider, patientKey: patientKey, patientId: patientId)
+    }
+
+    private func send(_ world: World, document: String, purpose: String = "TREAT", category: String = "clinical-note", reason: String? = nil,
+                      key: String? = nil, idempotencyKey: String? = nil) async -> APIHarness.Reply {
+        let reasonField = reason.map { #","reason":"\#($0)""# } ?? ""
+        let body = #"{"to":"\#(world.orgB)","patient":"\#(world.patientId)","purpose":"\#(purpose)","category":"\#(category)","document":\#(document)\#(reasonField)}"#
+        return await world.api.call(.post, "/v1/exchanges", key: key ?? world.hospitalA, body: body,
+                                    headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [])
+    }
+
+    @Test func consentDecidesAndTheDocumentArrivesWithProofOfDelivery() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await world(api)
+            let bundle = String(decoding: try SharedFiles.data("fixtures/fhir/bundle-example.json"), as: UTF8.self)
+
+            let refused = await send(world, document: bundle)
+            #expect(refused.status == 403 && refused.errorCode == "consent_denied")
+            #expect(try await api.auditEvents(where: "decision = 'deny' AND action = 'exchanges.send'").count == 1)
+
+            let consent = await api.call(.post, "/v1/patients/\(world.patientId)/consents", key: world.patientKey,
+                                         body: #"{"grantee":{"orgId":"\#(world.orgB)"},"purposes":["TREAT"],"categories":["clinical-note"]}"#)
+            #expect(consent.status == 201)
+            let sent = await send(world, document: bundle, idempotencyKey: "send-1")
+            #expect(sent.status == 201, "\(sent.text)")
+            let id = try #require(sent["id"])
+            let canonical = try JCS.canonicalize(json: Array(bundle.utf8))
+            #expect(sent["documentHash"] == "sha256:" + SHA256.hexDigest(canonical), "the hash is SHA-256 of the document's JCS form")
+            #expect((sent.json["ledger"] as? [String: Any])?["seq"] != nil)
+
+            // Retries with the key return the same exchange; another body with it is refused.
+            let again = await send(world, document: bundle, idempotencyKey: "send-1")
+            #expect(again.status == 201 && again["id"] == id)
+            #expect(await send(world, document: #"{"resourceType":"Observation"}"#, idempotencyKey: "send-1").status == 409)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM exchanges")[0].decode("n", as: Int.self) == 1)
+
+            // Only sender and recipient see it; the recipient's read anchors delivery.
+            #expect(await api.call(.get, "/v1/exchanges/\(id)", key: world.outsider).status == 404)
+            let received = await api.call(.get, "/v1/exchanges/\(id)", key: world.hospitalB)
+            #expect(received.status == 200 && received["receivedAt"] != nil)
+            let document = try JSONSerialization.data(withJSONObject: try #require(received.json["document"]))
+            #expect(try JCS.canonicalize(json: Array(document)) == canonical)
+            #expect(await api.call(.get, "/v1/exchanges/\(id)", key: world.hospitalA).status == 200)
+            try await api.ledger.sequencer.sequenceBatch()
+            let types = try await api.pool.query("SELECT type FROM ledger_entries WHERE ref = \(id) ORDER BY seq").all.map { try $0.decode("type", as: String.self) }
+            #expect(types == ["exchange.sent", "exchange.received"])
+
+            // Sealed at rest: no clinical content in the table.
+            let clear = try await api.pool.query("SELECT count(*) AS n FROM exchanges WHERE position('Bundle'::bytea IN document) > 0")
+            #expect(try clear[0].decode("n", as: Int.self) == 0)
+        }
+    }
+
+    @Test func revocationBeforeTheFirstReadAnswersConsentRevoked() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await world(api)
+            let consent = await api.call(.post, "/v1/patients/\(world.patientId)/consents", key: world.patientKey,
+                                         body: #"{"grantee":{"orgKind":"hospital"},"purposes":["TREAT"],"categories":["lab"]}"#)
+            let sent = await send(world, document: #"{"resourceType":"Observation","status":"final"}"#, category: "lab")
+            #expect(sent.status == 201)
+            #expect(await api.call(.post, "/v1/consents/\(consent["id"] ?? "")/revoke", key: world.patientKey).status == 200)
+            let read = await api.call(.get, "/v1/exchanges/\(sent["id"] ?? "")", key: world.hospitalB)
+            #expect(read.status == 403 && read.errorCode == "consent_revoked")
+        }
+    }
+
+    @Test func breakingTheGlassIsAllowedToHospitalsFlaggedAndAudited() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await world(api)
+            let short = await send(world, document: #"{"resourceType":"Observation"}"#, purpose: "ETREAT", reason: "urgent")
+            #expect(short.status == 400)
+            let sent = await send(world, document: #"{"resourceType":"Observation"}"#, purpose: "ETREAT", reason: "Unconscious patient in the emergency room")
+            #expect(sent.status == 201)
+            let view = await api.call(.get, "/v1/exchanges/\(sent["id"] ?? "")", key: world.hospitalB)
+            #expect(view.status == 200 && view.json["breakGlass"] as? Bool == true)
+            let events = try await api.auditEvents(where: "action = 'exchanges.send' AND decision = 'permit'")
+            #expect(events.last?["reason"] == "break-the-glass" && events.last?["purpose"] == "ETREAT")
+        }
+    }
+
+    @Test func strangersLearnNothingAndBadDocumentsAreRefused() async throws {
+        try await APIHarness.with { api in
+            let world = try await world(api)
+            let stranger = await send(world, document: #"{"resourceType":"Observation"}"#, key: world.outsider)
+            #expect(stranger.status == 404)
+            #expect(await send(world, document: #"{"resourceType":"Spaceship"}"#).status == 422)
+            let nested = await send(world, document: #"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Nope"}}]}"#)
+            #expect(nested.status == 422 && nested.text.contains("document.entry[0].resource.resourceType"))
+            #expect(await send(world, document: #"[1]"#).status == 422)
+            let invalid = await api.call(.post, "/v1/exchanges", key: world.hospitalA, body: #"{"to":"#)
+            #expect(invalid.status == 400)
+            #expect(await api.call(.post, "/v1/exchanges", key: world.hospitalA, body: #"{"to":"org_x","extra":1}"#).status == 400)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM exchanges")[0].decode("n", as: Int.self) == 0)
+        }
+    }
+}
