@@ -44,6 +44,7 @@ public enum Application {
         PatientRoutes.register(in: &api, keys: context.patientKeys)
         ConsentRoutes.register(in: &api, ledger: context.ledger)
         ExchangeRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
+        ExchangeRoutes.registerProof(in: &api, ledger: context.ledger)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -16,14 +16,15 @@ struct VerifyCommand: Command {
         help: "The log's public key: a note verifier key (name+hash+base64) or base64 of the raw 32 bytes.", environment: nil, defaultValue: nil)
     static let receiptOption = OptionSpec(name: "receipt", valueName: "file", help: "A receipt from GET /v1/ledger/receipts/{seq}.", environment: nil, defaultValue: nil)
     static let urlOption = OptionSpec(name: "url", valueName: "url", help: "A CareLedger server to monitor (http://); reads CARELEDGER_API_KEY unless the ledger is public.", environment: nil, defaultValue: nil)
-    static let options = [trustedHeadOption, keyOption, receiptOption, urlOption]
+    static let options = [trustedHeadOption, keyOption, receiptOption, urlOption, LedgerOptions.masterKeyFile]
     static let help = helpText(
         usage: "verify --database [--trusted-head <file>] [--key <file>]\n       careledger verify --receipt <file> --key <file>\n"
             + "       careledger verify --url <url> --key <file> [--trusted-head <file>] [--full]",
         description: "--database recomputes every leaf from its stored entry, every stored subtree hash, every signed\n"
             + "head's root and signature, and every anchored object's hash; with --trusted-head it also proves the\n"
             + "log extends a checkpoint kept elsewhere (the only way to catch a truncated or re-signed history);\n"
-            + "with --key it trusts that key only, not the database's key table.\n"
+            + "with --key it trusts that key only, not the database's key table; with the master key\n"
+            + "(CARELEDGER_MASTER_KEY_FILE) it also opens and re-hashes every sealed exchange document.\n"
             + "--receipt checks a receipt completely offline: no database, no network.\n"
             + "--url monitors a server like a transparency-log witness: checks the latest checkpoint against the pinned\n"
             + "key, proves it consistent with --trusted-head (from the last run), with --full downloads every entry and\n"
@@ -33,7 +34,7 @@ struct VerifyCommand: Command {
         options: options, flags: [("database", "Verify the ledger in DATABASE_URL."), ("full", "With --url: download all entries and recompute the root.")])
 
     enum Mode {
-        case database(DatabaseOptions, trustedHead: String?, key: Ed25519PublicKey?)
+        case database(DatabaseOptions, trustedHead: String?, key: Ed25519PublicKey?, patientKeys: PatientKeys?)
         case receipt(Receipt, key: Ed25519PublicKey)
         case monitor(LedgerMonitor)
     }
@@ -65,7 +66,10 @@ struct VerifyCommand: Command {
             let trusted = try parsed.value(of: Self.trustedHeadOption, environment: [:]).map { path throws(CLIError) in
                 String(decoding: try Self.read(path), as: UTF8.self)
             }
-            mode = .database(try DatabaseOptions(parsed, environment: environment), trustedHead: trusted, key: key)
+            // With the master key, sealed exchange documents are opened and re-hashed too.
+            let patientKeys = parsed.value(of: LedgerOptions.masterKeyFile, environment: environment) == nil
+                ? nil : try LedgerOptions.patientKeys(parsed, environment: environment)
+            mode = .database(try DatabaseOptions(parsed, environment: environment), trustedHead: trusted, key: key, patientKeys: patientKeys)
         } else {
             throw CLIError("say what to verify: --database, --receipt <file> or --url <url>")
         }
@@ -108,10 +112,10 @@ struct VerifyCommand: Command {
                 CareLedgerCLI.printError("careledger verify: receipt FAILED: \(error)")
                 return 1
             }
-        case .database(let database, let trustedHead, let key):
+        case .database(let database, let trustedHead, let key, let patientKeys):
             let pool = PostgresPool(configuration: database.pool)
             let started = ContinuousClock.now
-            let verifier = LedgerVerifier(pool: pool, pinnedKey: key) { count in
+            let verifier = LedgerVerifier(pool: pool, pinnedKey: key, patientKeys: patientKeys) { count in
                 CareLedgerCLI.printError("careledger verify: \(count) entries checked")
             }
             do {

@@ -121,3 +121,44 @@ import TestSupport
         }
     }
 }
+
+@Suite struct ExchangeProofTests {
+    @Test func bothPartiesGetReceiptsAndVerifyReHashesSealedDocuments() async throws {
+        let keys = try PatientKeys.forTests()
+        try await APIHarness.with(runningLedger: true, patientKeys: keys) { api in
+            let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey, hospitalB = try await api.issueKey(orgB, "hospital").apiKey
+            let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"6"}]}"#)["id"])
+            _ = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA,
+                               body: #"{"grantee":{"orgId":"\#(orgB)"},"purposes":["TREAT"],"categories":["lab"],"evidenceHash":"sha256:\#(String(repeating: "a", count: 64))"}"#)
+            let sent = await api.call(.post, "/v1/exchanges", key: hospitalA,
+                                      body: #"{"to":"\#(orgB)","patient":"\#(patientId)","purpose":"TREAT","category":"lab","document":{"resourceType":"Observation","status":"final"}}"#)
+            let id = try #require(sent["id"])
+            #expect(await api.call(.get, "/v1/exchanges/\(id)", key: hospitalB).status == 200)
+            try await api.ledger.sequencer.sequenceBatch()
+            let proof = await api.call(.get, "/v1/exchanges/\(id)/proof", key: hospitalB)
+            #expect(proof.status == 200)
+            let receipts = try JSONDecoder().decode(ReceiptPage.self, from: Data(proof.response.body)).items
+            #expect(receipts.count == 2)
+            for receipt in receipts {
+                let entry = try receipt.verify(publicKey: api.ledger.signer.key.publicKey)
+                #expect(entry["ref"] == .string(id))
+            }
+            #expect(receipts.first.map { (try? JSONParser.parse(Array($0.entry.utf8)))?["hash"] } == .string(sent["documentHash"] ?? ""))
+
+            await api.ledger.stop()
+            let report = try await LedgerVerifier(pool: api.pool, patientKeys: keys).verify()
+            #expect(report.documentsRehashed && report.anchoredObjects["exchange.sent"] == 1 && report.anchoredObjects["exchange.received"] == 1)
+            try await api.pool.withConnection { connection in
+                try await connection.query("UPDATE exchanges SET document = overlay(document placing 'Z'::bytea from 20 for 1) WHERE id = \(id)")
+            }
+            #expect(try await LedgerVerifier(pool: api.pool).verify().documentsRehashed == false, "without the key the sealed bytes are not opened")
+            let failure = await #expect(throws: VerificationFailure.self) { _ = try await LedgerVerifier(pool: api.pool, patientKeys: keys).verify() }
+            #expect(failure?.table == "exchanges" && failure?.detail.contains("altered") == true)
+        }
+    }
+
+    private struct ReceiptPage: Decodable {
+        let items: [Receipt]
+    }
+}

@@ -127,6 +127,31 @@ enum ExchangeRoutes {
         }
     }
 
+    /// Receipts of the exchange's ledger entries (sent, and received once read), oldest first.
+    static func registerProof(in api: inout APIRouteBuilder, ledger: LedgerService) {
+        let store = ExchangeStore()
+        let pool = api.access.pool
+        let audit = api.access.audit
+        api.on(.get, "/v1/exchanges/{exchangeId}/proof", .exchangesRead) { context in
+            let id = try context.request.parameters.require("exchangeId", as: String.self)
+            guard let exchange = try await store.exchange(id, on: pool),
+                  exchange.senderOrg == context.caller.orgId || exchange.recipientOrg == context.caller.orgId else {
+                throw Denial.notVisible("exchange", id)
+            }
+            let queueIds = [exchange.sentQueueId] + (exchange.receivedQueueId.map { [$0] } ?? [])
+            var receipts: [Receipt] = []
+            for entry in try await ledger.store.entries(queueIds: queueIds, on: pool).values.sorted(by: { $0.seq < $1.seq }) {
+                if let receipt = try await ledger.receipt(seq: entry.seq) { receipts.append(receipt) }
+            }
+            guard !receipts.isEmpty else {
+                throw HTTPError(status: .serviceUnavailable, code: "unavailable", message: "The exchange is not in a signed tree head yet; retry shortly.",
+                                headers: HTTPHeaders([("Retry-After", "1")]))
+            }
+            try await audit.record(context.permitted("exchange", id, patientId: exchange.patientId, reason: "proof"), on: pool)
+            return JSONBody.response(.ok, Page(items: receipts, next: nil))
+        }
+    }
+
     private static func replayingDuplicateKey(_ body: () async throws -> Int64?) async throws -> Int64? {
         do {
             return try await body()

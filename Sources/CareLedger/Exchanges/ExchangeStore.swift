@@ -15,13 +15,14 @@ struct StoredExchange: Sendable {
     let sentQueueId: Int64
     let createdAt: Date
     let receivedAt: Date?
+    var receivedQueueId: Int64? = nil
 }
 
 /// The exchanges area's SQL.
 struct ExchangeStore: Sendable {
     private static let columns: StaticString = """
         id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason, sent_queue_id,
-        created_at, received_at
+        created_at, received_at, received_queue_id
         """
 
     func insert(_ exchange: StoredExchange, on runner: some QueryRunner) async throws {
@@ -44,8 +45,20 @@ struct ExchangeStore: Sendable {
                 patientId: try row.decode("patient_id"), purpose: try row.decode("purpose"), category: try row.decode("category"),
                 sealedDocument: try row.bytes("document"), documentHash: try row.decode("document_hash"),
                 breakGlassReason: try row.decode("break_glass_reason", as: String?.self), sentQueueId: try row.decode("sent_queue_id", as: Int64.self),
-                createdAt: try row.decode("created_at", as: Date.self), receivedAt: try row.decode("received_at", as: Date?.self))
+                createdAt: try row.decode("created_at", as: Date.self), receivedAt: try row.decode("received_at", as: Date?.self),
+                receivedQueueId: try row.decode("received_queue_id", as: Int64?.self))
         }
+    }
+
+    func allIds(on runner: some QueryRunner) async throws -> [String] {
+        try await runner.query("SELECT id FROM exchanges ORDER BY id").all.map { try $0.decode("id") }
+    }
+
+    /// Every recorded delivery: exchange id, its ledger queue id, and the receipt's hash.
+    func receipts(on runner: some QueryRunner) async throws -> [(String, Int64, String)] {
+        try await runner.query("""
+            SELECT id, received_queue_id, received_hash FROM exchanges WHERE received_queue_id IS NOT NULL ORDER BY id
+            """).all.map { (try $0.decode("id"), try $0.decode("received_queue_id", as: Int64.self), try $0.decode("received_hash")) }
     }
 
     func markReceived(_ id: String, at time: Date, hash: String, queueId: Int64, on runner: some QueryRunner) async throws {

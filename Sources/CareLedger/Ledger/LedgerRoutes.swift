@@ -82,14 +82,8 @@ enum LedgerRoutes {
 
         api.on(.get, "/v1/ledger/receipts/{seq}", read, publicWhen: publicRead) { request in
             let seq = try request.parameters.require("seq", as: Int64.self)
-            let head = try await latestHead(ledger)
-            guard seq >= 0, seq < head.treeSize, let found = try await ledger.inclusion(seq: seq, size: head.treeSize) else {
-                throw HTTPError.notFound("No entry with that sequence number yet.")
-            }
-            return JSONBody.response(.ok, Receipt(
-                origin: origin, keyId: head.keyId, seq: seq, entry: String(decoding: found.entry, as: UTF8.self),
-                leafHash: Base64.encode(found.leafHash), treeSize: head.treeSize, inclusionProof: found.proof.map(Base64.encode),
-                checkpoint: head.checkpoint))
+            guard let receipt = try await ledger.receipt(seq: seq) else { throw HTTPError.notFound("No entry with that sequence number yet.") }
+            return JSONBody.response(.ok, receipt)
         }
 
         api.on(.post, "/v1/ledger/anchors", .ledgerAnchor) { context in

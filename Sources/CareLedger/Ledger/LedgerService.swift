@@ -106,6 +106,16 @@ public final class LedgerService: Sendable {
         return head
     }
 
+    /// A receipt for the entry at `seq` against the latest signed head, or nil if it is not in it yet.
+    func receipt(seq: Int64) async throws -> Receipt? {
+        guard seq >= 0, let head = try await latestHead(), seq < head.treeSize,
+              let found = try await inclusion(seq: seq, size: head.treeSize) else { return nil }
+        return Receipt(
+            origin: signer.origin, keyId: head.keyId, seq: seq, entry: String(decoding: found.entry, as: UTF8.self),
+            leafHash: Base64.encode(found.leafHash), treeSize: head.treeSize, inclusionProof: found.proof.map(Base64.encode),
+            checkpoint: head.checkpoint)
+    }
+
     /// Hashes for proof ranges, fetched in one query.
     func proofHashes(_ ranges: [LeafRange], on runner: some QueryRunner) async throws -> [[UInt8]] {
         try Self.fold(ranges, try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), on: runner).hashes)

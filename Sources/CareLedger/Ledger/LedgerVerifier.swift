@@ -22,6 +22,8 @@ public struct VerificationReport: Sendable, Encodable {
     public var keys = 0
     public var anchoredObjects: [String: Int] = [:]
     public var trustedHeadSize: Int64?
+    /// Whether sealed documents were opened and re-hashed (needs the master key).
+    public var documentsRehashed = false
 }
 
 /// The facts of one entry that anchored-object checks need.
@@ -37,8 +39,9 @@ struct EntryFacts: Sendable {
 /// entry differs, is a failure.
 protocol AnchoredObjectCheck: Sendable {
     var entryType: String { get }
-    /// Checks every object against the entries of `entryType`, keyed by queue id; returns how many it checked.
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int
+    /// Checks every object against the entries of `entryType`, keyed by queue id; returns how many it
+    /// checked. `keys` (the master key's) lets sealed documents be opened and re-hashed.
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int
 }
 
 /// Recomputes the whole log from what is stored: every leaf from its entry, every stored subtree
@@ -46,16 +49,23 @@ protocol AnchoredObjectCheck: Sendable {
 /// hash. Trusts nothing stored but the entries themselves (and, with a pinned key, not even the
 /// key table).
 public struct LedgerVerifier: Sendable {
-    static let checks: [any AnchoredObjectCheck] = [AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck()]
+    static let checks: [any AnchoredObjectCheck] = [
+        AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck(), ExchangeSentCheck(), ExchangeReceivedCheck(),
+    ]
     static let pageSize = 50_000
 
     let pool: PostgresPool
     let pinnedKey: Ed25519PublicKey?
+    let patientKeys: PatientKeys?
     let progress: @Sendable (Int64) -> Void
 
-    public init(pool: PostgresPool, pinnedKey: Ed25519PublicKey? = nil, progress: @escaping @Sendable (Int64) -> Void = { _ in }) {
+    /// Without `patientKeys`, sealed exchange documents are matched by their stored hash only, not
+    /// opened and re-hashed (the report says how many).
+    public init(pool: PostgresPool, pinnedKey: Ed25519PublicKey? = nil, patientKeys: PatientKeys? = nil,
+                progress: @escaping @Sendable (Int64) -> Void = { _ in }) {
         self.pool = pool
         self.pinnedKey = pinnedKey
+        self.patientKeys = patientKeys
         self.progress = progress
     }
 
@@ -75,8 +85,9 @@ public struct LedgerVerifier: Sendable {
         let (heads, origin) = try await verifyHeads(levels: levels, keys: keys)
         report.heads = heads
         for check in Self.checks {
-            report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], on: pool)
+            report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], on: pool, keys: patientKeys)
         }
+        report.documentsRehashed = patientKeys != nil
         if let trustedHead {
             report.trustedHeadSize = try verifyTrustedHead(trustedHead, origin: origin, levels: levels, keys: keys)
         }
@@ -287,7 +298,7 @@ public struct LedgerVerifier: Sendable {
 struct AuditBatchCheck: AnchoredObjectCheck {
     let entryType = "audit.batch"
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
         let rows = try await pool.query("SELECT first_seq, last_seq, hash, queue_id FROM audit_batches ORDER BY first_seq")
         let queued = try await pool.query("SELECT id FROM ledger_queue WHERE type = \(entryType)")
         let pending = Set(try queued.all.map { try $0.decode("id", as: Int64.self) })
@@ -321,7 +332,7 @@ struct AuditBatchCheck: AnchoredObjectCheck {
 struct AnchorCheck: AnchoredObjectCheck {
     let entryType = "anchor"
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
         let rows = try await pool.query("""
             SELECT a.id, a.hash, a.queue_id, q.id IS NOT NULL AS pending
             FROM ledger_anchors a LEFT JOIN ledger_queue q ON q.id = a.queue_id ORDER BY a.queue_id
@@ -393,7 +404,7 @@ struct HashList: Sendable {
 struct ConsentGrantCheck: AnchoredObjectCheck {
     let entryType = "consent.granted"
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
         try await ConsentDocumentCheck.check(entries: entries, pool: pool) { ($0.document, $0.queueId) }
     }
 }
@@ -401,7 +412,7 @@ struct ConsentGrantCheck: AnchoredObjectCheck {
 struct ConsentRevocationCheck: AnchoredObjectCheck {
     let entryType = "consent.revoked"
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
         try await ConsentDocumentCheck.check(entries: entries, pool: pool) { consent in
             consent.revocation.flatMap { document in consent.revocationQueueId.map { (document, $0) } }
         }
@@ -425,6 +436,68 @@ private enum ConsentDocumentCheck {
         }
         guard matched == entries.count else {
             throw VerificationFailure(seq: nil, table: "consents", detail: "\(entries.count - matched) consent entries have no consent")
+        }
+        return matched
+    }
+}
+
+/// Exchanges: the entry carries the document's hash; with the master key the sealed document is
+/// opened and re-hashed. A patient whose data key was destroyed (erasure) is reported as erased by
+/// the caller, not as tampered: its documents can no longer be opened by anyone.
+struct ExchangeSentCheck: AnchoredObjectCheck {
+    let entryType = "exchange.sent"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
+        let pending = Set(try await pool.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
+        let exchanges = ExchangeStore()
+        let patients = PatientStore()
+        var matched = 0
+        for id in try await exchanges.allIds(on: pool) {
+            guard let exchange = try await exchanges.exchange(id, on: pool) else { continue }
+            guard let entry = entries[exchange.sentQueueId] else {
+                if pending.contains(exchange.sentQueueId) { continue }
+                throw VerificationFailure(seq: nil, table: "exchanges", detail: "exchange \(id) has no ledger entry")
+            }
+            guard entry.ref == id, entry.hash == exchange.documentHash else {
+                throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id) differs from its ledger entry")
+            }
+            if let keys, let wrapped = try await patients.patient(exchange.patientId, on: pool)?.wrappedDataKey {
+                let document: [UInt8]
+                do {
+                    document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
+                                               authenticating: Array("exchange:\(id)".utf8))
+                } catch {
+                    throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s sealed document does not open: altered")
+                }
+                guard "sha256:" + SHA256.hexDigest(document) == exchange.documentHash else {
+                    throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s document no longer hashes to its ledger entry")
+                }
+            }
+            matched += 1
+        }
+        guard matched == entries.count else {
+            throw VerificationFailure(seq: nil, table: "exchanges", detail: "\(entries.count - matched) exchange.sent entries have no exchange")
+        }
+        return matched
+    }
+}
+
+/// Proofs of delivery: each `exchange.received` entry matches the exchange's recorded receipt hash.
+struct ExchangeReceivedCheck: AnchoredObjectCheck {
+    let entryType = "exchange.received"
+
+    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
+        let received = try await ExchangeStore().receipts(on: pool)
+        var matched = 0
+        for (id, queueId, hash) in received {
+            guard let entry = entries[queueId] else { continue }
+            guard entry.ref == id, entry.hash == hash else {
+                throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s receipt differs from its ledger entry")
+            }
+            matched += 1
+        }
+        guard matched == entries.count else {
+            throw VerificationFailure(seq: nil, table: "exchanges", detail: "\(entries.count - matched) exchange.received entries have no receipt")
         }
         return matched
     }
