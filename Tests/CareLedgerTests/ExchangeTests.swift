@@ -162,3 +162,43 @@ import TestSupport
         let items: [Receipt]
     }
 }
+
+@Suite struct RecordTests {
+    @Test func theRecordIndexFollowsConsentAndThePatientSeesWhoLooked() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+            let insurerOrg = try await api.createOrg("Payer", "insurer")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey, hospitalB = try await api.issueKey(orgB, "hospital").apiKey
+            let insurer = try await api.issueKey(insurerOrg, "insurer").apiKey
+            let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"9"}]}"#)["id"])
+            let patient = try await api.issueKey(orgA, "patient", extra: #","patientId":"\#(patientId)""#).apiKey
+            _ = await api.call(.post, "/v1/patients/\(patientId)/consents", key: patient,
+                               body: #"{"grantee":{"orgKind":"hospital"},"purposes":["TREAT"],"categories":["lab","mental-health"]}"#)
+            for category in ["lab", "mental-health"] {
+                let sent = await api.call(.post, "/v1/exchanges", key: hospitalA,
+                                          body: #"{"to":"\#(orgB)","patient":"\#(patientId)","purpose":"TREAT","category":"\#(category)","document":{"resourceType":"Observation"}}"#)
+                #expect(sent.status == 201)
+            }
+            _ = await api.call(.post, "/v1/patients/\(patientId)/consents", key: patient,
+                               body: #"{"grantee":{"orgKind":"insurer"},"purposes":["HPAYMT"],"categories":["lab"]}"#)
+
+            // B sees both (they were sent to it); the insurer sees only what its consent covers.
+            let forB = await api.call(.get, "/v1/patients/\(patientId)/record", key: hospitalB)
+            #expect(forB.items.count == 2 && forB.items.allSatisfy { $0["ledgerSeq"] != nil })
+            let forInsurer = await api.call(.get, "/v1/patients/\(patientId)/record", key: insurer)
+            #expect(forInsurer.items.map { $0["category"] as? String } == ["lab"])
+            let outsiderOrg = try await api.createOrg("C", "pharmacy")
+            let outsider = try await api.issueKey(outsiderOrg, "pharmacy").apiKey
+            #expect(await api.call(.get, "/v1/patients/\(patientId)/record", key: outsider).status == 404)
+
+            // The patient sees its whole index, and who looked, denials included.
+            let own = await api.call(.get, "/v1/me/record", key: patient)
+            #expect(own.items.count == 2)
+            let log = await api.call(.get, "/v1/me/access-log?limit=200", key: patient)
+            let organizations = Set(log.items.compactMap { $0["organization"] as? String })
+            #expect(organizations.isSuperset(of: [orgA, orgB, insurerOrg, outsiderOrg]))
+            #expect(log.items.contains { $0["organization"] as? String == outsiderOrg && $0["decision"] as? String == "deny" })
+            #expect(await api.call(.get, "/v1/me/access-log", key: hospitalA).status == 403)
+        }
+    }
+}

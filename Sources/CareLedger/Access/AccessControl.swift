@@ -17,6 +17,16 @@ struct Denial: Error {
     let reason: String
     let resourceType: String
     let resourceId: String?
+    /// The patient the refused request was about, so it shows in the patient's access log.
+    let patientId: String?
+
+    init(error: HTTPError, reason: String, resourceType: String, resourceId: String?, patientId: String? = nil) {
+        self.error = error
+        self.reason = reason
+        self.resourceType = resourceType
+        self.resourceId = resourceId
+        self.patientId = patientId ?? (resourceType == "patient" ? resourceId : nil)
+    }
 
     /// An object the caller may not see answers exactly like one that does not exist (OWASP API1).
     static func notVisible(_ resourceType: String, _ resourceId: String, reason: String = "not visible to the caller") -> Denial {
@@ -92,7 +102,7 @@ struct AccessControl: Sendable {
             return try await handler(context)
         } catch let denial as Denial {
             try await audit.record(context.event(
-                .deny, resourceType: denial.resourceType, resourceId: denial.resourceId, patientId: nil, reason: denial.reason), on: pool)
+                .deny, resourceType: denial.resourceType, resourceId: denial.resourceId, patientId: denial.patientId, reason: denial.reason), on: pool)
             throw denial.error
         }
     }

@@ -18,6 +18,9 @@ public enum Action: String, CaseIterable, Sendable {
     case consentsRevoke = "consents.revoke"
     case exchangesSend = "exchanges.send"
     case exchangesRead = "exchanges.read"
+    case recordRead = "record.read"
+    case meRecord = "me.record"
+    case meAccessLog = "me.access-log"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -47,6 +50,9 @@ public enum PermissionMatrix {
         .consentsRevoke: [.hospital, .patient],
         .exchangesSend: [.hospital, .national],
         .exchangesRead: [.hospital, .insurer, .national, .pharmacy],
+        .recordRead: [.hospital, .insurer, .national, .pharmacy],
+        .meRecord: [.patient],
+        .meAccessLog: [.patient],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

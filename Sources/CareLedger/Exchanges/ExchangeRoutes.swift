@@ -97,7 +97,7 @@ enum ExchangeRoutes {
                         category: category, time: Date()), consents: rules)
                     guard decision.permitted else {
                         throw Denial(error: HTTPError(status: .forbidden, code: "consent_revoked", message: "The patient's consent no longer permits this disclosure."),
-                                     reason: decision.reason, resourceType: "exchange", resourceId: id)
+                                     reason: decision.reason, resourceType: "exchange", resourceId: id, patientId: exchange.patientId)
                     }
                 }
                 let now = Date()

@@ -50,6 +50,32 @@ struct ExchangeStore: Sendable {
         }
     }
 
+    /// One line of a patient's record index: what was exchanged, never the document.
+    struct IndexRow: Sendable {
+        let id: String
+        let senderOrg: String
+        let recipientOrg: String
+        let purpose: String
+        let category: String
+        let documentHash: String
+        let createdAt: Date
+        let seq: Int64?
+    }
+
+    /// Exchanges about a patient after the cursor, oldest first, with their `exchange.sent` seq.
+    func index(patientId: String, after: String?, limit: Int, on runner: some QueryRunner) async throws -> [IndexRow] {
+        let rows = try await runner.query("""
+            SELECT x.id, x.sender_org, x.recipient_org, x.purpose, x.category, x.document_hash, x.created_at, e.seq
+            FROM exchanges x LEFT JOIN ledger_entries e ON e.queue_id = x.sent_queue_id
+            WHERE x.patient_id = \(patientId) AND x.id > \(after ?? "") ORDER BY x.id LIMIT \(limit)
+            """)
+        return try rows.all.map { row in
+            IndexRow(id: try row.decode("id"), senderOrg: try row.decode("sender_org"), recipientOrg: try row.decode("recipient_org"),
+                     purpose: try row.decode("purpose"), category: try row.decode("category"), documentHash: try row.decode("document_hash"),
+                     createdAt: try row.decode("created_at", as: Date.self), seq: try row.decode("seq", as: Int64?.self))
+        }
+    }
+
     func allIds(on runner: some QueryRunner) async throws -> [String] {
         try await runner.query("SELECT id FROM exchanges ORDER BY id").all.map { try $0.decode("id") }
     }

@@ -54,7 +54,7 @@ enum PatientRoutes {
             }
             let index = keys.blindIndex(system: String(token[..<bar]), value: String(token[token.index(after: bar)...]))
             guard let id = try await store.patient(byIndex: index, on: pool) else {
-                throw Denial.notVisible("patient", "identifier", reason: "no patient with that identifier")
+                throw Denial.notVisible("patient_identifier", "lookup", reason: "no patient with that identifier")
             }
             return try await read(id, context, store: store, keys: keys, pool: pool, audit: audit)
         }
