@@ -45,6 +45,7 @@ public enum Application {
         ConsentRoutes.register(in: &api, ledger: context.ledger)
         ExchangeRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
         ExchangeRoutes.registerProof(in: &api, ledger: context.ledger)
+        ExchangeRoutes.registerBoxes(in: &api, ledger: context.ledger)
         RecordRoutes.register(in: &api)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)

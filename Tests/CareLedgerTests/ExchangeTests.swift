@@ -202,3 +202,39 @@ import TestSupport
         }
     }
 }
+
+@Suite struct ExchangeBoxTests {
+    @Test func inboxesFollowTheLedgerAndLongPollsWakeOnArrival() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey, hospitalB = try await api.issueKey(orgB, "hospital").apiKey
+            let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"3"}]}"#)["id"])
+            _ = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA,
+                               body: #"{"grantee":{"orgId":"\#(orgB)"},"purposes":["TREAT"],"categories":["*"],"evidenceHash":"sha256:\#(String(repeating: "b", count: 64))"}"#)
+            func send() async -> String? {
+                await api.call(.post, "/v1/exchanges", key: hospitalA,
+                               body: #"{"to":"\#(orgB)","patient":"\#(patientId)","purpose":"TREAT","category":"lab","document":{"resourceType":"Observation"}}"#)["id"]
+            }
+            let first = try #require(await send())
+            let inbox = await api.call(.get, "/v1/exchanges?box=inbox", key: hospitalB)
+            #expect(inbox.items.map { $0["exchangeId"] as? String } == [first])
+            let cursor = try #require(inbox["cursor"])
+            #expect(await api.call(.get, "/v1/exchanges?box=outbox", key: hospitalA).items.count == 1)
+            #expect(await api.call(.get, "/v1/exchanges?box=outbox", key: hospitalB).items.isEmpty)
+
+            // A long poll from the cursor returns as soon as the next exchange is sequenced.
+            let clock = ContinuousClock()
+            let started = clock.now
+            async let polled = api.call(.get, "/v1/exchanges?box=inbox&after=\(cursor)&wait=10", key: hospitalB)
+            try await Task.sleep(for: .milliseconds(300))
+            let second = try #require(await send())
+            let reply = await polled
+            #expect(reply.items.map { $0["exchangeId"] as? String } == [second])
+            #expect(clock.now - started < .seconds(5))
+            let empty = await api.call(.get, "/v1/exchanges?box=inbox&after=\(reply["cursor"] ?? "")&wait=1", key: hospitalB)
+            #expect(empty.items.isEmpty && empty["cursor"] == reply["cursor"])
+            #expect(await api.call(.get, "/v1/exchanges?box=spam", key: hospitalB).status == 400)
+            #expect(await api.call(.get, "/v1/exchanges?box=inbox&wait=31", key: hospitalB).status == 400)
+        }
+    }
+}

@@ -127,6 +127,38 @@ enum ExchangeRoutes {
         }
     }
 
+    /// `GET /v1/exchanges?box=inbox|outbox&after=&limit=&wait=`: metadata in ledger order; with
+    /// `wait` (up to 30 s) an empty page waits for the next sequenced batch.
+    static func registerBoxes(in api: inout APIRouteBuilder, ledger: LedgerService) {
+        let store = ExchangeStore()
+        let pool = api.access.pool
+        api.on(.get, "/v1/exchanges", .exchangesRead) { context in
+            let query = try context.request.query()
+            guard let box = query["box"], box == "inbox" || box == "outbox" else { throw APIError.badRequest("'box' must be inbox or outbox.") }
+            let pagination = try Pagination(query)
+            var afterSeq: Int64 = -1
+            if let after = pagination.after {
+                guard let seq = Int64(after), seq >= 0 else { throw APIError.badRequest("'after' must be a cursor from a previous page.") }
+                afterSeq = seq
+            }
+            var wait: Duration = .zero
+            if let text = query["wait"] {
+                guard let seconds = Int(text), (0...30).contains(seconds) else { throw APIError.badRequest("'wait' must be 0 to 30 seconds.") }
+                wait = .seconds(seconds)
+            }
+            let deadline = ContinuousClock.now + wait
+            while true {
+                let rows = try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", afterSeq: afterSeq, limit: pagination.limit + 1, on: pool)
+                if !rows.isEmpty || ContinuousClock.now >= deadline {
+                    let shown = rows.prefix(pagination.limit)
+                    let next = rows.count > pagination.limit ? shown.last.map { String($0.seq) } : nil
+                    return JSONBody.response(.ok, BoxPage(items: shown.map(BoxItem.init), next: next, cursor: shown.last.map { String($0.seq) } ?? pagination.after))
+                }
+                await ledger.batches.next(timeout: deadline - ContinuousClock.now)
+            }
+        }
+    }
+
     /// Receipts of the exchange's ledger entries (sent, and received once read), oldest first.
     static func registerProof(in api: inout APIRouteBuilder, ledger: LedgerService) {
         let store = ExchangeStore()
@@ -260,4 +292,44 @@ private struct ExchangeView: Encodable {
     let breakGlass: Bool
     let createdAt: String
     let receivedAt: String?
+}
+
+private struct BoxItem: Encodable {
+    let exchangeId: String
+    let from: String
+    let to: String
+    let patient: String
+    let purpose: String
+    let category: String
+    let documentHash: String
+    let createdAt: String
+    let ledgerSeq: String
+
+    init(_ row: ExchangeStore.BoxRow) {
+        exchangeId = row.index.id
+        from = row.index.senderOrg
+        to = row.index.recipientOrg
+        patient = row.patientId
+        purpose = row.index.purpose
+        category = row.index.category
+        documentHash = row.index.documentHash
+        createdAt = Timestamp.format(row.index.createdAt)
+        ledgerSeq = String(row.seq)
+    }
+}
+
+/// A page of a box: `next` when more is waiting now, and `cursor`, where to poll from next time.
+private struct BoxPage: Encodable {
+    let items: [BoxItem]
+    let next: String?
+    let cursor: String?
+
+    private enum CodingKeys: String, CodingKey { case items, next, cursor }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        try container.encode(next, forKey: .next)
+        try container.encode(cursor, forKey: .cursor)
+    }
 }

@@ -62,6 +62,38 @@ struct ExchangeStore: Sendable {
         let seq: Int64?
     }
 
+    /// One line of an inbox or outbox.
+    struct BoxRow: Sendable {
+        let index: IndexRow
+        let patientId: String
+        let seq: Int64
+    }
+
+    /// A box in ledger order: only exchanges whose `exchange.sent` entry is sequenced, after `afterSeq`.
+    /// Sequence numbers are assigned after commit and only grow, so a cursor never skips an exchange
+    /// that commits late (ids and timestamps are fixed before commit and would).
+    func box(orgId: String, inbox: Bool, afterSeq: Int64, limit: Int, on runner: some QueryRunner) async throws -> [BoxRow] {
+        let rows = inbox
+            ? try await runner.query("""
+                SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
+                FROM exchanges x JOIN ledger_entries e ON e.queue_id = x.sent_queue_id
+                WHERE x.recipient_org = \(orgId) AND e.seq > \(afterSeq) ORDER BY e.seq LIMIT \(limit)
+                """)
+            : try await runner.query("""
+                SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
+                FROM exchanges x JOIN ledger_entries e ON e.queue_id = x.sent_queue_id
+                WHERE x.sender_org = \(orgId) AND e.seq > \(afterSeq) ORDER BY e.seq LIMIT \(limit)
+                """)
+        return try rows.all.map { row in
+            let seq = try row.decode("seq", as: Int64.self)
+            return BoxRow(
+                index: IndexRow(id: try row.decode("id"), senderOrg: try row.decode("sender_org"), recipientOrg: try row.decode("recipient_org"),
+                                purpose: try row.decode("purpose"), category: try row.decode("category"), documentHash: try row.decode("document_hash"),
+                                createdAt: try row.decode("created_at", as: Date.self), seq: seq),
+                patientId: try row.decode("patient_id"), seq: seq)
+        }
+    }
+
     /// Exchanges about a patient after the cursor, oldest first, with their `exchange.sent` seq.
     func index(patientId: String, after: String?, limit: Int, on runner: some QueryRunner) async throws -> [IndexRow] {
         let rows = try await runner.query("""

@@ -30,6 +30,8 @@ public final class LedgerService: Sendable {
     /// The latest signed head, as last read; dropped whenever a batch is announced. Every read
     /// endpoint needs it, and it changes only once per batch.
     private let cachedHead: HeadCache
+    /// Wakes long polls whenever a batch is sequenced, here or on another instance.
+    let batches: BatchNotifier
 
     /// A service for the log in `pool`'s database, signing with `signer`. `conninfo` opens the
     /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`.
@@ -42,6 +44,8 @@ public final class LedgerService: Sendable {
         self.waiter = waiter
         let cachedHead = HeadCache()
         self.cachedHead = cachedHead
+        let batches = BatchNotifier()
+        self.batches = batches
         var sequencerSettings = LedgerSequencer.Settings()
         sequencerSettings.batchSize = settings.batchSize
         sequencer = LedgerSequencer(
@@ -49,6 +53,7 @@ public final class LedgerService: Sendable {
             log: log, afterBatch: {
                 cachedHead.clear()
                 waiter.sequenced()
+                batches.notify()
             })
         listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger"])
     }
@@ -60,6 +65,7 @@ public final class LedgerService: Sendable {
         listener.start()
         let waiter = self.waiter
         let cachedHead = self.cachedHead
+        let batches = self.batches
         consumer.withLock {
             $0 = Task {
                 for await event in events {
@@ -67,6 +73,7 @@ public final class LedgerService: Sendable {
                     _ = event
                     cachedHead.clear()
                     waiter.sequenced()
+                    batches.notify()
                 }
             }
         }
@@ -162,5 +169,32 @@ final class HeadCache: Sendable {
 
     func clear() {
         state.withLock { $0 = nil }
+    }
+}
+
+/// Lets any number of tasks wait for the next sequenced batch (or a timeout): the long polls of
+/// feeds, whose items become visible only once sequenced.
+final class BatchNotifier: Sendable {
+    private let waiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
+    private let nextToken = Atomic<Int>(0)
+
+    func notify() {
+        let all = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+            defer { waiters = [:] }
+            return Array(waiters.values)
+        }
+        for waiter in all { waiter.resume() }
+    }
+
+    /// Returns at the next batch, or after `timeout`.
+    func next(timeout: Duration) async {
+        let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+        await withCheckedContinuation { continuation in
+            waiters.withLock { $0[token] = continuation }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.waiters.withLock { $0.removeValue(forKey: token) }?.resume()
+            }
+        }
     }
 }
