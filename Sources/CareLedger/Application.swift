@@ -42,6 +42,7 @@ public enum Application {
         OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
         IdentityRoutes.register(in: &api)
         PatientRoutes.register(in: &api, keys: context.patientKeys)
+        PatientRoutes.registerErasure(in: &api)
         ConsentRoutes.register(in: &api, ledger: context.ledger)
         ExchangeRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
         ExchangeRoutes.registerProof(in: &api, ledger: context.ledger)

@@ -238,3 +238,34 @@ import TestSupport
         }
     }
 }
+
+@Suite struct ErasureTests {
+    @Test func erasureMakesContentUnreadableAndTheLedgerStillVerifies() async throws {
+        let keys = try PatientKeys.forTests()
+        try await APIHarness.with(runningLedger: true, patientKeys: keys) { api in
+            let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey, hospitalB = try await api.issueKey(orgB, "hospital").apiKey
+            let national = try await api.issueKey(try await api.createOrg("Health Ministry", "national"), "national").apiKey
+            let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"4"}]}"#)["id"])
+            let sent = await api.call(.post, "/v1/exchanges", key: hospitalA,
+                                      body: #"{"to":"\#(orgB)","patient":"\#(patientId)","purpose":"ETREAT","category":"lab","document":{"resourceType":"Observation"},"reason":"Emergency admission, patient unconscious"}"#)
+            let exchangeId = try #require(sent["id"])
+            #expect(await api.call(.get, "/v1/exchanges/\(exchangeId)", key: hospitalB).status == 200)
+
+            #expect(await api.call(.post, "/v1/patients/\(patientId)/erase", key: national, body: #"{"reason":"short"}"#).status == 400)
+            #expect(await api.call(.post, "/v1/patients/\(patientId)/erase", key: hospitalA, body: #"{"reason":"Court order 2026-117"}"#).status == 403)
+            #expect(await api.call(.post, "/v1/patients/pat_06h161e40yjs3kwrwyv5pywpzg/erase", key: national, body: #"{"reason":"Court order 2026-117"}"#).status == 404)
+            let erased = await api.call(.post, "/v1/patients/\(patientId)/erase", key: national, body: #"{"reason":"Court order 2026-117"}"#)
+            #expect(erased.status == 200 && erased["status"] == "erased" && erased.json["alreadyErased"] as? Bool == false)
+            #expect(await api.call(.post, "/v1/patients/\(patientId)/erase", key: national, body: #"{"reason":"Court order 2026-117"}"#).json["alreadyErased"] as? Bool == true)
+
+            let patient = await api.call(.get, "/v1/patients/\(patientId)", key: hospitalA)
+            #expect(patient.status == 410 && patient.errorCode == "erased")
+            #expect(await api.call(.get, "/v1/exchanges/\(exchangeId)", key: hospitalB).status == 410)
+            try await api.ledger.sequencer.sequenceBatch()
+            await api.ledger.stop()
+            let report = try await LedgerVerifier(pool: api.pool, patientKeys: keys).verify()
+            #expect(report.erasedPatients == 1 && report.anchoredObjects["exchange.sent"] == 1)
+        }
+    }
+}

@@ -13,6 +13,7 @@ public enum Action: String, CaseIterable, Sendable {
     case patientsCreate = "patients.create"
     case patientsRead = "patients.read"
     case patientsIdentify = "patients.identify"
+    case patientsErase = "patients.erase"
     case consentsCreate = "consents.create"
     case consentsRead = "consents.read"
     case consentsRevoke = "consents.revoke"
@@ -45,6 +46,7 @@ public enum PermissionMatrix {
         .patientsCreate: [.hospital, .national],
         .patientsRead: [.hospital, .national, .insurer, .pharmacy],
         .patientsIdentify: [.hospital, .national],
+        .patientsErase: [.national],
         .consentsCreate: [.hospital, .patient],
         .consentsRead: [.hospital, .national, .patient],
         .consentsRevoke: [.hospital, .patient],

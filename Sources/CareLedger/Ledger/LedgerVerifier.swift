@@ -24,6 +24,8 @@ public struct VerificationReport: Sendable, Encodable {
     public var trustedHeadSize: Int64?
     /// Whether sealed documents were opened and re-hashed (needs the master key).
     public var documentsRehashed = false
+    /// Patients whose data key was destroyed: their documents are unreadable by design, not tampered.
+    public var erasedPatients = 0
 }
 
 /// The facts of one entry that anchored-object checks need.
@@ -88,6 +90,7 @@ public struct LedgerVerifier: Sendable {
             report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], on: pool, keys: patientKeys)
         }
         report.documentsRehashed = patientKeys != nil
+        report.erasedPatients = try await PatientStore().erasedCount(on: pool)
         if let trustedHead {
             report.trustedHeadSize = try verifyTrustedHead(trustedHead, origin: origin, levels: levels, keys: keys)
         }

@@ -90,6 +90,29 @@ enum PatientRoutes {
         }
     }
 
+    /// `POST /v1/patients/{patientId}/erase` (national systems, with the legal basis): the patient's
+    /// data key is destroyed, so every sealed resource and document of the patient becomes unreadable
+    /// for everyone (410 `erased`); the ledger, which holds only hashes, still verifies.
+    static func registerErasure(in api: inout APIRouteBuilder) {
+        let store = PatientStore()
+        let audit = api.access.audit
+        let pool = api.access.pool
+        api.on(.post, "/v1/patients/{patientId}/erase", .patientsErase) { context in
+            let id = try context.request.parameters.require("patientId", as: String.self)
+            let body = try JSONBody.decode(Erasure.self, from: context.request, fields: ["reason"])
+            guard body.reason.trimmingWhitespace().count >= 10 else {
+                throw APIError.badRequest("'reason' must state the legal basis (at least 10 characters).")
+            }
+            let erased = try await pool.withTransaction { transaction -> Bool in
+                guard try await store.patient(id, on: transaction) != nil else { throw Denial.notVisible("patient", id, reason: "no such patient") }
+                let erased = try await store.erase(id, on: transaction)
+                try await audit.record(context.permitted("patient", id, patientId: id, reason: "erased: \(body.reason)"), on: transaction)
+                return erased
+            }
+            return JSONBody.response(.ok, ErasureDone(id: id, status: "erased", alreadyErased: !erased))
+        }
+    }
+
     /// The purpose a read is for: as declared, else the caller's usual one.
     static func purpose(of context: APIContext) -> PurposeOfUse {
         if let declared = context.purpose { return declared }
@@ -151,6 +174,16 @@ enum PatientRoutes {
 private struct Registered: Encodable {
     let id: String
     let identifiers: Int
+}
+
+private struct Erasure: Decodable {
+    let reason: String
+}
+
+private struct ErasureDone: Encodable {
+    let id: String
+    let status: String
+    let alreadyErased: Bool
 }
 
 private struct NewIdentifier: Decodable {

@@ -55,6 +55,20 @@ struct PatientStore: Sendable {
         }
     }
 
+    /// Destroys the patient's data key (and the sealed resource): nothing sealed under it opens again.
+    /// Returns false when there is no such patient or it was erased already.
+    func erase(_ id: String, on runner: some QueryRunner) async throws -> Bool {
+        let rows = try await runner.query("""
+            UPDATE patients SET wrapped_data_key = NULL, resource = NULL, erased_at = now() WHERE id = \(id) AND erased_at IS NULL
+            RETURNING id
+            """)
+        return !rows.isEmpty
+    }
+
+    func erasedCount(on runner: some QueryRunner) async throws -> Int {
+        try await runner.query("SELECT count(*) AS n FROM patients WHERE erased_at IS NOT NULL")[0].decode("n", as: Int.self)
+    }
+
     func isCustodian(orgId: String, patientId: String, on runner: some QueryRunner) async throws -> Bool {
         let rows = try await runner.query("SELECT 1 AS found FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(orgId)")
         return !rows.isEmpty
