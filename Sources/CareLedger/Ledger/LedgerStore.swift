@@ -142,6 +142,11 @@ struct LedgerStore: Sendable {
         return try rows.all.map(Self.entry)
     }
 
+    /// Queue ids not yet sequenced.
+    func pendingQueueIds(on runner: some QueryRunner) async throws -> Set<Int64> {
+        Set(try await runner.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
+    }
+
     /// Sequenced entries for queue ids, by queue id.
     func entries(queueIds: [Int64], on runner: some QueryRunner) async throws -> [Int64: LedgerEntryRow] {
         let rows = try await runner.query("""

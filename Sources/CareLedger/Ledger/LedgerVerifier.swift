@@ -424,21 +424,36 @@ struct ConsentRevocationCheck: AnchoredObjectCheck {
 
 private enum ConsentDocumentCheck {
     static func check(entries: [Int64: EntryFacts], pool: PostgresPool, document: (StoredConsent) -> ([UInt8], Int64)?) async throws -> Int {
-        let pending = Set(try await pool.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
+        let objects = try await ConsentStore().all(on: pool).compactMap { consent in
+            document(consent).map { AnchoredObject(ref: consent.rule.id, queueId: $0.1, hash: "sha256:" + SHA256.hexDigest($0.0)) }
+        }
+        return try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "consents")
+    }
+}
+
+/// What an anchored object claims: its id (the entry's ref), the queue id its entry came from, and
+/// the hash the entry must carry.
+struct AnchoredObject {
+    let ref: String
+    let queueId: Int64
+    let hash: String
+
+    /// Every object has its entry with the same ref and hash (or is still queued), and every entry
+    /// of the type has its object; returns how many matched.
+    static func match(_ objects: [AnchoredObject], entries: [Int64: EntryFacts], pending: Set<Int64>, table: String) throws -> Int {
         var matched = 0
-        for consent in try await ConsentStore().all(on: pool) {
-            guard let (bytes, queueId) = document(consent) else { continue }
-            guard let entry = entries[queueId] else {
-                if pending.contains(queueId) { continue }
-                throw VerificationFailure(seq: nil, table: "consents", detail: "consent \(consent.rule.id) has no ledger entry")
+        for object in objects {
+            guard let entry = entries[object.queueId] else {
+                if pending.contains(object.queueId) { continue }
+                throw VerificationFailure(seq: nil, table: table, detail: "\(object.ref) has no ledger entry")
             }
-            guard entry.ref == consent.rule.id, entry.hash == "sha256:" + SHA256.hexDigest(bytes) else {
-                throw VerificationFailure(seq: entry.seq, table: "consents", detail: "consent \(consent.rule.id) no longer hashes to its ledger entry")
+            guard entry.ref == object.ref, entry.hash == object.hash else {
+                throw VerificationFailure(seq: entry.seq, table: table, detail: "\(object.ref) no longer hashes to its ledger entry")
             }
             matched += 1
         }
         guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "consents", detail: "\(entries.count - matched) consent entries have no consent")
+            throw VerificationFailure(seq: nil, table: table, detail: "\(entries.count - matched) entries have no object in \(table)")
         }
         return matched
     }
@@ -451,35 +466,30 @@ struct ExchangeSentCheck: AnchoredObjectCheck {
     let entryType = "exchange.sent"
 
     func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let pending = Set(try await pool.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
         let exchanges = ExchangeStore()
-        let patients = PatientStore()
-        var matched = 0
+        var stored: [StoredExchange] = []
         for id in try await exchanges.allIds(on: pool) {
-            guard let exchange = try await exchanges.exchange(id, on: pool) else { continue }
-            guard let entry = entries[exchange.sentQueueId] else {
-                if pending.contains(exchange.sentQueueId) { continue }
-                throw VerificationFailure(seq: nil, table: "exchanges", detail: "exchange \(id) has no ledger entry")
-            }
-            guard entry.ref == id, entry.hash == exchange.documentHash else {
-                throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id) differs from its ledger entry")
-            }
-            if let keys, let wrapped = try await patients.patient(exchange.patientId, on: pool)?.wrappedDataKey {
-                let document: [UInt8]
-                do {
-                    document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
-                                               authenticating: Array("exchange:\(id)".utf8))
-                } catch {
-                    throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s sealed document does not open: altered")
-                }
-                guard "sha256:" + SHA256.hexDigest(document) == exchange.documentHash else {
-                    throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s document no longer hashes to its ledger entry")
-                }
-            }
-            matched += 1
+            if let exchange = try await exchanges.exchange(id, on: pool) { stored.append(exchange) }
         }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "exchanges", detail: "\(entries.count - matched) exchange.sent entries have no exchange")
+        let matched = try AnchoredObject.match(
+            stored.map { AnchoredObject(ref: $0.id, queueId: $0.sentQueueId, hash: $0.documentHash) }, entries: entries,
+            pending: try await LedgerStore().pendingQueueIds(on: pool), table: "exchanges")
+        guard let keys else { return matched }
+        let patients = PatientStore()
+        for exchange in stored {
+            // Erased patients' documents cannot be opened by anyone; that is erasure, not tampering.
+            guard let wrapped = try await patients.patient(exchange.patientId, on: pool)?.wrappedDataKey else { continue }
+            let seq = entries[exchange.sentQueueId]?.seq
+            let document: [UInt8]
+            do {
+                document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
+                                           authenticating: Array("exchange:\(exchange.id)".utf8))
+            } catch {
+                throw VerificationFailure(seq: seq, table: "exchanges", detail: "exchange \(exchange.id)'s sealed document does not open: altered")
+            }
+            guard "sha256:" + SHA256.hexDigest(document) == exchange.documentHash else {
+                throw VerificationFailure(seq: seq, table: "exchanges", detail: "exchange \(exchange.id)'s document no longer hashes to its ledger entry")
+            }
         }
         return matched
     }
@@ -490,18 +500,7 @@ struct ExchangeReceivedCheck: AnchoredObjectCheck {
     let entryType = "exchange.received"
 
     func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let received = try await ExchangeStore().receipts(on: pool)
-        var matched = 0
-        for (id, queueId, hash) in received {
-            guard let entry = entries[queueId] else { continue }
-            guard entry.ref == id, entry.hash == hash else {
-                throw VerificationFailure(seq: entry.seq, table: "exchanges", detail: "exchange \(id)'s receipt differs from its ledger entry")
-            }
-            matched += 1
-        }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "exchanges", detail: "\(entries.count - matched) exchange.received entries have no receipt")
-        }
-        return matched
+        let objects = try await ExchangeStore().receipts(on: pool).map { AnchoredObject(ref: $0.0, queueId: $0.1, hash: $0.2) }
+        return try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "exchanges")
     }
 }
