@@ -256,3 +256,74 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 }
+
+/// Exchanges end to end over real sockets against a `careledger serve` process: official FHIR
+/// examples go through unchanged, their hashes agree with an independent RFC 8785 implementation
+/// (PyPI `rfc8785`), strangers see nothing, and tampering in the database is found by verify.
+@Suite struct ExchangeSocketTests {
+    @Test func officialFHIRExamplesTravelAndTheirHashesAreIndependentlyRight() async throws {
+        try await TestDatabase.withDatabase { conninfo in
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = conninfo
+            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
+            environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
+            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
+            #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
+            let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+            let admin = try #require(try JSONDecoder().decode([String: String].self, from: Data(bootstrap.stdout.utf8))["apiKey"])
+            let server = try ServerProcess(environment: environment, arguments: ["--no-migrate", "--key-rate-limit", "10000"])
+            defer { server.stop() }
+            func call(_ method: String, _ path: String, key: String, body: String? = nil, file: String? = nil) async throws -> (status: Int, body: String) {
+                var arguments = ["curl", "-s", "-w", "\n%{http_code}", "-X", method, "-H", "Authorization: Bearer \(key)", "http://127.0.0.1:\(server.port)\(path)"]
+                if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
+                if let file { arguments += ["-H", "Content-Type: application/json", "--data-binary", "@\(file)"] }
+                let result = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: [:])
+                let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+                return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+            }
+            func field(_ text: String, _ name: String) -> String? {
+                (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?[name] as? String
+            }
+            let orgA = try #require(field(try await call("POST", "/v1/orgs", key: admin, body: #"{"name":"A","kind":"hospital"}"#).body, "id"))
+            let orgB = try #require(field(try await call("POST", "/v1/orgs", key: admin, body: #"{"name":"B","kind":"hospital"}"#).body, "id"))
+            let orgC = try #require(field(try await call("POST", "/v1/orgs", key: admin, body: #"{"name":"C","kind":"hospital"}"#).body, "id"))
+            let keyA = try #require(field(try await call("POST", "/v1/orgs/\(orgA)/keys", key: admin, body: #"{"role":"hospital","rateLimitPerSecond":10000}"#).body, "apiKey"))
+            let keyC = try #require(field(try await call("POST", "/v1/orgs/\(orgC)/keys", key: admin, body: #"{"role":"hospital"}"#).body, "apiKey"))
+            let patient = try #require(field(try await call("POST", "/v1/patients", key: keyA, file: SharedFiles.url("fixtures/fhir/patient-example.json").path).body, "id"))
+            let consent = try await call("POST", "/v1/patients/\(patient)/consents", key: keyA,
+                                         body: #"{"grantee":{"orgId":"\#(orgB)"},"purposes":["TREAT"],"categories":["*"],"evidenceHash":"sha256:\#(String(repeating: "c", count: 64))"}"#)
+            #expect(consent.status == 201)
+
+            var sentIds: [String] = []
+            for name in ["bundle-example.json", "observation-example-bloodpressure.json", "allergyintolerance-example.json", "medicationrequest0301.json"] {
+                let path = SharedFiles.url("fixtures/fhir/\(name)").path
+                let document = try String(contentsOfFile: path, encoding: .utf8)
+                let sent = try await call("POST", "/v1/exchanges", key: keyA,
+                                          body: #"{"to":"\#(orgB)","patient":"\#(patient)","purpose":"TREAT","category":"clinical-note","document":\#(document)}"#)
+                #expect(sent.status == 201, "\(name): \(sent.body)")
+                let reference = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c",
+                    "import rfc8785, json, hashlib, sys; print('sha256:' + hashlib.sha256(rfc8785.dumps(json.load(open(sys.argv[1])))).hexdigest())", path],
+                    environment: ProcessInfo.processInfo.environment)
+                #expect(field(sent.body, "documentHash") == reference.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(name)")
+                sentIds.append(try #require(field(sent.body, "id")))
+            }
+            // C can neither read B's exchanges nor send about this patient; A cannot send to C without consent.
+            #expect(try await call("GET", "/v1/exchanges/\(sentIds[0])", key: keyC).status == 404)
+            #expect(try await call("POST", "/v1/exchanges", key: keyC, body: #"{"to":"\#(orgB)","patient":"\#(patient)","purpose":"TREAT","category":"lab","document":{"resourceType":"Observation"}}"#).status == 404)
+            #expect(try await call("POST", "/v1/exchanges", key: keyA, body: #"{"to":"\#(orgC)","patient":"\#(patient)","purpose":"TREAT","category":"lab","document":{"resourceType":"Observation"}}"#).status == 403)
+            let huge = #"{"to":"\#(orgB)","patient":"\#(patient)","purpose":"TREAT","category":"lab","document":{"resourceType":"Observation","note":"\#(String(repeating: "x", count: 1_100_000))"}}"#
+            let hugeFile = FileManager.default.temporaryDirectory.appendingPathComponent("huge-\(UUID().uuidString).json")
+            try huge.write(to: hugeFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: hugeFile) }
+            #expect(try await call("POST", "/v1/exchanges", key: keyA, file: hugeFile.path).status == 413)
+
+            server.stop()
+            #expect(try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment).status == 0)
+            let pool = PostgresPool(configuration: .init(conninfo: conninfo))
+            defer { pool.closeIdle() }
+            try await pool.query("UPDATE exchanges SET document = overlay(document placing 'Q'::bytea from 30 for 1) WHERE id = \(sentIds[1])")
+            let broken = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)
+            #expect(broken.status == 1 && broken.stderr.contains("exchanges") && broken.stderr.contains("altered"), "\(broken.stderr)")
+        }
+    }
+}

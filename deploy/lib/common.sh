@@ -34,4 +34,6 @@ ensure_swift() {
 ensure_python_tools() {
     python3 -c 'import openapi_spec_validator' 2>/dev/null \
         || python3 -m pip install -q openapi-spec-validator >/dev/null
+    # An independent RFC 8785 implementation, to cross-check our document hashes.
+    python3 -c 'import rfc8785' 2>/dev/null || python3 -m pip install -q rfc8785 >/dev/null
 }
