@@ -107,3 +107,23 @@ import TestSupport
         }
     }
 }
+
+@Suite struct PatientBreakGlassTests {
+    @Test func aHospitalMayBreakTheGlassWithAReasonAndThePatientSeesIt() async throws {
+        try await APIHarness.with { api in
+            let orgA = try await api.createOrg("A", "hospital")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey
+            let er = try await api.issueKey(try await api.createOrg("ER", "hospital"), "hospital").apiKey
+            let insurer = try await api.issueKey(try await api.createOrg("Payer", "insurer"), "insurer").apiKey
+            let id = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"2"}]}"#)["id"])
+            let patient = try await api.issueKey(orgA, "patient", extra: #","patientId":"\#(id)""#).apiKey
+            #expect(await api.call(.get, "/v1/patients/\(id)", key: er).status == 404)
+            #expect(await api.call(.get, "/v1/patients/\(id)", key: er, headers: [("X-Purpose-Of-Use", "ETREAT")]).status == 400)
+            #expect(await api.call(.get, "/v1/patients/\(id)", key: insurer, headers: [("X-Purpose-Of-Use", "ETREAT"), ("X-Break-Glass-Reason", "Payment emergency, honestly, very urgent")]).status == 403)
+            let urgent = await api.call(.get, "/v1/patients/\(id)", key: er, headers: [("X-Purpose-Of-Use", "ETREAT"), ("X-Break-Glass-Reason", "Unconscious patient, allergies needed now")])
+            #expect(urgent.status == 200)
+            let log = await api.call(.get, "/v1/me/access-log?limit=200", key: patient)
+            #expect(log.items.contains { $0["breakTheGlass"] as? Bool == true && $0["purpose"] as? String == "ETREAT" })
+        }
+    }
+}

@@ -113,6 +113,20 @@ enum PatientRoutes {
         }
     }
 
+    static let breakGlassHeader = "X-Break-Glass-Reason"
+
+    /// Whether a read without consent is an emergency: a hospital declaring purpose ETREAT with a
+    /// written reason (at least 20 characters). It is allowed, and flagged in the trail and the
+    /// patient's access log.
+    static func breakingTheGlass(_ context: APIContext) throws(HTTPError) -> Bool {
+        guard context.purpose == .emergencyTreatment else { return false }
+        guard context.caller.role == .hospital else { throw APIError.forbidden }
+        guard let reason = context.request.headers.first(name: breakGlassHeader), reason.trimmingWhitespace().count >= 20 else {
+            throw APIError.badRequest("Break-the-glass needs \(breakGlassHeader) with at least 20 characters.")
+        }
+        return true
+    }
+
     /// The purpose a read is for: as declared, else the caller's usual one.
     static func purpose(of context: APIContext) -> PurposeOfUse {
         if let declared = context.purpose { return declared }
@@ -134,8 +148,13 @@ enum PatientRoutes {
                 ConsentPolicy.decide(ConsentRequest(actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: id,
                                                     purpose: purpose, category: category, time: Date()), consents: consents)
             }
-            guard let permit = decisions.first(where: \.permitted) else { throw Denial.notVisible("patient", id) }
-            reason = "consent \(permit.consentId ?? "")"
+            if let permit = decisions.first(where: \.permitted) {
+                reason = "consent \(permit.consentId ?? "")"
+            } else if try breakingTheGlass(context) {
+                reason = "break-the-glass"
+            } else {
+                throw Denial.notVisible("patient", id)
+            }
         }
         guard let patient = try await store.patient(id, on: pool) else { throw Denial.notVisible("patient", id) }
         guard let wrapped = patient.wrappedDataKey, let sealed = patient.resource else {
