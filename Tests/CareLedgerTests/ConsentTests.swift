@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import Postgres
 import Testing
+import TestSupport
 
 @Suite struct ConsentTests {
     @Test func consentsDecideWhoSeesAPatientFromTheNextRequestOnAndAreAnchored() async throws {
@@ -84,6 +85,36 @@ import Testing
             let reply = await api.call(.post, "/v1/patients/\(patientId)/consents", key: patient, body: body)
             #expect(reply.status == 400, "\(reply.text)")
             #expect(try await api.pool.query("SELECT count(*) AS n FROM consents")[0].decode("n", as: Int.self) == 0)
+        }
+    }
+}
+
+@Suite struct FHIRConsentTests {
+    @Test func officialConsentExamplesMapOrAreRefusedWithThePath() async throws {
+        try await APIHarness.with { api in
+            let orgA = try await api.createOrg("A", "hospital"), orgB = try await api.createOrg("B", "hospital")
+            let hospitalA = try await api.issueKey(orgA, "hospital").apiKey
+            let patientId = try #require(await api.call(.post, "/v1/patients", key: hospitalA, body: #"{"resourceType":"Patient","identifier":[{"system":"urn:n","value":"11"}]}"#)["id"])
+            func fixture(_ name: String) throws -> String {
+                String(decoding: try SharedFiles.data("fixtures/fhir/\(name)"), as: UTF8.self)
+            }
+            // The deny example, pointed at one of our organizations.
+            let deny = try fixture("consent-example-notOrg.json").replacingOccurrences(of: "Organization/f001", with: "Organization/\(orgB)")
+            let recorded = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA, body: deny)
+            #expect(recorded.status == 201, "\(recorded.text)")
+            let list = await api.call(.get, "/v1/patients/\(patientId)/consents", key: hospitalA)
+            let consent = try #require(list.items.first)
+            #expect(consent["provision"] as? String == "deny" && (consent["grantee"] as? [String: String])?["orgId"] == orgB)
+            #expect((consent["purposes"] as? [String])?.count == 5 && consent["categories"] as? [String] == ["*"])
+            #expect((consent["evidenceHash"] as? String)?.hasPrefix("sha256:") == true)
+
+            // As sent, the examples name organizations we do not know, or nest provisions: 422 with the path.
+            let unknown = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA, body: try fixture("consent-example-notOrg.json"))
+            #expect(unknown.status == 422 && unknown.text.contains("provision.actor[0].reference"))
+            let nested = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA, body: try fixture("consent-example-Emergency.json"))
+            #expect(nested.status == 422 && nested.text.contains("provision.provision"))
+            let noActor = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospitalA, body: try fixture("consent-example.json"))
+            #expect(noActor.status == 422 && noActor.text.contains("provision.actor"))
         }
     }
 }

@@ -18,21 +18,32 @@ enum ConsentRoutes {
         api.on(.post, "/v1/patients/{patientId}/consents", .consentsCreate) { context in
             let patientId = try context.request.parameters.require("patientId", as: String.self)
             try await requireStanding(context, patientId: patientId, patients: patients, pool: pool)
-            let body = try JSONBody.decode(ConsentBody.self, from: context.request, fields: ConsentBody.fields)
             let id = ResourceID.generate("con")
-            let rule = try body.rule(id: id, patientId: patientId)
-            if context.caller.role != .patient, body.evidenceHash == nil {
-                throw APIError.badRequest("A consent recorded on the patient's behalf needs 'evidenceHash', the hash of the signed consent form.")
-            }
-            if let evidence = body.evidenceHash, !DocumentHash.isValid(evidence) {
-                throw APIError.badRequest("'evidenceHash' must be sha256: followed by 64 lowercase hex digits.")
+            let rule: ConsentRule
+            var evidenceHash: String?
+            if let resource = try? JSONParser.parse(context.request.body), resource["resourceType"]?.stringValue == "Consent" {
+                // A FHIR Consent is its own evidence: its canonical hash is recorded as such.
+                let mapped = try FHIRConsent(resource).rule
+                rule = ConsentRule(id: id, patientId: patientId, grantee: mapped.0, purposes: mapped.1, categories: mapped.2,
+                                   coversAllCategories: mapped.3, start: mapped.4, end: mapped.5, provision: mapped.6)
+                evidenceHash = JCS.documentHash(resource)
+            } else {
+                let body = try JSONBody.decode(ConsentBody.self, from: context.request, fields: ConsentBody.fields)
+                rule = try body.rule(id: id, patientId: patientId)
+                if context.caller.role != .patient, body.evidenceHash == nil {
+                    throw APIError.badRequest("A consent recorded on the patient's behalf needs 'evidenceHash', the hash of the signed consent form.")
+                }
+                if let evidence = body.evidenceHash, !DocumentHash.isValid(evidence) {
+                    throw APIError.badRequest("'evidenceHash' must be sha256: followed by 64 lowercase hex digits.")
+                }
+                evidenceHash = body.evidenceHash
             }
             let now = Date()
-            let document = ConsentDocument.grant(rule, evidenceHash: body.evidenceHash, recordedBy: context.caller.orgId, at: now)
+            let document = ConsentDocument.grant(rule, evidenceHash: evidenceHash, recordedBy: context.caller.orgId, at: now)
             let hash = "sha256:" + SHA256.hexDigest(document)
             let queueId = try await pool.withTransaction { transaction in
                 let queueId = try await ledger.enqueue(LedgerItem(type: "consent.granted", actor: context.caller.orgId, ref: id, hash: hash), on: transaction)
-                try await store.insert(rule, evidenceHash: body.evidenceHash, recordedBy: context.caller.orgId, createdAt: now, document: document,
+                try await store.insert(rule, evidenceHash: evidenceHash, recordedBy: context.caller.orgId, createdAt: now, document: document,
                                        queueId: queueId, on: transaction)
                 try await audit.record(context.permitted("consent", id, patientId: patientId, reason: "\(rule.provision.rawValue) recorded"), on: transaction)
                 return queueId
