@@ -25,16 +25,16 @@ enum ExchangeRoutes {
             if let key = idempotencyKey, let earlier = try await store.idempotencyRecord(orgId: context.caller.orgId, key: key, on: pool) {
                 return try await replay(earlier, requestHash: requestHash, store: store, ledger: ledger)
             }
-            guard let recipientKind = try await store.organizationKind(request.to, on: pool) else {
+            let known = try await store.sendContext(recipient: request.to, sender: context.caller.orgId, patientId: request.patient, on: pool)
+            guard let recipientKind = known.recipientKind else {
                 throw APIError.badRequest("'to' is not an active organization.")
             }
             // The sender must have a relationship with the patient; anyone else learns nothing.
             let rules = try await consents.consents(patientId: request.patient, on: pool).map(\.rule)
-            let isCustodian = try await patients.isCustodian(orgId: context.caller.orgId, patientId: request.patient, on: pool)
             let senderConsent = ConsentPolicy.decide(ConsentRequest(
                 actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: request.patient,
                 purpose: request.purpose, category: request.category, time: Date()), consents: rules)
-            guard isCustodian || senderConsent.permitted, let patient = try await patients.patient(request.patient, on: pool) else {
+            guard known.patientExists, known.senderIsCustodian || senderConsent.permitted else {
                 throw Denial.notVisible("patient", request.patient)
             }
             if request.purpose == .emergencyTreatment {
@@ -48,7 +48,7 @@ enum ExchangeRoutes {
                                  reason: disclosure.reason + (disclosure.consentId.map { " (\($0))" } ?? ""), resourceType: "patient", resourceId: request.patient)
                 }
             }
-            guard let wrapped = patient.wrappedDataKey else { throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.") }
+            guard let wrapped = known.wrappedDataKey else { throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.") }
             let id = ResourceID.generate("exc")
             let canonical = JCS.canonicalize(request.document)
             let documentHash = "sha256:" + SHA256.hexDigest(canonical)
@@ -56,21 +56,16 @@ enum ExchangeRoutes {
             let now = Date()
             // Nil when a request with the same key committed first (then its answer is replayed); a
             // request racing it with the same key meets the key's primary key and replays too.
-            let queued: Int64? = try await replayingDuplicateKey { try await pool.withTransaction { transaction in
-                if let key = idempotencyKey {
-                    if try await store.idempotencyRecord(orgId: context.caller.orgId, key: key, on: transaction) != nil { return nil }
-                    try await store.recordIdempotency(orgId: context.caller.orgId, key: key, requestHash: requestHash, resourceId: id, on: transaction)
-                }
-                let queueId = try await ledger.enqueue(LedgerItem(type: "exchange.sent", actor: context.caller.orgId, ref: id, hash: documentHash), on: transaction)
-                try await store.insert(StoredExchange(
-                    id: id, senderOrg: context.caller.orgId, recipientOrg: request.to, patientId: request.patient, purpose: request.purpose.rawValue,
-                    category: request.category.rawValue, sealedDocument: sealed, documentHash: documentHash, breakGlassReason: request.breakGlassReason,
-                    sentQueueId: queueId, createdAt: now, receivedAt: nil), on: transaction)
-                var event = context.permitted("exchange", id, patientId: request.patient, reason: request.breakGlassReason == nil ? "consent" : "break-the-glass")
-                event.purpose = request.purpose
-                try await audit.record(event, on: transaction)
-                return queueId
-            } }
+            var event = context.permitted("exchange", id, patientId: request.patient, reason: request.breakGlassReason == nil ? "consent" : "break-the-glass")
+            event.purpose = request.purpose
+            let stored = StoredExchange(
+                id: id, senderOrg: context.caller.orgId, recipientOrg: request.to, patientId: request.patient, purpose: request.purpose.rawValue,
+                category: request.category.rawValue, sealedDocument: sealed, documentHash: documentHash, breakGlassReason: request.breakGlassReason,
+                sentQueueId: 0, createdAt: now, receivedAt: nil)
+            // Nil when a request with the same key committed first: its answer is replayed.
+            let queued: Int64? = try await replayingDuplicateKey {
+                try await store.send(stored, event: event, idempotency: idempotencyKey.map { ($0, requestHash) }, on: pool)
+            }
             guard let queueId = queued else {
                 guard let key = idempotencyKey, let earlier = try await store.idempotencyRecord(orgId: context.caller.orgId, key: key, on: pool) else {
                     throw HTTPError.internalError

@@ -25,14 +25,59 @@ struct ExchangeStore: Sendable {
         created_at, received_at, received_queue_id
         """
 
-    func insert(_ exchange: StoredExchange, on runner: some QueryRunner) async throws {
-        try await runner.query("""
-            INSERT INTO exchanges (id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason,
-                                   sent_queue_id, created_at)
-            VALUES (\(exchange.id), \(exchange.senderOrg), \(exchange.recipientOrg), \(exchange.patientId), \(exchange.purpose), \(exchange.category),
-                    \(PostgresBytes(exchange.sealedDocument)), \(exchange.documentHash), \(exchange.breakGlassReason), \(exchange.sentQueueId),
-                    \(exchange.createdAt))
+    /// What a send needs to know before it writes, in one round trip.
+    struct SendContext: Sendable {
+        let recipientKind: OrganizationKind?
+        let senderIsCustodian: Bool
+        let patientExists: Bool
+        let wrappedDataKey: [UInt8]?
+    }
+
+    func sendContext(recipient: String, sender: String, patientId: String, on runner: some QueryRunner) async throws -> SendContext {
+        let row = try await runner.query("""
+            SELECT (SELECT kind FROM organizations WHERE id = \(recipient) AND status = 'active') AS recipient_kind,
+                   EXISTS (SELECT 1 FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(sender)) AS custodian,
+                   p.id IS NOT NULL AS patient_exists, p.wrapped_data_key
+            FROM (SELECT 1) AS one LEFT JOIN patients p ON p.id = \(patientId)
+            """)[0]
+        return SendContext(
+            recipientKind: try row.decode("recipient_kind", as: String?.self).flatMap(OrganizationKind.init), senderIsCustodian: try row.decode("custodian"),
+            patientExists: try row.decode("patient_exists"), wrappedDataKey: try row.decode("wrapped_data_key", as: PostgresBytes?.self)?.bytes)
+    }
+
+    /// Writes a sent exchange, its ledger queue row, its audit event and (when given) its
+    /// idempotency key as one statement: atomic on its own, and one round trip instead of five
+    /// (BEGIN, queue, insert, audit, COMMIT), which the send path measured as its largest cost. The
+    /// queue and audit inserts mirror `LedgerStore.enqueue` and `AuditStore.record` (with the same
+    /// shared audit lock); keep them in step. A reused idempotency key fails on its primary key.
+    func send(_ exchange: StoredExchange, event: AuditEvent, idempotency: (key: String, requestHash: String)?, on runner: some QueryRunner) async throws -> Int64 {
+        let rows = try await runner.query("""
+            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))),
+            idempotency AS (
+                INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id)
+                SELECT \(exchange.senderOrg), \(idempotency?.key), \(idempotency?.requestHash), \(exchange.id) WHERE \(idempotency?.key)::text IS NOT NULL
+                RETURNING 1),
+            queued AS (
+                INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('exchange.sent', \(exchange.senderOrg), \(exchange.id), \(exchange.documentHash))
+                RETURNING id),
+            stored AS (
+                INSERT INTO exchanges (id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason,
+                                       sent_queue_id, created_at)
+                SELECT \(exchange.id), \(exchange.senderOrg), \(exchange.recipientOrg), \(exchange.patientId), \(exchange.purpose), \(exchange.category),
+                       \(PostgresBytes(exchange.sealedDocument)), \(exchange.documentHash), \(exchange.breakGlassReason), queued.id, \(exchange.createdAt)
+                FROM queued
+                RETURNING 1),
+            audited AS (
+                INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision,
+                                          reason, client_address)
+                SELECT \(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action), \(event.resourceType),
+                       \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue), \(event.decision.rawValue), \(event.reason),
+                       \(event.clientAddress)
+                FROM gate
+                RETURNING 1)
+            SELECT id FROM queued
             """)
+        return try rows[0].decode("id", as: Int64.self)
     }
 
     func exchange(_ id: String, lock: Bool = false, on runner: some QueryRunner) async throws -> StoredExchange? {
@@ -129,16 +174,5 @@ struct ExchangeStore: Sendable {
     func idempotencyRecord(orgId: String, key: String, on runner: some QueryRunner) async throws -> (requestHash: String, resourceId: String)? {
         let rows = try await runner.query("SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = \(orgId) AND key = \(key)")
         return try rows.first.map { (try $0.decode("request_hash"), try $0.decode("resource_id")) }
-    }
-
-    func recordIdempotency(orgId: String, key: String, requestHash: String, resourceId: String, on runner: some QueryRunner) async throws {
-        try await runner.query("""
-            INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id) VALUES (\(orgId), \(key), \(requestHash), \(resourceId))
-            """)
-    }
-
-    func organizationKind(_ id: String, on runner: some QueryRunner) async throws -> OrganizationKind? {
-        let rows = try await runner.query("SELECT kind FROM organizations WHERE id = \(id) AND status = 'active'")
-        return try rows.first.flatMap { OrganizationKind(rawValue: try $0.decode("kind")) }
     }
 }
