@@ -9,21 +9,15 @@ import TestSupport
 /// `careledger admin bootstrap` and the curl scripts in deploy/admin/, run for real: the CLI binary,
 /// a live `careledger serve`, and bash.
 @Suite struct AdminTests {
-    private static let migrations = RepositoryPaths.root.appendingPathComponent("Migrations").path
-
-    private func environment(_ conninfo: String) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        environment["DATABASE_URL"] = conninfo
-        environment["CARELEDGER_MIGRATIONS_DIR"] = Self.migrations
+    private func environment(_ conninfo: String) throws -> [String: String] {
+        var environment = try serverEnvironment(conninfo)
         environment["CARELEDGER_BIN"] = RepositoryPaths.executable.path
-        environment["CARELEDGER_SIGNING_KEY_FILE"] = try? temporarySigningKeyFile()
-        environment["CARELEDGER_MASTER_KEY_FILE"] = try? temporaryMasterKeyFile()
         return environment
     }
 
     @Test func bootstrapPrintsTheFirstKeyOnceAndThenRefuses() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            let environment = environment(conninfo)
+            let environment = try environment(conninfo)
             #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
             // Two at once: the advisory lock lets exactly one mint the first key.
             async let first = runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
@@ -45,9 +39,9 @@ import TestSupport
 
     @Test func everyAdminScriptWorksAgainstALiveServer() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            let server = try ServerProcess(environment: environment(conninfo))
+            let server = try ServerProcess(environment: try environment(conninfo))
             defer { server.stop() }
-            var environment = environment(conninfo)
+            var environment = try environment(conninfo)
             environment["CARELEDGER_URL"] = "http://127.0.0.1:\(server.port)"
             let scripts = RepositoryPaths.root.appendingPathComponent("deploy/admin")
             func script(_ name: String, _ arguments: [String] = [], extra: [String: String] = [:]) async throws -> ProcessResult {
@@ -162,14 +156,8 @@ final class ServerProcess: @unchecked Sendable {
 @Suite struct TwoInstanceTests {
     @Test func twoServersAppendToOneDenseLogThatVerifies() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            var environment = ProcessInfo.processInfo.environment
-            environment["DATABASE_URL"] = conninfo
-            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
-            environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
-            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
-            #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
-            let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
-            let adminKey = try #require((try JSONSerialization.jsonObject(with: Data(bootstrap.stdout.utf8)) as? [String: String])?["apiKey"])
+            let environment = try serverEnvironment(conninfo)
+            let adminKey = try await migrateAndBootstrap(environment)
             let first = try ServerProcess(environment: environment, arguments: ["--no-migrate"])
             let second = try ServerProcess(environment: environment, arguments: ["--no-migrate"])
             defer {
@@ -212,12 +200,8 @@ final class ServerProcess: @unchecked Sendable {
     /// later runs prove consistency with it; a server showing a shorter log is caught.
     @Test func theMonitorFollowsTheLogAndCatchesAShrink() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            var environment = ProcessInfo.processInfo.environment
-            environment["DATABASE_URL"] = conninfo
-            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
-            let keyPath = try temporarySigningKeyFile()
-            environment["CARELEDGER_SIGNING_KEY_FILE"] = keyPath
-            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
+            var environment = try serverEnvironment(conninfo)
+            let keyPath = try #require(environment["CARELEDGER_SIGNING_KEY_FILE"])
             environment.removeValue(forKey: "CARELEDGER_API_KEY")
             let server = try ServerProcess(environment: environment, arguments: ["--ledger-public", "--log-origin", "monitor.test/log"])
             defer { server.stop() }
@@ -263,14 +247,8 @@ final class ServerProcess: @unchecked Sendable {
 @Suite struct ExchangeSocketTests {
     @Test func officialFHIRExamplesTravelAndTheirHashesAreIndependentlyRight() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            var environment = ProcessInfo.processInfo.environment
-            environment["DATABASE_URL"] = conninfo
-            environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
-            environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
-            environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
-            #expect(try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0)
-            let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
-            let admin = try #require(try JSONDecoder().decode([String: String].self, from: Data(bootstrap.stdout.utf8))["apiKey"])
+            let environment = try serverEnvironment(conninfo)
+            let admin = try await migrateAndBootstrap(environment)
             let server = try ServerProcess(environment: environment, arguments: ["--no-migrate", "--key-rate-limit", "10000"])
             defer { server.stop() }
             func call(_ method: String, _ path: String, key: String, body: String? = nil, file: String? = nil) async throws -> (status: Int, body: String) {
@@ -326,4 +304,22 @@ final class ServerProcess: @unchecked Sendable {
             #expect(broken.status == 1 && broken.stderr.contains("exchanges") && broken.stderr.contains("altered"), "\(broken.stderr)")
         }
     }
+}
+
+/// The environment of a `careledger` process on `conninfo`, with fresh signing and master keys.
+func serverEnvironment(_ conninfo: String) throws -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["DATABASE_URL"] = conninfo
+    environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
+    environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
+    environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
+    return environment
+}
+
+/// Migrates the database and returns the first admin key.
+func migrateAndBootstrap(_ environment: [String: String]) async throws -> String {
+    guard try await runProcess(RepositoryPaths.executable, ["migrate"], environment: environment).status == 0 else { throw HarnessError("migrate failed") }
+    let bootstrap = try await runProcess(RepositoryPaths.executable, ["admin", "bootstrap"], environment: environment)
+    guard let key = try JSONDecoder().decode([String: String].self, from: Data(bootstrap.stdout.utf8))["apiKey"] else { throw HarnessError("no admin key") }
+    return key
 }
