@@ -391,13 +391,15 @@ struct HashList: Sendable {
             var input = [UInt8](repeating: 0x01, count: 65)
             storage.withUnsafeBytes { children in
                 input.withUnsafeMutableBytes { buffer in
+                    // All three are non-empty here (the range is, and so are the pairs under it).
+                    guard let childBase = children.baseAddress, let inputBase = buffer.baseAddress, let outputBase = output.baseAddress else { return }
                     for (offset, parent) in range.enumerated() {
-                        buffer.baseAddress!.advanced(by: 1).copyMemory(from: children.baseAddress!.advanced(by: parent * 64), byteCount: 64)
-                        SHA256.digest(UnsafeRawBufferPointer(buffer), into: output.baseAddress!.advanced(by: offset * 32))
+                        inputBase.advanced(by: 1).copyMemory(from: childBase.advanced(by: parent * 64), byteCount: 64)
+                        SHA256.digest(UnsafeRawBufferPointer(buffer), into: UnsafeMutableRawPointer(outputBase.advanced(by: offset * 32)))
+                        initialized = (offset + 1) * 32
                     }
                 }
             }
-            initialized = range.count * 32
         }
         return result
     }

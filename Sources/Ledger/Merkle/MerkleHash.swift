@@ -24,10 +24,11 @@ public enum MerkleHash {
             input[0] = prefix
             first.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[1..<(1 + first.count)]).copyMemory(from: $0) }
             second.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[(1 + first.count)...]).copyMemory(from: $0) }
-            return [UInt8](unsafeUninitializedCapacity: 32) { output, initialized in
-                SHA256.digest(UnsafeRawBufferPointer(input), into: UnsafeMutableRawPointer(output.baseAddress!))
-                initialized = 32
+            var digest = [UInt8](repeating: 0, count: 32)
+            digest.withUnsafeMutableBytes { output in
+                if let base = output.baseAddress { SHA256.digest(UnsafeRawBufferPointer(input), into: base) }
             }
+            return digest
         }
     }
 }
