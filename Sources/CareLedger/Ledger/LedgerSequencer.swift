@@ -94,11 +94,14 @@ final class LedgerSequencer: Sendable {
     private let loop = BackgroundLoop()
     private var wake: WakeSignal { loop.wake }
     private let frontier = Mutex<MerkleFrontier?>(nil)
-    private let afterBatch: @Sendable () -> Void
+    /// Told of every committed batch, with its entries, so local waiters need not look them up.
+    private let afterBatch: @Sendable ([LedgerEntryRow]) -> Void
+    /// Whether this signer's key is known to be in `ledger_keys` (registered once, not per batch).
+    private let keyRegistered = Atomic<Bool>(false)
     private let log: EventLog?
 
     init(pool: PostgresPool, conninfo: String, signer: LedgerSigner, settings: Settings = Settings(),
-         log: EventLog? = nil, afterBatch: @escaping @Sendable () -> Void = {}) {
+         log: EventLog? = nil, afterBatch: @escaping @Sendable ([LedgerEntryRow]) -> Void = { _ in }) {
         self.pool = pool
         self.conninfo = conninfo
         self.signer = signer
@@ -181,20 +184,22 @@ final class LedgerSequencer: Sendable {
     /// Sequences up to one batch; returns how many entries it appended.
     @discardableResult
     func sequenceBatch() async throws -> Int {
-        let appended = try await appendBatch()
+        // Nil when there was nothing to do (and no head was written).
+        guard let appended = try await appendBatch() else { return 0 }
+        keyRegistered.store(true, ordering: .relaxed)
         // Readers of the head and waiters for entries look again now that the batch is committed.
-        afterBatch()
-        return appended
+        afterBatch(appended)
+        return appended.count
     }
 
-    private func appendBatch() async throws -> Int {
+    private func appendBatch() async throws -> [LedgerEntryRow]? {
         try await pool.withTransaction { transaction in
             try await store.lockSequencing(on: transaction)
             let head = try await store.latestHead(on: transaction)
             let size = head?.treeSize ?? 0
             let queued = try await store.dequeue(limit: settings.batchSize, on: transaction)
             // An empty log gets its size-0 head once, so there is always a signed head to show.
-            guard !queued.isEmpty || head == nil else { return 0 }
+            guard !queued.isEmpty || head == nil else { return nil }
             var tree = try await currentFrontier(size: size, on: transaction)
             let now = Date()
             var entries: [LedgerEntryRow] = []
@@ -207,7 +212,9 @@ final class LedgerSequencer: Sendable {
                 entries.append(LedgerEntryRow(seq: seq, entry: entry, leafHash: leafHash, queueId: queuedItem.id))
                 nodes += tree.append(leafHash: leafHash).dropFirst()
             }
-            try await store.registerKey(keyId: signer.keyId, name: signer.origin, publicKey: signer.key.publicKey.rawRepresentation, on: transaction)
+            if !keyRegistered.load(ordering: .relaxed) {
+                try await store.registerKey(keyId: signer.keyId, name: signer.origin, publicKey: signer.key.publicKey.rawRepresentation, on: transaction)
+            }
             let root = tree.root
             let newHead = LedgerHead(
                 treeSize: tree.size, rootHash: root, keyId: signer.keyId,
@@ -216,7 +223,7 @@ final class LedgerSequencer: Sendable {
             // If the commit fails after all, the next batch finds a different size and refetches.
             let extended = tree
             frontier.withLock { $0 = extended }
-            return entries.count
+            return entries
         }
     }
 

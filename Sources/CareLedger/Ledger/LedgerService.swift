@@ -50,9 +50,9 @@ public final class LedgerService: Sendable {
         sequencerSettings.batchSize = settings.batchSize
         sequencer = LedgerSequencer(
             pool: pool, conninfo: conninfo, signer: signer, settings: sequencerSettings,
-            log: log, afterBatch: {
+            log: log, afterBatch: { entries in
                 cachedHead.clear()
-                waiter.sequenced()
+                waiter.deliver(entries)
                 batches.notify()
             })
         listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger"])

@@ -101,11 +101,14 @@ struct LedgerStore: Sendable {
                             \(PostgresArray(nodes.map { Hex.encode($0.hash) }))::text[]) AS u(l, i, h)
                 """)
         }
+        // The announcement goes with the head; NOTIFY is delivered at commit.
         try await runner.query("""
-            INSERT INTO ledger_heads (tree_size, root_hash, key_id, checkpoint, signed_at)
-            VALUES (\(head.treeSize), \(PostgresBytes(head.rootHash)), \(head.keyId), \(head.checkpoint), \(head.signedAt))
+            WITH head AS (
+                INSERT INTO ledger_heads (tree_size, root_hash, key_id, checkpoint, signed_at)
+                VALUES (\(head.treeSize), \(PostgresBytes(head.rootHash)), \(head.keyId), \(head.checkpoint), \(head.signedAt))
+                RETURNING tree_size)
+            SELECT pg_notify('careledger_ledger', tree_size::text) FROM head
             """)
-        try await runner.query("SELECT pg_notify('careledger_ledger', \(String(head.treeSize)))")
     }
 
     func registerKey(keyId: String, name: String, publicKey: [UInt8], on runner: some QueryRunner) async throws {

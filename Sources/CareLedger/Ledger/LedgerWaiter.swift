@@ -29,6 +29,23 @@ final class LedgerWaiter: Sendable {
         wake.signal()
     }
 
+    /// A batch was sequenced here: its waiters are answered from the entries at hand.
+    func deliver(_ entries: [LedgerEntryRow]) {
+        guard !entries.isEmpty else { return }
+        let byQueueId = Dictionary(entries.map { ($0.queueId, $0) }, uniquingKeysWith: { first, _ in first })
+        let ready = waiters.withLock { waiters -> [(Waiter, LedgerEntryRow)] in
+            var ready: [(Waiter, LedgerEntryRow)] = []
+            for (token, waiter) in waiters {
+                if let entry = byQueueId[waiter.queueId] {
+                    ready.append((waiter, entry))
+                    waiters.removeValue(forKey: token)
+                }
+            }
+            return ready
+        }
+        for (waiter, entry) in ready { waiter.continuation.resume(returning: entry) }
+    }
+
     func start() {
         loop.start { await self.run() }
     }
