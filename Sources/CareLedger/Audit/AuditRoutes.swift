@@ -8,11 +8,7 @@ enum AuditRoutes {
         api.on(.get, "/v1/audit", .auditRead) { context in
             let query = try context.request.query()
             let pagination = try Pagination(query)
-            var afterSeq: Int64?
-            if let after = pagination.after {
-                guard let seq = Int64(after), seq >= 0 else { throw APIError.badRequest("'after' must be a cursor from a previous page.") }
-                afterSeq = seq
-            }
+            let afterSeq = try pagination.afterSequence()
             let filter = AuditStore.Filter(
                 patientId: query["patient"], actorOrg: query["actor"], action: query["action"], afterSeq: afterSeq,
                 limit: pagination.limit)

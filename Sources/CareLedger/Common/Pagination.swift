@@ -20,6 +20,13 @@ struct Pagination {
         self.limit = limit
     }
 
+    /// `after` as a sequence-number cursor (audit events, ledger-ordered feeds).
+    func afterSequence() throws(HTTPError) -> Int64? {
+        guard let after else { return nil }
+        guard let seq = Int64(after), seq >= 0 else { throw APIError.badRequest("'after' must be a cursor from a previous page.") }
+        return seq
+    }
+
     /// The page for rows fetched with `limit + 1`: the extra row only says there is more.
     func page<Row, Item: Encodable>(_ rows: [Row], cursor: (Row) -> String, item: (Row) throws -> Item) rethrows -> Page<Item> {
         let shown = rows.prefix(limit)

@@ -131,11 +131,7 @@ enum ExchangeRoutes {
             let query = try context.request.query()
             guard let box = query["box"], box == "inbox" || box == "outbox" else { throw APIError.badRequest("'box' must be inbox or outbox.") }
             let pagination = try Pagination(query)
-            var afterSeq: Int64 = -1
-            if let after = pagination.after {
-                guard let seq = Int64(after), seq >= 0 else { throw APIError.badRequest("'after' must be a cursor from a previous page.") }
-                afterSeq = seq
-            }
+            let afterSeq = try pagination.afterSequence() ?? -1
             var wait: Duration = .zero
             if let text = query["wait"] {
                 guard let seconds = Int(text), (0...30).contains(seconds) else { throw APIError.badRequest("'wait' must be 0 to 30 seconds.") }

@@ -60,11 +60,7 @@ enum RecordRoutes {
         api.on(.get, "/v1/me/access-log", .meAccessLog) { context in
             guard let patientId = context.caller.patientId else { throw APIError.forbidden }
             let pagination = try Pagination(try context.request.query())
-            var afterSeq: Int64?
-            if let after = pagination.after {
-                guard let seq = Int64(after), seq >= 0 else { throw APIError.badRequest("'after' must be a cursor from a previous page.") }
-                afterSeq = seq
-            }
+            let afterSeq = try pagination.afterSequence()
             let events = try await audit.events(AuditStore.Filter(patientId: patientId, afterSeq: afterSeq, limit: pagination.limit), on: pool)
             try await audit.record(context.permitted("audit_event", patientId: patientId, reason: "own access log"), on: pool)
             return JSONBody.response(.ok, pagination.page(events, cursor: \.seq) { AccessLogItem($0) })
