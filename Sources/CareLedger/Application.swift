@@ -48,6 +48,7 @@ public enum Application {
         ExchangeRoutes.registerProof(in: &api, ledger: context.ledger)
         ExchangeRoutes.registerBoxes(in: &api, ledger: context.ledger)
         RecordRoutes.register(in: &api)
+        ClaimRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -22,6 +22,13 @@ public enum Action: String, CaseIterable, Sendable {
     case recordRead = "record.read"
     case meRecord = "me.record"
     case meAccessLog = "me.access-log"
+    case claimsSubmit = "claims.submit"
+    case claimsRead = "claims.read"
+    case claimsCancel = "claims.cancel"
+    case claimsFeed = "claims.feed"
+    case claimsAdjudicate = "claims.adjudicate"
+    case claimsResponses = "claims.responses"
+    case claimsRules = "claims.rules"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -55,6 +62,13 @@ public enum PermissionMatrix {
         .recordRead: [.hospital, .insurer, .national, .pharmacy],
         .meRecord: [.patient],
         .meAccessLog: [.patient],
+        .claimsSubmit: [.hospital],
+        .claimsRead: [.hospital, .insurer],
+        .claimsCancel: [.hospital],
+        .claimsFeed: [.insurer],
+        .claimsAdjudicate: [.insurer],
+        .claimsResponses: [.hospital],
+        .claimsRules: [.insurer],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

@@ -44,6 +44,23 @@ struct AuditStore: Sendable {
             """)
     }
 
+    /// Appends one event per resource, `template` with each resource's id and patient: a feed page
+    /// records every item it delivered (so each shows in its patient's access log), in one statement.
+    func record(_ template: AuditEvent, forEach resources: [(id: String, patientId: String?)], on runner: some QueryRunner) async throws {
+        guard !resources.isEmpty else { return }
+        try await runner.query("""
+            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema())))
+            INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id,
+                                      patient_id, purpose, decision, reason, client_address)
+            SELECT \(template.requestId), \(template.actorOrg), \(template.keyId), \(template.role?.rawValue), \(template.action),
+                   \(template.resourceType), r.id, r.patient_id, \(template.purpose?.rawValue),
+                   \(template.decision.rawValue), \(template.reason), \(template.clientAddress)
+            FROM gate, unnest(\(PostgresArray(resources.map { Optional($0.id) }))::text[], \(PostgresArray(resources.map(\.patientId)))::text[])
+                 WITH ORDINALITY AS r(id, patient_id, position)
+            ORDER BY r.position
+            """)
+    }
+
     /// Events after `afterSeq` as they are hashed into audit batches: every column, as text.
     func batchEvents(after afterSeq: Int64, through lastSeq: Int64 = .max, limit: Int, on runner: some QueryRunner) async throws -> [(seq: Int64, value: JSONValue)] {
         let rows = try await runner.query("""

@@ -25,6 +25,14 @@ enum APIError {
         HTTPError(status: .conflict, code: "conflict", message: message)
     }
 
+    /// 422 `invalid_resource`: well-formed JSON that is not an acceptable resource, naming where.
+    static func invalidResource(_ path: String, _ problem: String) -> HTTPError {
+        HTTPError(status: .unprocessableContent, code: "invalid_resource", message: "\(path): \(problem).")
+    }
+
+    /// 410 `erased`: the patient's data key was destroyed, so nothing about them can be read again.
+    static let erased = HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.")
+
     static let unsupportedMediaType = HTTPError(
         status: .unsupportedMediaType, code: "unsupported_media_type", message: "Send the body as application/json.")
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HTTP
+import Ledger
 
 /// Request bodies in, response bodies out. Bodies are decoded strictly: a field the endpoint does
 /// not know is refused rather than ignored, so a typo (`"kindd"`) is a clear 400 instead of a
@@ -39,11 +40,70 @@ enum JSONBody {
         }
     }
 
+    /// The body as a parsed JSON value (for bodies that carry documents, kept exactly as sent): 415
+    /// unless JSON, 400 unless valid I-JSON, and, with `fields`, 400 unless an object with only those members.
+    static func parse(_ request: Request, fields: Set<String>? = nil) throws(HTTPError) -> JSONValue {
+        if let contentType = request.headers.first(name: "Content-Type"), !contentType.lowercased().hasPrefix("application/json") {
+            throw APIError.unsupportedMediaType
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(request.body)
+        } catch {
+            throw APIError.badRequest("The body is not valid JSON: \(error).")
+        }
+        guard let fields else { return value }
+        guard case .object(let members) = value else { throw APIError.badRequest("The body is not a JSON object.") }
+        if let unknown = members.map(\.key).sorted().first(where: { !fields.contains($0) }) {
+            throw APIError.badRequest("Unknown field '\(unknown)'.")
+        }
+        return value
+    }
+
     /// A JSON response.
     static func response(_ status: HTTPStatus, _ value: some Encodable) -> Response {
         // Our response types hold only strings, numbers, booleans and optionals, which always encode.
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return .json(status, Array(data))
+    }
+
+    /// The JSON object `value` encodes to, with members whose values are JSON text already (stored
+    /// canonical documents, sent exactly as they are rather than decoded and encoded again).
+    static func object(_ value: some Encodable, adding members: [(name: String, json: [UInt8])]) -> [UInt8] {
+        var body = Array((try? encoder.encode(value)) ?? Data("{}".utf8))
+        guard body.last == UInt8(ascii: "}") else { return body }
+        body.removeLast()
+        for member in members {
+            if body.count > 1 { body.append(UInt8(ascii: ",")) }
+            body += Array("\"\(member.name)\":".utf8) + member.json
+        }
+        body.append(UInt8(ascii: "}"))
+        return body
+    }
+
+    /// A page of items already encoded as JSON: `{"items":[...],"next":...}`, plus `"cursor"` (where a
+    /// feed's poller goes on from) when given, even as null.
+    static func page(encodedItems: [[UInt8]], next: String?, cursor: String?? = .none) -> Response {
+        var items: [UInt8] = [UInt8(ascii: "[")]
+        for (position, item) in encodedItems.enumerated() {
+            if position > 0 { items.append(UInt8(ascii: ",")) }
+            items += item
+        }
+        items.append(UInt8(ascii: "]"))
+        return .json(.ok, object(PageLinks(next: next, cursor: cursor), adding: [("items", items)]))
+    }
+
+    private struct PageLinks: Encodable {
+        let next: String?
+        let cursor: String??
+
+        private enum CodingKeys: String, CodingKey { case next, cursor }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(next, forKey: .next)
+            if case .some(let cursor) = cursor { try container.encode(cursor, forKey: .cursor) }
+        }
     }
 
     private static func describe(_ error: DecodingError) -> String {

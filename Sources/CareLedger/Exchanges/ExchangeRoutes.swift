@@ -15,62 +15,32 @@ enum ExchangeRoutes {
         let store = ExchangeStore()
         let patients = PatientStore()
         let consents = ConsentStore()
+        let gate = DisclosureGate()
         let audit = api.access.audit
         let pool = api.access.pool
 
         api.on(.post, "/v1/exchanges", .exchangesSend) { context in
             let request = try SendRequest(context.request)
-            let idempotencyKey = try idempotencyKey(context.request)
-            let requestHash = "sha256:" + SHA256.hexDigest(context.request.body)
-            if let key = idempotencyKey, let earlier = try await store.idempotencyRecord(orgId: context.caller.orgId, key: key, on: pool) {
-                return try await replay(earlier, requestHash: requestHash, store: store, ledger: ledger)
+            let idempotency = try Idempotency.of(context.request)
+            if let earlier = try await idempotency?.earlierResource(orgId: context.caller.orgId, on: pool) {
+                return try await replay(earlier, store: store, ledger: ledger)
             }
-            let known = try await store.sendContext(recipient: request.to, sender: context.caller.orgId, patientId: request.patient, on: pool)
-            guard let recipientKind = known.recipientKind else {
-                throw APIError.badRequest("'to' is not an active organization.")
-            }
-            // The sender must have a relationship with the patient; anyone else learns nothing.
-            let rules = try await consents.consents(patientId: request.patient, on: pool).map(\.rule)
-            let senderConsent = ConsentPolicy.decide(ConsentRequest(
-                actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: request.patient,
-                purpose: request.purpose, category: request.category, time: Date()), consents: rules)
-            guard known.patientExists, known.senderIsCustodian || senderConsent.permitted else {
-                throw Denial.notVisible("patient", request.patient)
-            }
-            if request.purpose == .emergencyTreatment {
-                guard context.caller.role == .hospital else { throw APIError.forbidden }
-            } else {
-                let disclosure = ConsentPolicy.decide(ConsentRequest(
-                    actorOrg: request.to, actorKind: recipientKind, patientId: request.patient, purpose: request.purpose,
-                    category: request.category, time: Date()), consents: rules)
-                guard disclosure.permitted else {
-                    throw Denial(error: HTTPError(status: .forbidden, code: "consent_denied", message: "The patient's consent does not permit this disclosure."),
-                                 reason: disclosure.reason + (disclosure.consentId.map { " (\($0))" } ?? ""), resourceType: "patient", resourceId: request.patient)
-                }
-            }
-            guard let wrapped = known.wrappedDataKey else { throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.") }
+            let permitted = try await gate.check(context, recipient: request.to, recipientField: "to", patientId: request.patient,
+                                                 purpose: request.purpose, category: request.category, on: pool)
             let id = ResourceID.generate("exc")
             let canonical = JCS.canonicalize(request.document)
             let documentHash = "sha256:" + SHA256.hexDigest(canonical)
-            let sealed = try AESGCM.seal(canonical, key: try keys.unwrap(wrapped, patientId: request.patient), authenticating: Array("exchange:\(id)".utf8))
+            let sealed = try AESGCM.seal(canonical, key: try keys.unwrap(permitted.wrappedDataKey, patientId: request.patient), authenticating: Array("exchange:\(id)".utf8))
             let now = Date()
-            // Nil when a request with the same key committed first (then its answer is replayed); a
-            // request racing it with the same key meets the key's primary key and replays too.
             var event = context.permitted("exchange", id, patientId: request.patient, reason: request.breakGlassReason == nil ? "consent" : "break-the-glass")
             event.purpose = request.purpose
             let stored = StoredExchange(
                 id: id, senderOrg: context.caller.orgId, recipientOrg: request.to, patientId: request.patient, purpose: request.purpose.rawValue,
                 category: request.category.rawValue, sealedDocument: sealed, documentHash: documentHash, breakGlassReason: request.breakGlassReason,
                 sentQueueId: 0, createdAt: now, receivedAt: nil)
-            // Nil when a request with the same key committed first: its answer is replayed.
-            let queued: Int64? = try await replayingDuplicateKey {
-                try await store.send(stored, event: event, idempotency: idempotencyKey.map { ($0, requestHash) }, on: pool)
-            }
-            guard let queueId = queued else {
-                guard let key = idempotencyKey, let earlier = try await store.idempotencyRecord(orgId: context.caller.orgId, key: key, on: pool) else {
-                    throw HTTPError.internalError
-                }
-                return try await replay(earlier, requestHash: requestHash, store: store, ledger: ledger)
+            guard let queueId = try await Idempotency.unlessRaced(idempotency, { try await store.send(stored, event: event, idempotency: idempotency, on: pool) }) else {
+                guard let earlier = try await idempotency?.earlierResource(orgId: context.caller.orgId, on: pool) else { throw HTTPError.internalError }
+                return try await replay(earlier, store: store, ledger: ledger)
             }
             let entry = await ledger.sequencedEntry(queueId: queueId)
             return JSONBody.response(.created, Sent(id: id, documentHash: documentHash, ledger: entry.map(LedgerRef.init), createdAt: Timestamp.format(now)))
@@ -106,7 +76,7 @@ enum ExchangeRoutes {
                 receivedAt = now
             }
             guard let patient = try await patients.patient(exchange.patientId, on: pool), let wrapped = patient.wrappedDataKey else {
-                throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.")
+                throw APIError.erased
             }
             let document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
                                            authenticating: Array("exchange:\(id)".utf8))
@@ -114,11 +84,7 @@ enum ExchangeRoutes {
             let head = ExchangeView(id: id, from: exchange.senderOrg, to: exchange.recipientOrg, patient: exchange.patientId, purpose: exchange.purpose,
                                     category: exchange.category, documentHash: exchange.documentHash, breakGlass: exchange.breakGlassReason != nil,
                                     createdAt: Timestamp.format(exchange.createdAt), receivedAt: receivedAt.map(Timestamp.format))
-            // The view's fields, then the document as stored (canonical JSON), in one object.
-            var body = JSONBody.response(.ok, head).body
-            body.removeLast()
-            body += Array(#","document":"#.utf8) + document + [UInt8(ascii: "}")]
-            return .json(.ok, body)
+            return .json(.ok, JSONBody.object(head, adding: [("document", document)]))
         }
     }
 
@@ -130,23 +96,12 @@ enum ExchangeRoutes {
         api.on(.get, "/v1/exchanges", .exchangesRead) { context in
             let query = try context.request.query()
             guard let box = query["box"], box == "inbox" || box == "outbox" else { throw APIError.badRequest("'box' must be inbox or outbox.") }
-            let pagination = try Pagination(query)
-            let afterSeq = try pagination.afterSequence() ?? -1
-            var wait: Duration = .zero
-            if let text = query["wait"] {
-                guard let seconds = Int(text), (0...30).contains(seconds) else { throw APIError.badRequest("'wait' must be 0 to 30 seconds.") }
-                wait = .seconds(seconds)
+            let feed = try LedgerFeed(query)
+            let rows = try await feed.poll(ledger.batches) { afterSeq, limit in
+                try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", afterSeq: afterSeq, limit: limit, on: pool)
             }
-            let deadline = ContinuousClock.now + wait
-            while true {
-                let rows = try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", afterSeq: afterSeq, limit: pagination.limit + 1, on: pool)
-                if !rows.isEmpty || ContinuousClock.now >= deadline {
-                    let shown = rows.prefix(pagination.limit)
-                    let next = rows.count > pagination.limit ? shown.last.map { String($0.seq) } : nil
-                    return JSONBody.response(.ok, BoxPage(items: shown.map(BoxItem.init), next: next, cursor: shown.last.map { String($0.seq) } ?? pagination.after))
-                }
-                await ledger.batches.next(timeout: deadline - ContinuousClock.now)
-            }
+            let page = feed.page(rows, seq: \.seq)
+            return JSONBody.response(.ok, BoxPage(items: page.shown.map(BoxItem.init), next: page.next, cursor: page.cursor))
         }
     }
 
@@ -175,29 +130,9 @@ enum ExchangeRoutes {
         }
     }
 
-    private static func replayingDuplicateKey(_ body: () async throws -> Int64?) async throws -> Int64? {
-        do {
-            return try await body()
-        } catch let error as PostgresError where error.isUniqueViolation {
-            return nil
-        }
-    }
-
-    private static func idempotencyKey(_ request: Request) throws(HTTPError) -> String? {
-        guard let key = request.headers.first(name: "Idempotency-Key") else { return nil }
-        guard (1...200).contains(key.utf8.count), key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw APIError.badRequest("Idempotency-Key must be 1-200 visible ASCII characters.")
-        }
-        return key
-    }
-
-    /// The answer to a repeated request: the original exchange if the body is the same, else 409.
-    private static func replay(_ earlier: (requestHash: String, resourceId: String), requestHash: String, store: ExchangeStore,
-                               ledger: LedgerService) async throws -> Response {
-        guard earlier.requestHash == requestHash else {
-            throw APIError.conflict("This Idempotency-Key was used with a different request.")
-        }
-        guard let exchange = try await store.exchange(earlier.resourceId, on: ledger.pool) else { throw HTTPError.internalError }
+    /// The answer to a repeated request: the exchange the first one created.
+    private static func replay(_ exchangeId: String, store: ExchangeStore, ledger: LedgerService) async throws -> Response {
+        guard let exchange = try await store.exchange(exchangeId, on: ledger.pool) else { throw HTTPError.internalError }
         let entry = try await ledger.store.entries(queueIds: [exchange.sentQueueId], on: ledger.pool)[exchange.sentQueueId]
         return JSONBody.response(.created, Sent(id: exchange.id, documentHash: exchange.documentHash, ledger: entry.map(LedgerRef.init),
                                                 createdAt: Timestamp.format(exchange.createdAt)))
@@ -214,19 +149,7 @@ private struct SendRequest {
     let breakGlassReason: String?
 
     init(_ request: Request) throws(HTTPError) {
-        if let contentType = request.headers.first(name: "Content-Type"), !contentType.lowercased().hasPrefix("application/json") {
-            throw APIError.unsupportedMediaType
-        }
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(request.body)
-        } catch {
-            throw APIError.badRequest("The body is not valid JSON: \(error).")
-        }
-        guard case .object(let members) = value else { throw APIError.badRequest("The body is not a JSON object.") }
-        if let unknown = members.map(\.key).sorted().first(where: { !ExchangeRoutes.fields.contains($0) }) {
-            throw APIError.badRequest("Unknown field '\(unknown)'.")
-        }
+        let value = try JSONBody.parse(request, fields: ExchangeRoutes.fields)
         guard let to = value["to"]?.stringValue else { throw APIError.badRequest("Missing field 'to'.") }
         guard let patient = value["patient"]?.stringValue else { throw APIError.badRequest("Missing field 'patient'.") }
         guard let purposeText = value["purpose"]?.stringValue, let purpose = PurposeOfUse(rawValue: purposeText) else {
@@ -252,16 +175,6 @@ private struct SendRequest {
         self.category = category
         self.document = document
         breakGlassReason = reason
-    }
-}
-
-private struct LedgerRef: Encodable {
-    let seq: String
-    let leafHash: String
-
-    init(_ entry: LedgerEntryRow) {
-        seq = String(entry.seq)
-        leafHash = Base64.encode(entry.leafHash)
     }
 }
 

@@ -25,32 +25,12 @@ struct ExchangeStore: Sendable {
         created_at, received_at, received_queue_id
         """
 
-    /// What a send needs to know before it writes, in one round trip.
-    struct SendContext: Sendable {
-        let recipientKind: OrganizationKind?
-        let senderIsCustodian: Bool
-        let patientExists: Bool
-        let wrappedDataKey: [UInt8]?
-    }
-
-    func sendContext(recipient: String, sender: String, patientId: String, on runner: some QueryRunner) async throws -> SendContext {
-        let row = try await runner.query("""
-            SELECT (SELECT kind FROM organizations WHERE id = \(recipient) AND status = 'active') AS recipient_kind,
-                   EXISTS (SELECT 1 FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(sender)) AS custodian,
-                   p.id IS NOT NULL AS patient_exists, p.wrapped_data_key
-            FROM (SELECT 1) AS one LEFT JOIN patients p ON p.id = \(patientId)
-            """)[0]
-        return SendContext(
-            recipientKind: try row.decode("recipient_kind", as: String?.self).flatMap(OrganizationKind.init), senderIsCustodian: try row.decode("custodian"),
-            patientExists: try row.decode("patient_exists"), wrappedDataKey: try row.decode("wrapped_data_key", as: PostgresBytes?.self)?.bytes)
-    }
-
     /// Writes a sent exchange, its ledger queue row, its audit event and (when given) its
     /// idempotency key as one statement: atomic on its own, and one round trip instead of five
     /// (BEGIN, queue, insert, audit, COMMIT), which the send path measured as its largest cost. The
     /// queue and audit inserts mirror `LedgerStore.enqueue` and `AuditStore.record` (with the same
     /// shared audit lock); keep them in step. A reused idempotency key fails on its primary key.
-    func send(_ exchange: StoredExchange, event: AuditEvent, idempotency: (key: String, requestHash: String)?, on runner: some QueryRunner) async throws -> Int64 {
+    func send(_ exchange: StoredExchange, event: AuditEvent, idempotency: Idempotency?, on runner: some QueryRunner) async throws -> Int64 {
         let rows = try await runner.query("""
             WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))),
             idempotency AS (
@@ -168,11 +148,5 @@ struct ExchangeStore: Sendable {
         try await runner.query("""
             UPDATE exchanges SET received_at = \(time), received_hash = \(hash), received_queue_id = \(queueId) WHERE id = \(id) AND received_at IS NULL
             """)
-    }
-
-    /// The resource an earlier request with this key created, and the hash of that request's body.
-    func idempotencyRecord(orgId: String, key: String, on runner: some QueryRunner) async throws -> (requestHash: String, resourceId: String)? {
-        let rows = try await runner.query("SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = \(orgId) AND key = \(key)")
-        return try rows.first.map { (try $0.decode("request_hash"), try $0.decode("resource_id")) }
     }
 }

@@ -216,3 +216,14 @@ enum DocumentHash {
             && text.utf8.dropFirst(7).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 }
+
+/// Where a created object's entry sits in the log, as a create's 201 reports it.
+struct LedgerRef: Encodable {
+    let seq: String
+    let leafHash: String
+
+    init(_ entry: LedgerEntryRow) {
+        seq = String(entry.seq)
+        leafHash = Base64.encode(entry.leafHash)
+    }
+}

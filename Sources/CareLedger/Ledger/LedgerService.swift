@@ -173,28 +173,44 @@ final class HeadCache: Sendable {
 }
 
 /// Lets any number of tasks wait for the next sequenced batch (or a timeout): the long polls of
-/// feeds, whose items become visible only once sequenced.
+/// feeds, whose items become visible only once sequenced. A batch cancels the waiters' timers, so
+/// busy feeds (woken every batch) do not pile up sleeping tasks for the rest of their `wait`.
 final class BatchNotifier: Sendable {
-    private let waiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
+    private struct Waiter {
+        let continuation: CheckedContinuation<Void, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private let waiters = Mutex<[Int: Waiter]>([:])
     private let nextToken = Atomic<Int>(0)
 
     func notify() {
-        let all = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+        let all = waiters.withLock { waiters -> [Waiter] in
             defer { waiters = [:] }
             return Array(waiters.values)
         }
-        for waiter in all { waiter.resume() }
+        for waiter in all {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
+        }
     }
 
     /// Returns at the next batch, or after `timeout`.
     func next(timeout: Duration) async {
         let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         await withCheckedContinuation { continuation in
-            waiters.withLock { $0[token] = continuation }
-            Task {
+            waiters.withLock { $0[token] = Waiter(continuation: continuation) }
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
-                self.waiters.withLock { $0.removeValue(forKey: token) }?.resume()
+                self.waiters.withLock { $0.removeValue(forKey: token) }?.continuation.resume()
             }
+            // A batch may have come between registering and here; then the timer has nothing to do.
+            let stillWaiting = waiters.withLock { waiters -> Bool in
+                guard waiters[token] != nil else { return false }
+                waiters[token]?.timer = timer
+                return true
+            }
+            if !stillWaiting { timer.cancel() }
         }
     }
 }

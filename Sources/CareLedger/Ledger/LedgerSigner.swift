@@ -30,12 +30,15 @@ public struct LedgerSigner: Sendable {
     }
 }
 
-/// How a ledger entry is written: canonical JSON of exactly these members.
+/// How a ledger entry is written: canonical JSON of exactly these members, plus `basis` and
+/// `basisHash` when the entry's decision rests on another anchored object.
 enum LedgerEntry {
     static func canonical(seq: Int64, item: LedgerItem, time: Date) -> [UInt8] {
-        JCS.canonicalize(.object([
+        var members: [(key: String, value: JSONValue)] = [
             ("actor", .string(item.actor)), ("hash", .string(item.hash)), ("ref", .string(item.ref)),
             ("seq", .number(Double(seq))), ("time", .string(Timestamp.format(time))), ("type", .string(item.type)),
-        ]))
+        ]
+        if let basis = item.basis { members += [("basis", .string(basis.ref)), ("basisHash", .string(basis.hash))] }
+        return JCS.canonicalize(.object(members))
     }
 }

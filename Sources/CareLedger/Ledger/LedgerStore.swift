@@ -10,8 +10,16 @@ struct LedgerItem: Sendable {
     let actor: String
     let ref: String
     let hash: String
+    /// The anchored object a decision rests on (an adjudication's rule), named in the entry.
+    var basis: LedgerBasis? = nil
     /// Set when read back from the queue.
     var enqueuedAt: Date?
+}
+
+/// Another anchored object an entry's decision rests on: its id and its hash.
+struct LedgerBasis: Sendable, Equatable {
+    let ref: String
+    let hash: String
 }
 
 /// A sequenced entry.
@@ -57,7 +65,8 @@ struct LedgerStore: Sendable {
     @discardableResult
     func enqueue(_ item: LedgerItem, on runner: some QueryRunner) async throws -> Int64 {
         let rows = try await runner.query("""
-            INSERT INTO ledger_queue (type, actor, ref, hash) VALUES (\(item.type), \(item.actor), \(item.ref), \(item.hash))
+            INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
+            VALUES (\(item.type), \(item.actor), \(item.ref), \(item.hash), \(item.basis?.ref), \(item.basis?.hash))
             RETURNING id
             """)
         return try rows[0].decode("id", as: Int64.self)
@@ -68,12 +77,15 @@ struct LedgerStore: Sendable {
     func dequeue(limit: Int, on runner: some QueryRunner) async throws -> [(id: Int64, item: LedgerItem)] {
         let rows = try await runner.query("""
             DELETE FROM ledger_queue WHERE id IN (SELECT id FROM ledger_queue ORDER BY id LIMIT \(limit))
-            RETURNING id, type, actor, ref, hash, enqueued_at
+            RETURNING id, type, actor, ref, hash, basis, basis_hash, enqueued_at
             """)
         return try rows.all.map { row in
-            (try row.decode("id", as: Int64.self),
-             LedgerItem(type: try row.decode("type"), actor: try row.decode("actor"), ref: try row.decode("ref"), hash: try row.decode("hash"),
-                        enqueuedAt: try row.decode("enqueued_at", as: Date.self)))
+            let basis = try row.decode("basis", as: String?.self)
+            let basisHash = try row.decode("basis_hash", as: String?.self)
+            return (try row.decode("id", as: Int64.self),
+                    LedgerItem(type: try row.decode("type"), actor: try row.decode("actor"), ref: try row.decode("ref"), hash: try row.decode("hash"),
+                               basis: basis.flatMap { ref in basisHash.map { LedgerBasis(ref: ref, hash: $0) } },
+                               enqueuedAt: try row.decode("enqueued_at", as: Date.self)))
         }.sorted { $0.0 < $1.0 }
     }
 

@@ -34,6 +34,7 @@ struct EntryFacts: Sendable {
     let type: String
     let ref: String
     let hash: String
+    var basis: LedgerBasis? = nil
 }
 
 /// How one kind of anchored object is re-hashed and matched with its entries. Each domain area
@@ -53,7 +54,8 @@ protocol AnchoredObjectCheck: Sendable {
 public struct LedgerVerifier: Sendable {
     static let checks: [any AnchoredObjectCheck] = [
         AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck(), ExchangeSentCheck(), ExchangeReceivedCheck(),
-    ]
+        ClaimRuleCheck(retired: false), ClaimRuleCheck(retired: true),
+    ] + ClaimEvent.Kind.allCases.map { ClaimEventCheck(kind: $0) }
     static let pageSize = 50_000
 
     let pool: PostgresPool
@@ -143,7 +145,11 @@ public struct LedgerVerifier: Sendable {
               let ref = value["ref"]?.stringValue, let hash = value["hash"]?.stringValue else {
             return .failure(VerificationFailure(seq: stored.seq, table: "ledger_entries", detail: "the entry's fields do not match its place in the log"))
         }
-        return .success((leafHash, EntryFacts(seq: stored.seq, type: type, ref: ref, hash: hash)))
+        var basis: LedgerBasis?
+        if let basisRef = value["basis"]?.stringValue, let basisHash = value["basisHash"]?.stringValue {
+            basis = LedgerBasis(ref: basisRef, hash: basisHash)
+        }
+        return .success((leafHash, EntryFacts(seq: stored.seq, type: type, ref: ref, hash: hash, basis: basis)))
     }
 
     /// Leaf hashes, in order, after checking each entry. The next page is fetched while this one is
@@ -433,12 +439,13 @@ private enum ConsentDocumentCheck {
     }
 }
 
-/// What an anchored object claims: its id (the entry's ref), the queue id its entry came from, and
-/// the hash the entry must carry.
+/// What an anchored object claims: its id (the entry's ref), the queue id its entry came from, the
+/// hash the entry must carry, and the object its decision rests on, if any.
 struct AnchoredObject {
     let ref: String
     let queueId: Int64
     let hash: String
+    var basis: LedgerBasis? = nil
 
     /// Every object has its entry with the same ref and hash (or is still queued), and every entry
     /// of the type has its object; returns how many matched.
@@ -449,7 +456,7 @@ struct AnchoredObject {
                 if pending.contains(object.queueId) { continue }
                 throw VerificationFailure(seq: nil, table: table, detail: "\(object.ref) has no ledger entry")
             }
-            guard entry.ref == object.ref, entry.hash == object.hash else {
+            guard entry.ref == object.ref, entry.hash == object.hash, entry.basis == object.basis else {
                 throw VerificationFailure(seq: entry.seq, table: table, detail: "\(object.ref) no longer hashes to its ledger entry")
             }
             matched += 1

@@ -55,10 +55,3 @@ struct FHIRPatient {
         return true
     }
 }
-
-extension APIError {
-    /// 422 `invalid_resource`: well-formed JSON that is not an acceptable resource, naming where.
-    static func invalidResource(_ path: String, _ problem: String) -> HTTPError {
-        HTTPError(status: .unprocessableContent, code: "invalid_resource", message: "\(path): \(problem).")
-    }
-}

@@ -158,7 +158,7 @@ enum PatientRoutes {
         }
         guard let patient = try await store.patient(id, on: pool) else { throw Denial.notVisible("patient", id) }
         guard let wrapped = patient.wrappedDataKey, let sealed = patient.resource else {
-            throw HTTPError(status: .gone, code: "erased", message: "This patient's data was erased.")
+            throw APIError.erased
         }
         let dataKey = try keys.unwrap(wrapped, patientId: id)
         let resource = try AESGCM.open(sealed, key: dataKey, authenticating: Array("patient:\(id)".utf8))
