@@ -80,3 +80,35 @@ import TestSupport
         }
     }
 }
+
+/// The feed's paging over long stretches of the log that hold nothing for the caller.
+@Suite struct LedgerFeedWindowTests {
+    @Test func aPollerWalksPastOtherOrganizationsEntriesWithoutMissingItsOwn() async throws {
+        try await APIHarness.with { api in
+            let world = try await ClaimWorld.make(api)
+            let claim = try ClaimWorld.fixture("claim-example")
+            let firstId = try #require(await world.submit(claim)["id"])
+            // More than a request's worth of windows of other entries, then a second claim.
+            let filler = LedgerFeed.scanWindow * LedgerFeed.windowsPerRequest + 10
+            try await api.pool.query("""
+                INSERT INTO ledger_queue (type, actor, ref, hash) SELECT 'anchor', 'x', 'r' || n, 'sha256:00' FROM generate_series(1, \(filler)) AS n
+                """)
+            let secondId = try #require(await world.submit(claim)["id"])
+            while try await api.ledger.sequencer.sequenceBatch() > 0 {}
+
+            var seen: [String] = []
+            var cursor: String?
+            var requests = 0
+            repeat {
+                let page = await api.call(.get, "/v1/claims/feed?limit=1" + (cursor.map { "&after=\($0)" } ?? ""), key: world.insurer)
+                #expect(page.status == 200)
+                seen += page.items.compactMap { $0["claimId"] as? String }
+                cursor = page.json["cursor"] as? String
+                requests += 1
+                if page.json["next"] as? String == nil && page.items.isEmpty { break }
+            } while requests < 20
+            #expect(seen == [firstId, secondId])
+            #expect(requests >= 3, "a request reads a bounded number of windows")
+        }
+    }
+}

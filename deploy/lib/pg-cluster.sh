@@ -24,6 +24,8 @@ start)
     settings="-c listen_addresses='' -c unix_socket_directories='$dir/socket' -c max_connections=200"
     # Throwaway test clusters: no durability, and room for the many pools of a parallel test run.
     [ "${4:-}" = "fast" ] && settings="$settings -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500"
+    # Extra server settings for a profiling run, e.g. "-c shared_preload_libraries=pg_stat_statements".
+    settings="$settings ${PG_EXTRA_SETTINGS:-}"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_owner "$bindir/initdb" -D "$dir/data" -U "$superuser" --auth=trust -E UTF8 --locale=C >/dev/null
     fi

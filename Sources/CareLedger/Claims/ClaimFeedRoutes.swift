@@ -14,28 +14,25 @@ enum ClaimFeedRoutes {
         let pool = api.access.pool
 
         @Sendable func serve(_ context: APIContext, reason: String,
-                   fetch: (_ afterSeq: Int64, _ limit: Int) async throws -> [ClaimEventRow]) async throws -> Response {
-            let feed = try LedgerFeed(try context.request.query())
-            let rows = try await feed.poll(ledger.batches, fetch: fetch)
-            let page = feed.page(rows, seq: { $0.seq ?? -1 })
-            let shown = Array(page.shown)
-            let documents = try await claims.open(shown, on: pool)
-            try await audit.record(context.permitted("claim", reason: reason), forEach: shown.map { ($0.event.claimId, $0.patientId) }, on: pool)
-            let items = shown.map { row in
+                             fetch: (_ seqs: ClosedRange<Int64>, _ limit: Int) async throws -> [ClaimEventRow]) async throws -> Response {
+            let page = try await LedgerFeed(try context.request.query()).poll(ledger, seq: { $0.seq ?? -1 }, fetch: fetch)
+            let documents = try await claims.open(page.shown, on: pool)
+            try await audit.record(context.permitted("claim", reason: reason), forEach: page.shown.map { ($0.event.claimId, $0.patientId) }, on: pool)
+            let items = page.shown.map { row in
                 JSONBody.object(FeedItem(row), adding: [("document", documents[row.event.queueId] ?? Array("null".utf8))])
             }
             return JSONBody.page(encodedItems: items, next: page.next, cursor: .some(page.cursor))
         }
 
         api.on(.get, "/v1/claims/feed", .claimsFeed) { context in
-            try await serve(context, reason: "claims feed") { afterSeq, limit in
-                try await store.insurerFeed(insurerOrg: context.caller.orgId, afterSeq: afterSeq, limit: limit, on: pool)
+            try await serve(context, reason: "claims feed") { seqs, limit in
+                try await store.insurerFeed(insurerOrg: context.caller.orgId, seqs: seqs, limit: limit, on: pool)
             }
         }
 
         api.on(.get, "/v1/claims/responses/feed", .claimsResponses) { context in
-            try await serve(context, reason: "claim responses feed") { afterSeq, limit in
-                try await store.responseFeed(hospitalOrg: context.caller.orgId, afterSeq: afterSeq, limit: limit, on: pool)
+            try await serve(context, reason: "claim responses feed") { seqs, limit in
+                try await store.responseFeed(hospitalOrg: context.caller.orgId, seqs: seqs, limit: limit, on: pool)
             }
         }
     }

@@ -43,44 +43,41 @@ enum ClaimRoutes {
             let submission = try claims.seal(claim.document, key: dataKey, claimId: id, kind: .submitted)
             var event = context.permitted("claim", id, patientId: patientId, reason: "consent")
             event.purpose = .payment
+            let stored = StoredClaim(id: id, hospitalOrg: context.caller.orgId, insurerOrg: insurer, patientId: patientId, status: .submitted,
+                                     total: claim.total, createdAt: now)
             let written = try await Idempotency.unlessRaced(idempotency) {
-                try await pool.withTransaction { transaction -> (queueId: Int64, status: StoredClaim.Status) in
-                    try await idempotency?.record(orgId: context.caller.orgId, resourceId: id, on: transaction)
-                    try await store.insert(StoredClaim(id: id, hospitalOrg: context.caller.orgId, insurerOrg: insurer, patientId: patientId,
-                                                       status: .submitted, total: claim.total, createdAt: now), on: transaction)
-                    let queueId = try await ledger.enqueue(
-                        LedgerItem(type: ClaimEvent.Kind.submitted.entryType, actor: context.caller.orgId, ref: id, hash: submission.hash), on: transaction)
-                    try await store.append(ClaimEvent(queueId: queueId, claimId: id, kind: .submitted, actorOrg: context.caller.orgId,
-                                                      sealedDocument: submission.sealed, documentHash: submission.hash, createdAt: now),
-                                           status: .submitted, on: transaction)
-                    try await audit.record(event, on: transaction)
-                    // The insurer's rules decide in the same transaction: a matching claim is never
-                    // seen submitted-but-undecided, and the rule cannot be retired meanwhile.
+                try await pool.withTransaction { transaction -> (queueId: Int64, adjudication: ClaimEventView?) in
+                    // Read first, under a share lock: the rules cannot be retired until this commits.
                     let rules = try await store.activeRules(insurerOrg: insurer, share: true, on: transaction).compactMap { stored in
                         (try? JSONParser.parse(stored.document)).flatMap { try? ClaimRule($0) }.map { (stored: stored, rule: $0) }
                     }
-                    guard let decided = ClaimAdjudicator.decide(claim, patientId: patientId, rules: rules, rule: \.rule) else {
-                        return (queueId, .submitted)
-                    }
+                    let queueId = try await store.submit(stored, document: submission, idempotency: idempotency, on: transaction)
+                    try await audit.record(event, on: transaction)
+                    // The insurer's rules decide in the same transaction: a matching claim is never
+                    // seen submitted-but-undecided.
+                    guard let decided = ClaimAdjudicator.decide(claim, patientId: patientId, rules: rules, rule: \.rule) else { return (queueId, nil) }
                     let response = ClaimAdjudicator.response(to: claim, claimId: id, insurerOrg: insurer, ruleId: decided.stored.id,
                                                              ruleHash: decided.stored.hash, rule: decided.rule, at: now)
                     let adjudication = try claims.seal(response, key: dataKey, claimId: id, kind: .adjudicated)
                     let basis = LedgerBasis(ref: decided.stored.id, hash: decided.stored.hash)
                     let adjudicationQueueId = try await ledger.enqueue(
                         LedgerItem(type: ClaimEvent.Kind.adjudicated.entryType, actor: insurer, ref: id, hash: adjudication.hash, basis: basis), on: transaction)
-                    try await store.append(ClaimEvent(queueId: adjudicationQueueId, claimId: id, kind: .adjudicated, actorOrg: insurer,
-                                                      sealedDocument: adjudication.sealed, documentHash: adjudication.hash, outcome: "complete",
-                                                      ruleId: decided.stored.id, ruleHash: decided.stored.hash, createdAt: now),
-                                           status: .adjudicated, on: transaction)
-                    return (queueId, .adjudicated)
+                    let event = ClaimEvent(queueId: adjudicationQueueId, claimId: id, kind: .adjudicated, actorOrg: insurer,
+                                           sealedDocument: adjudication.sealed, documentHash: adjudication.hash, outcome: "complete",
+                                           ruleId: decided.stored.id, ruleHash: decided.stored.hash, createdAt: now)
+                    try await store.append(event, status: .adjudicated, on: transaction)
+                    return (queueId, ClaimEventView(ClaimEventRow(event: event, hospitalOrg: context.caller.orgId, insurerOrg: insurer, patientId: patientId,
+                                                                  total: claim.total, seq: nil)))
                 }
             }
             guard let written else {
                 guard let earlier = try await idempotency?.earlierResource(orgId: context.caller.orgId, on: pool) else { throw HTTPError.internalError }
                 return try await submitted(earlier, store: store, ledger: ledger)
             }
-            _ = await ledger.sequencedEntry(queueId: written.queueId)
-            return try await submitted(id, store: store, ledger: ledger)
+            let entry = await ledger.sequencedEntry(queueId: written.queueId)
+            return JSONBody.response(.created, Submitted(
+                id: id, status: written.adjudication == nil ? "submitted" : "adjudicated", documentHash: submission.hash, total: MoneyView(claim.total),
+                ledger: entry.map(LedgerRef.init), adjudication: written.adjudication, createdAt: Timestamp.format(now)))
         }
 
         api.on(.get, "/v1/claims/{claimId}", .claimsRead) { context in
@@ -174,7 +171,7 @@ enum ClaimRoutes {
         return claim
     }
 
-    /// The 201 of a submission (and of its replays): the claim as it stands, with its submission's entry.
+    /// The 201 of a replayed submission: the claim as it stands, with its submission's entry.
     private static func submitted(_ id: String, store: ClaimStore, ledger: LedgerService) async throws -> Response {
         guard let claim = try await store.claim(id, on: ledger.pool) else { throw HTTPError.internalError }
         let events = try await store.events(claimId: id, on: ledger.pool)

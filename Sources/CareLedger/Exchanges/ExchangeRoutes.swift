@@ -96,11 +96,9 @@ enum ExchangeRoutes {
         api.on(.get, "/v1/exchanges", .exchangesRead) { context in
             let query = try context.request.query()
             guard let box = query["box"], box == "inbox" || box == "outbox" else { throw APIError.badRequest("'box' must be inbox or outbox.") }
-            let feed = try LedgerFeed(query)
-            let rows = try await feed.poll(ledger.batches) { afterSeq, limit in
-                try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", afterSeq: afterSeq, limit: limit, on: pool)
+            let page = try await LedgerFeed(query).poll(ledger, seq: \.seq) { seqs, limit in
+                try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", seqs: seqs, limit: limit, on: pool)
             }
-            let page = feed.page(rows, seq: \.seq)
             return JSONBody.response(.ok, BoxPage(items: page.shown.map(BoxItem.init), next: page.next, cursor: page.cursor))
         }
     }

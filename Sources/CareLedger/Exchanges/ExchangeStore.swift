@@ -94,20 +94,21 @@ struct ExchangeStore: Sendable {
         let seq: Int64
     }
 
-    /// A box in ledger order: only exchanges whose `exchange.sent` entry is sequenced, after `afterSeq`.
-    /// Sequence numbers are assigned after commit and only grow, so a cursor never skips an exchange
-    /// that commits late (ids and timestamps are fixed before commit and would).
-    func box(orgId: String, inbox: Bool, afterSeq: Int64, limit: Int, on runner: some QueryRunner) async throws -> [BoxRow] {
+    /// A box in ledger order: the exchanges whose `exchange.sent` entry is among `seqs` (see
+    /// `LedgerFeed` for why a seq cursor never skips an exchange that commits late).
+    func box(orgId: String, inbox: Bool, seqs: ClosedRange<Int64>, limit: Int, on runner: some QueryRunner) async throws -> [BoxRow] {
         let rows = inbox
             ? try await runner.query("""
+                WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
                 SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
-                FROM exchanges x JOIN ledger_entries e ON e.queue_id = x.sent_queue_id
-                WHERE x.recipient_org = \(orgId) AND e.seq > \(afterSeq) ORDER BY e.seq LIMIT \(limit)
+                FROM scanned e JOIN exchanges x ON x.sent_queue_id = e.queue_id
+                WHERE x.recipient_org = \(orgId) ORDER BY e.seq LIMIT \(limit)
                 """)
             : try await runner.query("""
+                WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
                 SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
-                FROM exchanges x JOIN ledger_entries e ON e.queue_id = x.sent_queue_id
-                WHERE x.sender_org = \(orgId) AND e.seq > \(afterSeq) ORDER BY e.seq LIMIT \(limit)
+                FROM scanned e JOIN exchanges x ON x.sent_queue_id = e.queue_id
+                WHERE x.sender_org = \(orgId) ORDER BY e.seq LIMIT \(limit)
                 """)
         return try rows.all.map { row in
             let seq = try row.decode("seq", as: Int64.self)

@@ -6,8 +6,22 @@ import HTTP
 /// exist either is visible already or gets a larger seq: a poller never skips an item that commits
 /// late, however many writers and server instances there are (unlike ids or timestamps, which are
 /// fixed before commit).
+///
+/// Each poll reads the log forward in windows of entries (`scanWindow`) and asks the area for its
+/// items among them, so its cost follows the entries since the cursor, not the size of the caller's
+/// history; a window with nothing for the caller still moves the cursor past it.
 struct LedgerFeed {
     static let maximumWait = 30
+    static let scanWindow = 2_000
+    /// Windows one request reads at most before answering (an empty page whose `next` says go on).
+    static let windowsPerRequest = 10
+
+    /// The items shown, `next` when more may be waiting now, and `cursor`, where to poll from next time.
+    struct Page<Row> {
+        let shown: [Row]
+        let next: String?
+        let cursor: String?
+    }
 
     let afterSeq: Int64
     let after: String?
@@ -29,21 +43,34 @@ struct LedgerFeed {
         wait = .seconds(seconds)
     }
 
-    /// The rows after the cursor (`fetch` gets the seq and `limit + 1`); when there are none yet,
-    /// waits for sequenced batches until one brings some or `wait` is over.
-    func poll<Row>(_ batches: BatchNotifier, fetch: (_ afterSeq: Int64, _ limit: Int) async throws -> [Row]) async throws -> [Row] {
+    /// The page after the cursor. `fetch` gets a range of seqs, all visible, and returns the
+    /// caller's items in it in seq order (at most the given count); when there are none yet, waits
+    /// for sequenced batches until one brings some or `wait` is over.
+    func poll<Row>(_ ledger: LedgerService, seq: (Row) -> Int64,
+                   fetch: (_ seqs: ClosedRange<Int64>, _ limit: Int) async throws -> [Row]) async throws -> Page<Row> {
         let deadline = ContinuousClock.now + wait
+        var scannedTo = afterSeq
+        var windows = 0
         while true {
-            let rows = try await fetch(afterSeq, limit + 1)
-            if !rows.isEmpty || ContinuousClock.now >= deadline { return rows }
-            await batches.next(timeout: deadline - ContinuousClock.now)
+            if let window = try await ledger.store.window(after: scannedTo, size: Self.scanWindow, on: ledger.pool) {
+                let rows = try await fetch(scannedTo + 1...window.last, limit + 1)
+                if rows.count > limit {
+                    let shown = Array(rows.prefix(limit))
+                    let cursor = shown.last.map { String(seq($0)) }
+                    return Page(shown: shown, next: cursor, cursor: cursor)
+                }
+                scannedTo = window.last
+                windows += 1
+                let more = window.count == Self.scanWindow
+                if !rows.isEmpty || (more && windows >= Self.windowsPerRequest) {
+                    return Page(shown: rows, next: more ? String(scannedTo) : nil, cursor: String(scannedTo))
+                }
+                if more { continue }
+            }
+            guard ContinuousClock.now < deadline else {
+                return Page(shown: [], next: nil, cursor: scannedTo > afterSeq ? String(scannedTo) : after)
+            }
+            await ledger.batches.next(timeout: deadline - ContinuousClock.now)
         }
-    }
-
-    /// The page of `rows` (fetched with `limit + 1`): the items shown, `next` when more is waiting
-    /// now, and `cursor`, where to poll from next time (the request's own when the page is empty).
-    func page<Row>(_ rows: [Row], seq: (Row) -> Int64) -> (shown: ArraySlice<Row>, next: String?, cursor: String?) {
-        let shown = rows.prefix(limit)
-        return (shown, rows.count > limit ? shown.last.map { String(seq($0)) } : nil, shown.last.map { String(seq($0)) } ?? after)
     }
 }

@@ -69,10 +69,13 @@ public final class LedgerService: Sendable {
         consumer.withLock {
             $0 = Task {
                 for await event in events {
-                    // A batch was sequenced (here or elsewhere), or the listener reconnected and may have missed one.
-                    _ = event
+                    // A batch was sequenced (here or elsewhere; the payload is the new tree size), or
+                    // the listener reconnected and may have missed one.
+                    var treeSize: Int64?
+                    if case .notification(_, let payload) = event { treeSize = Int64(payload) }
+                    // A batch sequenced here was announced to everyone here already.
+                    guard waiter.sequenced(treeSize: treeSize) else { continue }
                     cachedHead.clear()
-                    waiter.sequenced()
                     batches.notify()
                 }
             }

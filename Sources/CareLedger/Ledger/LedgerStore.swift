@@ -157,6 +157,16 @@ struct LedgerStore: Sendable {
         return try rows.all.map(Self.entry)
     }
 
+    /// The next `size` entries after `afterSeq`: the last one's seq and how many there are, or nil
+    /// when there are none yet. Entries become visible a whole batch at a time and in seq order, so
+    /// every entry up to the returned seq is visible from now on.
+    func window(after afterSeq: Int64, size: Int, on runner: some QueryRunner) async throws -> (last: Int64, count: Int)? {
+        let row = try await runner.query("""
+            SELECT max(seq) AS last, count(*) AS n FROM (SELECT seq FROM ledger_entries WHERE seq > \(afterSeq) ORDER BY seq LIMIT \(size)) AS next
+            """)[0]
+        return try row.decode("last", as: Int64?.self).map { ($0, try row.decode("n", as: Int.self)) }
+    }
+
     /// Queue ids not yet sequenced.
     func pendingQueueIds(on runner: some QueryRunner) async throws -> Set<Int64> {
         Set(try await runner.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })

@@ -11,9 +11,32 @@ final class LedgerWaiter: Sendable {
         let continuation: CheckedContinuation<LedgerEntryRow?, Never>
     }
 
+    /// Waiters, and what this instance's own sequencer delivered lately: a request whose entry was
+    /// sequenced here before it started waiting is answered from memory, not from the database.
+    private struct State {
+        var waiters: [Int: Waiter] = [:]
+        /// Two generations of recent entries by queue id; the older is dropped when the newer fills.
+        var recent: [Int64: LedgerEntryRow] = [:]
+        var older: [Int64: LedgerEntryRow] = [:]
+        /// The tree size after the last batch sequenced here, and when that was.
+        var deliveredSize: Int64 = 0
+        var lastDelivery: ContinuousClock.Instant?
+
+        func recentEntry(_ queueId: Int64) -> LedgerEntryRow? {
+            recent[queueId] ?? older[queueId]
+        }
+
+        /// Whether this instance's sequencer is the one at work (it delivered within the last second).
+        var sequencesHere: Bool {
+            lastDelivery.map { ContinuousClock.now - $0 < .seconds(1) } ?? false
+        }
+    }
+
+    static let recentCapacity = 20_000
+
     private let pool: PostgresPool
     private let store = LedgerStore()
-    private let waiters = Mutex<[Int: Waiter]>([:])
+    private let state = Mutex(State())
     private let nextToken = Atomic<Int>(0)
     private let loop = BackgroundLoop()
     private var wake: WakeSignal { loop.wake }
@@ -24,21 +47,32 @@ final class LedgerWaiter: Sendable {
         self.poll = poll
     }
 
-    /// A batch was sequenced somewhere.
-    func sequenced() {
-        wake.signal()
+    /// A batch was sequenced somewhere, making the tree `treeSize` big (nil when unknown, as after a
+    /// reconnect). The database is asked only for batches this instance did not sequence itself;
+    /// returns whether this one is such news.
+    @discardableResult
+    func sequenced(treeSize: Int64?) -> Bool {
+        let known = state.withLock { state in treeSize.map { $0 <= state.deliveredSize } ?? false }
+        if !known { wake.signal() }
+        return !known
     }
 
     /// A batch was sequenced here: its waiters are answered from the entries at hand.
     func deliver(_ entries: [LedgerEntryRow]) {
-        guard !entries.isEmpty else { return }
-        let byQueueId = Dictionary(entries.map { ($0.queueId, $0) }, uniquingKeysWith: { first, _ in first })
-        let ready = waiters.withLock { waiters -> [(Waiter, LedgerEntryRow)] in
+        guard let last = entries.map(\.seq).max() else { return }
+        let ready = state.withLock { state -> [(Waiter, LedgerEntryRow)] in
+            state.deliveredSize = max(state.deliveredSize, last + 1)
+            state.lastDelivery = ContinuousClock.now
+            if state.recent.count + entries.count > Self.recentCapacity {
+                state.older = state.recent
+                state.recent = [:]
+            }
+            for entry in entries { state.recent[entry.queueId] = entry }
             var ready: [(Waiter, LedgerEntryRow)] = []
-            for (token, waiter) in waiters {
-                if let entry = byQueueId[waiter.queueId] {
+            for (token, waiter) in state.waiters {
+                if let entry = state.recent[waiter.queueId] {
                     ready.append((waiter, entry))
-                    waiters.removeValue(forKey: token)
+                    state.waiters.removeValue(forKey: token)
                 }
             }
             return ready
@@ -52,9 +86,9 @@ final class LedgerWaiter: Sendable {
 
     func stop() async {
         await loop.stop()
-        let left = waiters.withLock { waiters -> [Waiter] in
-            defer { waiters = [:] }
-            return Array(waiters.values)
+        let left = state.withLock { state -> [Waiter] in
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
         for waiter in left { waiter.continuation.resume(returning: nil) }
     }
@@ -62,27 +96,36 @@ final class LedgerWaiter: Sendable {
     /// The sequenced entry for `queueId`, or nil if it is not sequenced within `timeout`. Either
     /// way the item is safe: it was committed to the queue before this is called.
     func entry(queueId: Int64, timeout: Duration) async -> LedgerEntryRow? {
-        if let found = try? await store.entries(queueIds: [queueId], on: pool)[queueId] { return found }
         let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         return await withCheckedContinuation { continuation in
-            waiters.withLock { $0[token] = Waiter(queueId: queueId, continuation: continuation) }
+            // Checked and registered under one lock with `deliver`, so a local batch cannot slip between.
+            let (found, sequencesHere) = state.withLock { state -> (LedgerEntryRow?, Bool) in
+                if let entry = state.recentEntry(queueId) { return (entry, true) }
+                state.waiters[token] = Waiter(queueId: queueId, continuation: continuation)
+                return (nil, state.sequencesHere)
+            }
+            if let found {
+                continuation.resume(returning: found)
+                return
+            }
             // Started only once the waiter is registered, so the timeout always finds it (or a no-op).
             Task {
                 try? await Task.sleep(for: timeout)
                 self.finish(token, with: nil)
             }
-            wake.signal()
+            // Another instance sequences: its batch may have been announced before this waiter came.
+            if !sequencesHere { wake.signal() }
         }
     }
 
     private func finish(_ token: Int, with entry: LedgerEntryRow?) {
-        waiters.withLock { $0.removeValue(forKey: token) }?.continuation.resume(returning: entry)
+        state.withLock { $0.waiters.removeValue(forKey: token) }?.continuation.resume(returning: entry)
     }
 
     private func run() async {
         while !Task.isCancelled {
             await wake.wait(timeout: poll)
-            let pending = waiters.withLock { $0.map { ($0.key, $0.value.queueId) } }
+            let pending = state.withLock { $0.waiters.map { ($0.key, $0.value.queueId) } }
             guard !pending.isEmpty, let found = try? await store.entries(queueIds: Array(Set(pending.map(\.1))), on: pool) else { continue }
             for (token, queueId) in pending {
                 if let entry = found[queueId] { finish(token, with: entry) }
