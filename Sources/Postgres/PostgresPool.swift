@@ -34,7 +34,9 @@ public final class PostgresPool: Sendable {
         var open = 0
         var inUse = 0
         var nextWaiter: UInt64 = 0
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Grant, any Error>)] = []
+        var waiters: [(id: UInt64, deadline: DispatchTime, continuation: CheckedContinuation<Grant, any Error>)] = []
+        /// Whether a sweep for expired waiters is scheduled (at most one at a time).
+        var sweeping = false
     }
 
     /// A snapshot for metrics and tests.
@@ -132,21 +134,39 @@ public final class PostgresPool: Sendable {
     }
 
     private func waitForGrant(id: UInt64) async throws -> Grant {
-        let timeout = configuration.acquireTimeout
+        let deadline = DispatchTime.now() + configuration.acquireTimeout.dispatchInterval
         return try await withCheckedThrowingContinuation { continuation in
-            state.withLock { $0.waiters.append((id, continuation)) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) { [weak self] in
-                self?.expireWaiter(id: id)
+            let startSweeping = state.withLock { state -> Bool in
+                state.waiters.append((id, deadline, continuation))
+                defer { state.sweeping = true }
+                return !state.sweeping
             }
+            if startSweeping { scheduleSweep() }
         }
     }
 
-    private func expireWaiter(id: UInt64) {
-        let expired = state.withLock { state -> CheckedContinuation<Grant, any Error>? in
-            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: index).continuation
+    /// One timer for all waiters, not one per wait: a busy pool has waiters all the time, and a
+    /// timer per wait (almost always granted before it fires) kept the timer heap churning. Expiry
+    /// is late by at most one sweep interval.
+    private func scheduleSweep() {
+        let interval = min(configuration.acquireTimeout, .milliseconds(50))
+        DispatchQueue.global().asyncAfter(deadline: .now() + interval.dispatchInterval) { [weak self] in
+            self?.sweep()
         }
-        expired?.resume(throwing: PostgresError(.poolTimeout, message: "no database connection became free in time"))
+    }
+
+    private func sweep() {
+        let now = DispatchTime.now()
+        let (expired, again) = state.withLock { state -> ([CheckedContinuation<Grant, any Error>], Bool) in
+            let expired = state.waiters.filter { $0.deadline <= now }.map(\.continuation)
+            state.waiters.removeAll { $0.deadline <= now }
+            state.sweeping = !state.waiters.isEmpty
+            return (expired, state.sweeping)
+        }
+        for continuation in expired {
+            continuation.resume(throwing: PostgresError(.poolTimeout, message: "no database connection became free in time"))
+        }
+        if again { scheduleSweep() }
     }
 
     private func release(_ connection: PostgresConnection) {

@@ -20,6 +20,10 @@ struct ConsentStore: Sendable {
         id, patient_id, grantee_org, grantee_kind, purposes, categories, all_categories, period_start, period_end, provision,
         evidence_hash, recorded_by, document, queue_id, created_at, revoked_at, revocation, revocation_queue_id
         """
+    private static let ruleColumns: StaticString = """
+        consents.id, consents.patient_id, grantee_org, grantee_kind, purposes, categories, all_categories, period_start, period_end,
+        provision, revoked_at
+        """
 
     func insert(_ rule: ConsentRule, evidenceHash: String?, recordedBy: String, createdAt: Date, document: [UInt8], queueId: Int64,
                 on runner: some QueryRunner) async throws {
@@ -45,6 +49,44 @@ struct ConsentStore: Sendable {
         return try rows.all.map(Self.consent)
     }
 
+    /// The patient's consents in force (not revoked), as the policy needs them: the rules alone,
+    /// without the anchored documents.
+    func rules(patientId: String, on runner: some QueryRunner) async throws -> [ConsentRule] {
+        try await runner.query("""
+            SELECT \(sql: Self.ruleColumns) FROM consents WHERE patient_id = \(patientId) AND revoked_at IS NULL ORDER BY id
+            """).all.map(Self.rule)
+    }
+
+    /// What a disclosure about a patient (an exchange, a claim) needs to know before it writes.
+    struct DisclosureFacts: Sendable {
+        let recipientKind: OrganizationKind?
+        let senderIsCustodian: Bool
+        let patientExists: Bool
+        let wrappedDataKey: [UInt8]?
+        /// The patient's consents in force.
+        let rules: [ConsentRule]
+    }
+
+    /// The recipient's kind, the sender's custody, the patient and its consents in force, in one
+    /// round trip (a row per consent, or one row of facts when there is none).
+    func disclosureFacts(recipient: String, sender: String, patientId: String, on runner: some QueryRunner) async throws -> DisclosureFacts {
+        let rows = try await runner.query("""
+            SELECT facts.*, \(sql: Self.ruleColumns)
+            FROM (SELECT (SELECT kind FROM organizations WHERE id = \(recipient) AND status = 'active') AS recipient_kind,
+                         EXISTS (SELECT 1 FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(sender)) AS custodian,
+                         p.id IS NOT NULL AS patient_exists, p.wrapped_data_key
+                  FROM (SELECT 1) AS one LEFT JOIN patients p ON p.id = \(patientId)) AS facts
+            LEFT JOIN consents ON consents.patient_id = \(patientId) AND consents.revoked_at IS NULL
+            ORDER BY consents.id
+            """).all
+        let first = rows[0]
+        return DisclosureFacts(
+            recipientKind: try first.decode("recipient_kind", as: String?.self).flatMap(OrganizationKind.init),
+            senderIsCustodian: try first.decode("custodian"), patientExists: try first.decode("patient_exists"),
+            wrappedDataKey: try first.decode("wrapped_data_key", as: PostgresBytes?.self)?.bytes,
+            rules: try rows.filter { try $0.decode("id", as: String?.self) != nil }.map(Self.rule))
+    }
+
     func consent(_ id: String, on runner: some QueryRunner) async throws -> StoredConsent? {
         let rows = try await runner.query("SELECT \(sql: Self.columns) FROM consents WHERE id = \(id) FOR UPDATE")
         return try rows.first.map(Self.consent)
@@ -62,7 +104,7 @@ struct ConsentStore: Sendable {
         try await runner.query("SELECT \(sql: Self.columns) FROM consents ORDER BY id").all.map(Self.consent)
     }
 
-    private static func consent(_ row: PostgresRow) throws -> StoredConsent {
+    private static func rule(_ row: PostgresRow) throws -> ConsentRule {
         let grantee: ConsentRule.Grantee
         if let org = try row.decode("grantee_org", as: String?.self) {
             grantee = .organization(org)
@@ -72,7 +114,7 @@ struct ConsentStore: Sendable {
             }
             grantee = .kind(kind)
         }
-        let rule = ConsentRule(
+        return ConsentRule(
             id: try row.decode("id"), patientId: try row.decode("patient_id"), grantee: grantee,
             purposes: Set(try textArray(row, "purposes").compactMap(PurposeOfUse.init)),
             categories: Set(try textArray(row, "categories").compactMap(DataCategory.init)),
@@ -80,6 +122,10 @@ struct ConsentStore: Sendable {
             end: try row.decode("period_end", as: Date?.self),
             provision: ConsentRule.Provision(rawValue: try row.decode("provision")) ?? .deny,
             revoked: try row.decode("revoked_at", as: Date?.self) != nil)
+    }
+
+    private static func consent(_ row: PostgresRow) throws -> StoredConsent {
+        let rule = try rule(row)
         return StoredConsent(
             rule: rule, evidenceHash: try row.decode("evidence_hash", as: String?.self), recordedBy: try row.decode("recorded_by"),
             createdAt: try row.decode("created_at", as: Date.self), revokedAt: try row.decode("revoked_at", as: Date?.self),

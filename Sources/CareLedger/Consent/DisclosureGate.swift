@@ -14,18 +14,17 @@ struct DisclosureGate: Sendable {
         let wrappedDataKey: [UInt8]
     }
 
-    let patients = PatientStore()
     let consents = ConsentStore()
 
     /// `recipientField` names the request field that carries the recipient, for the 400 when it is
     /// not an active organization (of the kind `recipientKind`, when given).
     func check(_ context: APIContext, recipient: String, recipientField: String, recipientKind expectedKind: OrganizationKind? = nil,
                patientId: String, purpose: PurposeOfUse, category: DataCategory, on runner: some QueryRunner) async throws -> Permitted {
-        let known = try await patients.disclosureContext(recipient: recipient, sender: context.caller.orgId, patientId: patientId, on: runner)
+        let known = try await consents.disclosureFacts(recipient: recipient, sender: context.caller.orgId, patientId: patientId, on: runner)
         guard let recipientKind = known.recipientKind, expectedKind.map({ $0 == recipientKind }) ?? true else {
             throw APIError.badRequest("'\(recipientField)' is not an active \(expectedKind?.rawValue ?? "organization").")
         }
-        let rules = try await consents.consents(patientId: patientId, on: runner).map(\.rule)
+        let rules = known.rules
         let now = Date()
         let discloserConsent = ConsentPolicy.decide(ConsentRequest(
             actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: patientId, purpose: purpose, category: category, time: now),

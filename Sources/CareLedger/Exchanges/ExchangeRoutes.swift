@@ -56,7 +56,7 @@ enum ExchangeRoutes {
             if exchange.recipientOrg == context.caller.orgId, exchange.receivedAt == nil {
                 // The recipient's first read re-checks consent and leaves a proof of delivery.
                 if exchange.breakGlassReason == nil, let purpose = PurposeOfUse(rawValue: exchange.purpose), let category = DataCategory(rawValue: exchange.category) {
-                    let rules = try await consents.consents(patientId: exchange.patientId, on: pool).map(\.rule)
+                    let rules = try await consents.rules(patientId: exchange.patientId, on: pool)
                     let decision = ConsentPolicy.decide(ConsentRequest(
                         actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: exchange.patientId, purpose: purpose,
                         category: category, time: Date()), consents: rules)

@@ -15,7 +15,7 @@ enum RecordRoutes {
         /// The index lines `context` may see: its own exchanges, and those its consent covers for
         /// the request's purpose and the document's category.
         @Sendable func visibleIndex(patientId: String, context: APIContext, pagination: Pagination, everything: Bool) async throws -> Page<IndexItem> {
-            let rules = try await consents.consents(patientId: patientId, on: pool).map(\.rule)
+            let rules = try await consents.rules(patientId: patientId, on: pool)
             let purpose = PatientRoutes.purpose(of: context)
             var items: [IndexItem] = []
             var cursor = pagination.after

@@ -9,6 +9,14 @@ final class LedgerWaiter: Sendable {
     private struct Waiter {
         let queueId: Int64
         let continuation: CheckedContinuation<LedgerEntryRow?, Never>
+        /// The timeout, cancelled when the entry comes first: a busy server answers thousands of
+        /// waiters a second, and their sleeping timers would otherwise pile up for the whole timeout.
+        var timer: Task<Void, Never>?
+
+        func resume(returning entry: LedgerEntryRow?) {
+            timer?.cancel()
+            continuation.resume(returning: entry)
+        }
     }
 
     /// Waiters, and what this instance's own sequencer delivered lately: a request whose entry was
@@ -77,7 +85,7 @@ final class LedgerWaiter: Sendable {
             }
             return ready
         }
-        for (waiter, entry) in ready { waiter.continuation.resume(returning: entry) }
+        for (waiter, entry) in ready { waiter.resume(returning: entry) }
     }
 
     func start() {
@@ -90,7 +98,7 @@ final class LedgerWaiter: Sendable {
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
-        for waiter in left { waiter.continuation.resume(returning: nil) }
+        for waiter in left { waiter.resume(returning: nil) }
     }
 
     /// The sequenced entry for `queueId`, or nil if it is not sequenced within `timeout`. Either
@@ -109,17 +117,23 @@ final class LedgerWaiter: Sendable {
                 return
             }
             // Started only once the waiter is registered, so the timeout always finds it (or a no-op).
-            Task {
-                try? await Task.sleep(for: timeout)
+            let timer = Task {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 self.finish(token, with: nil)
             }
+            let stillWaiting = state.withLock { state -> Bool in
+                guard state.waiters[token] != nil else { return false }
+                state.waiters[token]?.timer = timer
+                return true
+            }
+            if !stillWaiting { timer.cancel() }
             // Another instance sequences: its batch may have been announced before this waiter came.
             if !sequencesHere { wake.signal() }
         }
     }
 
     private func finish(_ token: Int, with entry: LedgerEntryRow?) {
-        state.withLock { $0.waiters.removeValue(forKey: token) }?.continuation.resume(returning: entry)
+        state.withLock { $0.waiters.removeValue(forKey: token) }?.resume(returning: entry)
     }
 
     private func run() async {

@@ -142,7 +142,7 @@ enum PatientRoutes {
     private static func read(_ id: String, _ context: APIContext, store: PatientStore, keys: PatientKeys, pool: PostgresPool, audit: AuditStore) async throws -> Response {
         var reason = "custodian"
         if try await !store.isCustodian(orgId: context.caller.orgId, patientId: id, on: pool) {
-            let consents = try await ConsentStore().consents(patientId: id, on: pool).map(\.rule)
+            let consents = try await ConsentStore().rules(patientId: id, on: pool)
             let purpose = purpose(of: context)
             let decisions = DataCategory.allCases.map { category in
                 ConsentPolicy.decide(ConsentRequest(actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: id,

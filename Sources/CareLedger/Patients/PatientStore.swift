@@ -73,24 +73,4 @@ struct PatientStore: Sendable {
         let rows = try await runner.query("SELECT 1 AS found FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(orgId)")
         return !rows.isEmpty
     }
-
-    /// What a disclosure about a patient (an exchange, a claim) needs to know before it writes, in one round trip.
-    struct DisclosureContext: Sendable {
-        let recipientKind: OrganizationKind?
-        let senderIsCustodian: Bool
-        let patientExists: Bool
-        let wrappedDataKey: [UInt8]?
-    }
-
-    func disclosureContext(recipient: String, sender: String, patientId: String, on runner: some QueryRunner) async throws -> DisclosureContext {
-        let row = try await runner.query("""
-            SELECT (SELECT kind FROM organizations WHERE id = \(recipient) AND status = 'active') AS recipient_kind,
-                   EXISTS (SELECT 1 FROM patient_custodians WHERE patient_id = \(patientId) AND org_id = \(sender)) AS custodian,
-                   p.id IS NOT NULL AS patient_exists, p.wrapped_data_key
-            FROM (SELECT 1) AS one LEFT JOIN patients p ON p.id = \(patientId)
-            """)[0]
-        return DisclosureContext(
-            recipientKind: try row.decode("recipient_kind", as: String?.self).flatMap(OrganizationKind.init), senderIsCustodian: try row.decode("custodian"),
-            patientExists: try row.decode("patient_exists"), wrappedDataKey: try row.decode("wrapped_data_key", as: PostgresBytes?.self)?.bytes)
-    }
 }
