@@ -8,23 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 rate="${2:-500}"
-swift build -c release --product careledger >/dev/null
-bin=.build/release/careledger
-work="$(mktemp -d "${TMPDIR:-/tmp}/careledger-claims-bench.XXXXXX")"
-[ "$(id -u)" -eq 0 ] && chmod 755 "$work"
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; deploy/lib/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1; rm -rf "$work"' EXIT
-DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/pg" careledger)"
-export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
-export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FILE="$work/master.key"
-"$bin" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
-"$bin" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
-"$bin" migrate >/dev/null
-admin=$("$bin" admin bootstrap | jq -r .apiKey)
-"$bin" serve --port 8096 --no-migrate --key-rate-limit 100000 >/dev/null 2>&1 &
-server=$!
-sleep 2
-export CARELEDGER_URL=http://127.0.0.1:8096 CARELEDGER_API_KEY="$admin"
+source Benchmarks/lib/server.sh
+start_bench_server 8096
 evidence="sha256:$(printf 'e%.0s' $(seq 64))"
 hospitals=()
 for h in 1 2 3 4; do

@@ -1,0 +1,23 @@
+# Sourced by the benchmark scripts: builds the server, starts a throwaway cluster with default
+# durability, makes keys, migrates, bootstraps, and serves on port $1 (removed again on exit).
+# Sets: bin, work, DATABASE_URL, CARELEDGER_URL, CARELEDGER_API_KEY (the admin key), server.
+start_bench_server() {
+    local port="$1"
+    swift build -c release --product careledger >/dev/null
+    bin=.build/release/careledger
+    work="$(mktemp -d "${TMPDIR:-/tmp}/careledger-bench.XXXXXX")"
+    [ "$(id -u)" -eq 0 ] && chmod 755 "$work"
+    server=""
+    trap '[ -n "$server" ] && kill "$server" 2>/dev/null; deploy/lib/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1; rm -rf "$work"' EXIT
+    DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/pg" careledger)"
+    export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
+    export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FILE="$work/master.key"
+    "$bin" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
+    "$bin" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
+    "$bin" migrate >/dev/null
+    CARELEDGER_API_KEY=$("$bin" admin bootstrap | jq -r .apiKey)
+    "$bin" serve --port "$port" --no-migrate --key-rate-limit 100000 >/dev/null 2>&1 &
+    server=$!
+    sleep 2
+    export CARELEDGER_URL="http://127.0.0.1:$port" CARELEDGER_API_KEY
+}
