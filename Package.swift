@@ -25,6 +25,8 @@ let package = Package(
 
         // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
         .target(name: "HTTP"),
+        // TLS for the HTTP server over OpenSSL (a ConnectionTransport per connection).
+        .target(name: "TLS", dependencies: ["COpenSSL", "HTTP", "Crypto"]),
         // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
         .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"]),
         // The only code touching OpenSSL's crypto.
@@ -35,7 +37,7 @@ let package = Package(
         // The domain: one folder per area, each registering its own routes.
         .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Ledger", "Postgres"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
-        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres"]),
+        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres", "TLS"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
         // Load generators for Benchmarks/; not shipped.
         .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "Postgres"]),

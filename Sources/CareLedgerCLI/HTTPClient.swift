@@ -92,8 +92,4 @@ private extension String {
         while text.last == suffix { text.removeLast() }
         return text
     }
-
-    func trimmingCharacters(_ characters: Set<Character>) -> String {
-        String(drop { characters.contains($0) }.reversed().drop { characters.contains($0) }.reversed())
-    }
 }

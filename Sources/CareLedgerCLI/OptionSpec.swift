@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// One `--name <value>` option: where it may also come from, its default, and its help line.
 struct OptionSpec {
     let name: String
@@ -52,11 +54,39 @@ struct ParsedArguments {
         }
     }
 
-    /// The value from the command line, else the environment, else the default.
+    /// Settings from a config file: the last place looked before the default.
+    private var fileValues: [String: String] = [:]
+
+    /// The value from the command line, else the environment, else the config file, else the default.
     func value(of option: OptionSpec, environment: [String: String]) -> String? {
         if let value = values[option.name] { return value }
         if let variable = option.environment, let value = environment[variable], !value.isEmpty { return value }
+        if let value = fileValues[option.name] { return value }
         return option.defaultValue
+    }
+
+    /// Reads `key = value` lines (`#` comments, blank lines) from `path`: every key must be one of
+    /// `options` or `flags` (a flag's value `true` or `false`), else a one-line error naming the line.
+    /// Flags set on the command line stay set.
+    mutating func readConfigFile(_ path: String, options: [OptionSpec], flags knownFlags: Set<String>) throws(CLIError) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read the config file '\(path)'") }
+        let names = Set(options.map(\.name))
+        for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let blank: Set<Character> = [" ", "\t", "\r"]
+            let line = String(rawLine).trimmingCharacters(blank)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            guard let equals = line.firstIndex(of: "=") else { throw CLIError("\(path):\(number + 1): expected 'name = value'") }
+            let name = String(line[..<equals]).trimmingCharacters(blank)
+            let value = String(line[line.index(after: equals)...]).trimmingCharacters(blank)
+            if knownFlags.contains(name) {
+                guard value == "true" || value == "false" else { throw CLIError("\(path):\(number + 1): '\(name)' must be true or false") }
+                if value == "true" { flags.insert(name) }
+            } else if names.contains(name) {
+                fileValues[name] = value
+            } else {
+                throw CLIError("\(path):\(number + 1): unknown setting '\(name)'")
+            }
+        }
     }
 
     /// The option's value as an integer in `range`, or a one-line error naming the option.
@@ -66,5 +96,11 @@ struct ParsedArguments {
             throw CLIError("--\(option.name) must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
         }
         return value
+    }
+}
+
+extension String {
+    func trimmingCharacters(_ characters: Set<Character>) -> String {
+        String(drop { characters.contains($0) }.reversed().drop { characters.contains($0) }.reversed())
     }
 }

@@ -5,6 +5,7 @@ import CareLedger
 import Dispatch
 import HTTP
 import Postgres
+import TLS
 
 /// `careledger serve`: runs the API server until SIGTERM or SIGINT, then drains and exits.
 struct ServeCommand: Command {
@@ -26,20 +27,31 @@ struct ServeCommand: Command {
         name: "auth-failure-limit", valueName: "n",
         help: "Failed authentications per minute from one client address before it is refused with 429.",
         environment: "CARELEDGER_AUTH_FAILURE_LIMIT", defaultValue: "20")
+    static let configOption = OptionSpec(
+        name: "config", valueName: "file",
+        help: "A file of 'name = value' lines for any option below (flags: true or false); flags and environment win over it.",
+        environment: "CARELEDGER_CONFIG", defaultValue: nil)
+    static let logLevelOption = OptionSpec(
+        name: "log-level", valueName: "level", help: "Least important application log lines written: debug, info, warning or error.",
+        environment: "CARELEDGER_LOG_LEVEL", defaultValue: "info")
     static let options = [
-        hostOption, portOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
+        configOption, hostOption, portOption, logLevelOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
-    ]
+    ] + TLSOptions.all
 
     static let help = helpText(
-        usage: "serve [--host <host>] [--port <port>] [--no-migrate] [database options]",
+        usage: "serve [--config <file>] [--host <host>] [--port <port>] [--tls-cert <file> --tls-key <file>] [--no-migrate] [...]",
         description: "Run the CareLedger HTTP API server until SIGTERM or SIGINT, then finish\n"
             + "in-flight requests and exit. Applies pending migrations first unless --no-migrate.\n"
+            + "Each setting comes from its flag, else its environment variable, else the config file,\n"
+            + "else its default; secrets only from files or the environment, never from flags.\n"
             + DatabaseOptions.environmentNote,
         options: options,
         flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does)."), LedgerOptions.publicFlag])
 
     let configuration: HTTPServerConfiguration
+    let logLevel: EventLog.Level
+    let tls: TLSServer?
     let database: DatabaseOptions
     let migrateOnStart: Bool
     let limits: AccessLimits
@@ -48,10 +60,19 @@ struct ServeCommand: Command {
     let ledgerSettings: LedgerService.Settings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
-        let parsed = try ParsedArguments(arguments, options: Self.options, flags: ["no-migrate", LedgerOptions.publicFlag.name])
+        let flags: Set<String> = ["no-migrate", LedgerOptions.publicFlag.name]
+        var parsed = try ParsedArguments(arguments, options: Self.options, flags: flags)
         guard parsed.positionals.isEmpty else {
             throw CLIError("unexpected argument '\(parsed.positionals[0])'")
         }
+        if let path = parsed.value(of: Self.configOption, environment: environment) {
+            try parsed.readConfigFile(path, options: Self.options.filter { $0.name != Self.configOption.name }, flags: flags)
+        }
+        let levelText = parsed.value(of: Self.logLevelOption, environment: environment) ?? ""
+        guard let logLevel = EventLog.Level(rawValue: levelText) else {
+            throw CLIError("--log-level must be one of \(EventLog.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(levelText)'")
+        }
+        self.logLevel = logLevel
         var configuration = HTTPServerConfiguration()
         let host = parsed.value(of: Self.hostOption, environment: environment) ?? ""
         guard !host.isEmpty else { throw CLIError("--host must not be empty") }
@@ -61,6 +82,8 @@ struct ServeCommand: Command {
             throw CLIError("--port must be an integer from 0 to 65535, got '\(portText)'")
         }
         configuration.port = port
+        tls = try TLSOptions.server(parsed, environment: environment)
+        configuration.security = tls
         self.configuration = configuration
         database = try DatabaseOptions(parsed, environment: environment)
         migrateOnStart = !parsed.flags.contains("no-migrate")
@@ -78,25 +101,39 @@ struct ServeCommand: Command {
 
     func run() async throws -> Int32 {
         let sink = BufferedLogSink()
-        let log = EventLog(sink: sink)
+        let log = EventLog(sink: sink, minimumLevel: logLevel)
         defer { log.flush() }
         let migrations = try database.loadMigrations()
         let pool = PostgresPool(configuration: database.pool)
         if migrateOnStart {
             let report = try await Migrator(pool: pool).migrate(migrations)
-            log.log("info", "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
+            log.log(.info, "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
         }
         let ledger = LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
         ledger.start()
         let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
         let port = try server.start()
-        log.log("info", "listening", [("host", .string(configuration.host)), ("port", .int(port))])
+        log.log(.info, "listening", [("host", .string(configuration.host)), ("port", .int(port)), ("tls", .string(tls != nil ? "on" : "off"))])
+        let tls = self.tls
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reload.setEventHandler {
+            // New connections get the new certificate; open ones keep theirs, nothing is dropped.
+            guard let tls else { return }
+            do {
+                try tls.reload()
+                log.log(.info, "tls reloaded")
+            } catch {
+                log.log(.error, "tls reload failed; the previous certificate stays", [("error", .string("\(error)"))])
+            }
+        }
+        reload.resume()
         let signals = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                log.log("info", "shutting down", [("signal", .int(Int(number)))])
+                log.log(.info, "shutting down", [("signal", .int(Int(number)))])
                 server.shutdown()
             }
             source.resume()
@@ -104,8 +141,9 @@ struct ServeCommand: Command {
         }
         await server.waitUntilStopped()
         signals.forEach { $0.cancel() }
+        reload.cancel()
         await ledger.stop()
-        log.log("info", "stopped")
+        log.log(.info, "stopped")
         return 0
     }
 }

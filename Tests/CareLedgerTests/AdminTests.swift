@@ -139,6 +139,11 @@ final class ServerProcess: @unchecked Sendable {
 
     private let prefix: String
 
+    /// Sends a signal (SIGHUP, to reload TLS files).
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
     /// Stops the server (SIGTERM) and returns everything it wrote.
     @discardableResult
     func stop() -> String {

@@ -5,17 +5,23 @@ import Testing
 @Suite struct CLITests {
     @Test func serveHelpIsStable() {
         #expect(ServeCommand.help == """
-            USAGE: careledger serve [--host <host>] [--port <port>] [--no-migrate] [database options]
+            USAGE: careledger serve [--config <file>] [--host <host>] [--port <port>] [--tls-cert <file> --tls-key <file>] [--no-migrate] [...]
 
             Run the CareLedger HTTP API server until SIGTERM or SIGINT, then finish
             in-flight requests and exit. Applies pending migrations first unless --no-migrate.
+            Each setting comes from its flag, else its environment variable, else the config file,
+            else its default; secrets only from files or the environment, never from flags.
             Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
 
             OPTIONS:
+              --config <file>
+                    A file of 'name = value' lines for any option below (flags: true or false); flags and environment win over it. (env CARELEDGER_CONFIG)
               --host <host>
                     Address to listen on; '::' listens on every IPv4 and IPv6 address. (env CARELEDGER_HOST, default 127.0.0.1)
               --port <port>
                     TCP port to listen on; 0 picks a free port. (env CARELEDGER_PORT, default 8080)
+              --log-level <level>
+                    Least important application log lines written: debug, info, warning or error. (env CARELEDGER_LOG_LEVEL, default info)
               --key-rate-limit <n>
                     Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429. (env CARELEDGER_KEY_RATE_LIMIT, default 100)
               --auth-failure-limit <n>
@@ -34,6 +40,12 @@ import Testing
                     Most database connections this instance opens. (env CARELEDGER_DB_POOL_SIZE, default 16)
               --db-acquire-timeout-ms <ms>
                     How long a request waits for a database connection before answering 503. (env CARELEDGER_DB_ACQUIRE_TIMEOUT_MS, default 2000)
+              --tls-cert <file>
+                    PEM certificate chain; with --tls-key, serve HTTPS (TLS 1.2 and 1.3 only). SIGHUP reloads both files. (env CARELEDGER_TLS_CERT)
+              --tls-key <file>
+                    PEM private key of --tls-cert (mode 600). (env CARELEDGER_TLS_KEY)
+              --tls-client-ca <file>
+                    PEM CA certificates for mutual TLS: a client certificate that chains to them and is registered to a key authenticates without a bearer key. (env CARELEDGER_TLS_CLIENT_CA)
               --no-migrate
                     Do not apply migrations at start (another instance or a deploy step does).
               --ledger-public
@@ -114,7 +126,35 @@ import Testing
         #expect(tuned.database.pool.maxConnections == 4 && tuned.database.pool.acquireTimeout == .milliseconds(250))
     }
 
+    @Test func aConfigFileComesAfterFlagsAndEnvironment() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-\(UUID().uuidString).conf")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "# comment\n\nport = 9100\nhost=0.0.0.0\nlog-level = warning\nno-migrate = true\ndb-pool-size = 7\n".write(to: file, atomically: true, encoding: .utf8)
+        let fromFile = try ServeCommand(arguments: ["--config", file.path], environment: database)
+        #expect(fromFile.configuration.port == 9100 && fromFile.configuration.host == "0.0.0.0" && fromFile.logLevel == .warning)
+        #expect(!fromFile.migrateOnStart && fromFile.database.pool.maxConnections == 7)
+        let environment = database.merging(["CARELEDGER_CONFIG": file.path, "CARELEDGER_PORT": "9200"]) { $1 }
+        let mixed = try ServeCommand(arguments: ["--host", "::1"], environment: environment)
+        #expect(mixed.configuration.host == "::1" && mixed.configuration.port == 9200 && mixed.logLevel == .warning)
+
+        try "port = 9100\nwhat = 1\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: CLIError("\(file.path):2: unknown setting 'what'")) { try ServeCommand(arguments: ["--config", file.path], environment: database) }
+        try "port = many\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: CLIError("--port must be an integer from 0 to 65535, got 'many'")) {
+            try ServeCommand(arguments: ["--config", file.path], environment: database)
+        }
+        try "ledger-public = maybe\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: CLIError("\(file.path):1: 'ledger-public' must be true or false")) {
+            try ServeCommand(arguments: ["--config", file.path], environment: database)
+        }
+        #expect(throws: CLIError("cannot read the config file '/nonexistent.conf'")) {
+            try ServeCommand(arguments: ["--config", "/nonexistent.conf"], environment: database)
+        }
+    }
+
     @Test(arguments: [
+        (["--log-level", "loud"], "--log-level must be one of debug, info, warning, error, got 'loud'"),
+        (["--tls-key", "/x.key"], "--tls-cert and --tls-key go together (and --tls-client-ca needs both)"),
         (["--port", "70000"], "--port must be an integer from 0 to 65535, got '70000'"),
         (["--port", "abc"], "--port must be an integer from 0 to 65535, got 'abc'"),
         (["--port"], "--port needs a value"),

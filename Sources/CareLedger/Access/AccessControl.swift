@@ -82,8 +82,18 @@ struct AccessControl: Sendable {
         if let retry = failureLimiter.retryAfter(address, capacity: limits.authFailuresPerMinute) {
             throw APIError.rateLimited(retryAfterSeconds: retry)
         }
-        let token = APIKeyToken(authorization: request.headers.first(name: "Authorization"))
-        guard let token, let caller = try await identity.caller(for: token, on: pool) else {
+        // A bearer key when one is presented; else a verified TLS client certificate (mutual TLS).
+        let authorization = request.headers.first(name: "Authorization")
+        let token = APIKeyToken(authorization: authorization)
+        let caller: Caller?
+        if let token {
+            caller = try await identity.caller(for: token, on: pool)
+        } else if authorization == nil, let certificate = request.clientCertificateSHA256 {
+            caller = try await identity.caller(certificateSHA256: certificate, on: pool)
+        } else {
+            caller = nil
+        }
+        guard let caller else {
             _ = failureLimiter.take(address, capacity: limits.authFailuresPerMinute)
             try await audit.record(AuditEvent(
                 requestId: request.requestId, keyId: token?.keyId, action: action.rawValue, decision: .deny,

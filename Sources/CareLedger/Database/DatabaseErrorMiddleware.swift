@@ -21,7 +21,7 @@ public struct DatabaseErrorMiddleware: Middleware {
         do {
             return try await next(request)
         } catch let error as PostgresError {
-            log?.log("error", "database error", [
+            log?.log(.error, "database error", [
                 ("requestId", .string(request.requestId)), ("kind", .string("\(error.kind)")),
                 ("sqlState", .string(error.sqlState ?? "-")),
             ])

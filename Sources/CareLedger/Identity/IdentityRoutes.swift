@@ -78,7 +78,7 @@ enum IdentityRoutes {
                 try await audit.record(context.permitted("api_key", created.0.keyId), on: transaction)
                 return created
             }
-            return JSONBody.response(.created, CreatedKey(key: created, apiKey: token.text))
+            return JSONBody.response(.created, CreatedKey(key: created, apiKey: key.certificateSHA256 == nil ? token.text : nil))
         }
 
         api.on(.get, "/v1/orgs/{orgId}/keys", .keysList) { context in
@@ -149,7 +149,7 @@ private struct UpdateOrganization: Decodable {
 }
 
 private struct CreateKey: Decodable {
-    static let fields: Set<String> = ["role", "label", "expiresAt", "patientId", "deviceId", "rateLimitPerSecond"]
+    static let fields: Set<String> = ["role", "label", "expiresAt", "patientId", "deviceId", "rateLimitPerSecond", "certificateSha256"]
 
     let role: String
     let label: String?
@@ -157,6 +157,7 @@ private struct CreateKey: Decodable {
     let patientId: String?
     let deviceId: String?
     let rateLimitPerSecond: Int?
+    let certificateSha256: String?
 
     /// Checks the request against the organization it is for.
     func validated(for organization: Organization) throws(HTTPError) -> NewKey {
@@ -182,7 +183,17 @@ private struct CreateKey: Decodable {
             guard date > Date() else { throw APIError.badRequest("'expiresAt' must be in the future.") }
             expiry = date
         }
-        return NewKey(role: role, label: label, patientId: patientId, deviceId: deviceId, rateLimit: rateLimitPerSecond, expiresAt: expiry)
+        var certificate: String?
+        if let text = certificateSha256 {
+            // As `openssl x509 -fingerprint -sha256` prints it (colons, upper case) or as plain hex.
+            let hex = text.filter { $0 != ":" }.lowercased()
+            guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else {
+                throw APIError.badRequest("'certificateSha256' must be the SHA-256 of the client certificate: 64 hex digits, colons allowed.")
+            }
+            certificate = hex
+        }
+        return NewKey(role: role, label: label, patientId: patientId, deviceId: deviceId, rateLimit: rateLimitPerSecond, expiresAt: expiry,
+                      certificateSHA256: certificate)
     }
 
     private static func checkBinding(_ value: String?, field: String, prefix: String, required: Bool, role: Role) throws(HTTPError) {
@@ -201,7 +212,8 @@ private struct CreateKey: Decodable {
 
 private struct CreatedKey: Encodable {
     let key: APIKey
-    let apiKey: String
+    /// The bearer token; nil for a key bound to a client certificate.
+    let apiKey: String?
 
     private enum CodingKeys: String, CodingKey { case apiKey }
 
@@ -209,7 +221,7 @@ private struct CreatedKey: Encodable {
     func encode(to encoder: any Encoder) throws {
         try key.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(apiKey, forKey: .apiKey)
+        try container.encodeIfPresent(apiKey, forKey: .apiKey)
     }
 }
 

@@ -25,6 +25,8 @@ struct APIKey: Encodable {
     let revokedAt: String?
     /// `active`, `revoked` or `expired`.
     let status: String
+    /// For a key bound to a TLS client certificate: that certificate's SHA-256.
+    let certificateSha256: String?
 }
 
 /// What a new key is made of.
@@ -35,13 +37,15 @@ struct NewKey {
     let deviceId: String?
     let rateLimit: Int?
     let expiresAt: Date?
+    /// Binds the key to a TLS client certificate instead of a secret.
+    var certificateSHA256: String? = nil
 }
 
 /// The identity area's SQL: organizations, API keys, and resolving a presented key to a caller.
 struct IdentityStore: Sendable {
     private static let organizationColumns: StaticString = "id, name, kind, status, created_at, updated_at"
     private static let keyColumns: StaticString = """
-        id, org_id, role, label, patient_id, device_id, rate_limit, expires_at, created_at, revoked_at,
+        id, org_id, role, label, patient_id, device_id, rate_limit, expires_at, created_at, revoked_at, certificate_sha256,
         CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= now() THEN 'expired' ELSE 'active' END AS status
         """
 
@@ -55,7 +59,7 @@ struct IdentityStore: Sendable {
             SELECT k.id, k.org_id, k.role, k.secret_sha256, k.patient_id, k.device_id, k.rate_limit, k.expires_at,
                    o.name AS org_name, o.kind AS org_kind
             FROM api_keys k JOIN organizations o ON o.id = k.org_id
-            WHERE k.id = \(token.keyId) AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+            WHERE k.id = \(token.keyId) AND k.secret_sha256 IS NOT NULL AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
               AND o.status = 'active'
             """)
         guard let row = rows.first else {
@@ -63,12 +67,25 @@ struct IdentityStore: Sendable {
             _ = token.matches(storedSHA256: [UInt8](repeating: 0, count: 32))
             return nil
         }
-        guard token.matches(storedSHA256: try row.decode("secret_sha256", as: PostgresBytes.self).bytes),
-              let role = Role(rawValue: try row.decode("role")),
-              let kind = OrganizationKind(rawValue: try row.decode("org_kind"))
-        else { return nil }
+        guard token.matches(storedSHA256: try row.decode("secret_sha256", as: PostgresBytes.self).bytes) else { return nil }
+        return try Self.caller(row)
+    }
+
+    /// The caller a verified TLS client certificate stands for, with the same conditions as a token.
+    func caller(certificateSHA256: String, on runner: some QueryRunner) async throws -> Caller? {
+        let rows = try await runner.query("""
+            SELECT k.id, k.org_id, k.role, k.patient_id, k.device_id, k.rate_limit, k.expires_at, o.name AS org_name, o.kind AS org_kind
+            FROM api_keys k JOIN organizations o ON o.id = k.org_id
+            WHERE k.certificate_sha256 = \(certificateSHA256) AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+              AND o.status = 'active'
+            """)
+        return try rows.first.flatMap(Self.caller)
+    }
+
+    private static func caller(_ row: PostgresRow) throws -> Caller? {
+        guard let role = Role(rawValue: try row.decode("role")), let kind = OrganizationKind(rawValue: try row.decode("org_kind")) else { return nil }
         return Caller(
-            orgId: try row.decode("org_id"), orgName: try row.decode("org_name"), orgKind: kind, keyId: token.keyId,
+            orgId: try row.decode("org_id"), orgName: try row.decode("org_name"), orgKind: kind, keyId: try row.decode("id"),
             role: role, patientId: try row.decode("patient_id", as: String?.self),
             deviceId: try row.decode("device_id", as: String?.self), expiresAt: try row.decode("expires_at", as: Date?.self),
             rateLimit: try row.decode("rate_limit", as: Int?.self))
@@ -116,12 +133,15 @@ struct IdentityStore: Sendable {
     // MARK: Keys
 
     /// Stores a new key for `orgId` and returns it with the token to show once.
+    /// Creates the key, and its token: the only time the secret exists (unused, and not stored, for
+    /// a key bound to a certificate).
     func createKey(_ key: NewKey, orgId: String, on runner: some QueryRunner) async throws -> (APIKey, APIKeyToken) {
         let (token, digest) = APIKeyToken.generate()
+        let bound = key.certificateSHA256 != nil
         let rows = try await runner.query("""
-            INSERT INTO api_keys (id, org_id, role, label, secret_sha256, patient_id, device_id, rate_limit, expires_at)
-            VALUES (\(token.keyId), \(orgId), \(key.role.rawValue), \(key.label), \(PostgresBytes(digest)), \(key.patientId),
-                    \(key.deviceId), \(key.rateLimit), \(key.expiresAt))
+            INSERT INTO api_keys (id, org_id, role, label, secret_sha256, certificate_sha256, patient_id, device_id, rate_limit, expires_at)
+            VALUES (\(token.keyId), \(orgId), \(key.role.rawValue), \(key.label), \(bound ? nil : PostgresBytes(digest)), \(key.certificateSHA256),
+                    \(key.patientId), \(key.deviceId), \(key.rateLimit), \(key.expiresAt))
             RETURNING \(sql: Self.keyColumns)
             """)
         return (try Self.apiKey(rows[0]), token)
@@ -176,6 +196,7 @@ struct IdentityStore: Sendable {
             deviceId: try row.decode("device_id", as: String?.self), rateLimitPerSecond: try row.decode("rate_limit", as: Int?.self),
             expiresAt: try row.decode("expires_at", as: Date?.self).map(Timestamp.format),
             createdAt: Timestamp.format(try row.decode("created_at", as: Date.self)),
-            revokedAt: try row.decode("revoked_at", as: Date?.self).map(Timestamp.format), status: try row.decode("status"))
+            revokedAt: try row.decode("revoked_at", as: Date?.self).map(Timestamp.format), status: try row.decode("status"),
+            certificateSha256: try row.decode("certificate_sha256", as: String?.self))
     }
 }

@@ -129,9 +129,9 @@ final class LedgerSequencer: Sendable {
                 try? await Task.sleep(for: settings.electionInterval)
                 continue
             }
-            log?.log("info", "sequencer elected", [("origin", .string(signer.origin))])
+            log?.log(.info, "sequencer elected", [("origin", .string(signer.origin))])
             await lead(holding: leader)
-            log?.log("info", "sequencer stepped down")
+            log?.log(.info, "sequencer stepped down")
         }
     }
 
@@ -165,7 +165,7 @@ final class LedgerSequencer: Sendable {
                 if sequenced < settings.batchSize { await wake.wait(timeout: settings.idlePoll) }
             } catch {
                 // PostgresError's description is generic by design; the kind is enough to act on.
-                log?.log("error", "sequencing failed", [("error", .string(String(describing: type(of: error))))])
+                log?.log(.error, "sequencing failed", [("error", .string(String(describing: type(of: error))))])
                 frontier.withLock { $0 = nil }
                 try? await Task.sleep(for: .milliseconds(200))
             }

@@ -6,19 +6,31 @@ public struct EventLog: Sendable {
         case int(Int)
     }
 
-    private let sink: any LogSink
+    /// How much a line matters; lines below the log's minimum level are not written.
+    public enum Level: String, Sendable, CaseIterable, Comparable {
+        case debug, info, warning, error
 
-    /// Logs into `sink`.
-    public init(sink: any LogSink) {
+        public static func < (lhs: Level, rhs: Level) -> Bool {
+            allCases.firstIndex(of: lhs) ?? 0 < allCases.firstIndex(of: rhs) ?? 0
+        }
+    }
+
+    private let sink: any LogSink
+    private let minimumLevel: Level
+
+    /// Logs into `sink` the lines of `minimumLevel` and above.
+    public init(sink: any LogSink, minimumLevel: Level = .info) {
         self.sink = sink
+        self.minimumLevel = minimumLevel
     }
 
     /// Writes one line.
-    public func log(_ level: String, _ message: String, _ fields: [(String, Value)] = []) {
+    public func log(_ level: Level, _ message: String, _ fields: [(String, Value)] = []) {
+        guard level >= minimumLevel else { return }
         let now = WallClock.now()
         var line = #"{"time":""# + WallClock.rfc3339(seconds: now.seconds, milliseconds: now.milliseconds)
         line += #"","level":"#
-        JSONText.appendQuoted(level, to: &line)
+        JSONText.appendQuoted(level.rawValue, to: &line)
         line += #","msg":"#
         JSONText.appendQuoted(message, to: &line)
         for (name, value) in fields {

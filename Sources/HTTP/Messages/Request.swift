@@ -13,15 +13,19 @@ public struct Request: Sendable {
     public let rawQuery: String?
     /// The peer's IP address as text. It is the direct peer: behind a proxy, the proxy's address.
     public let clientAddress: String
+    /// The lowercase hex SHA-256 of the client's verified TLS certificate (mutual TLS), if any.
+    public let clientCertificateSHA256: String?
     /// Values of the matched route's `{name}` segments, set by the router.
     public internal(set) var parameters = PathParameters()
 
     /// Creates a request from a parsed head; the path and query are taken from the target.
-    public init(head: RequestHead, body: [UInt8] = [], requestId: String, clientAddress: String = "unknown") {
+    public init(head: RequestHead, body: [UInt8] = [], requestId: String, clientAddress: String = "unknown",
+                clientCertificateSHA256: String? = nil) {
         self.head = head
         self.body = body
         self.requestId = requestId
         self.clientAddress = clientAddress
+        self.clientCertificateSHA256 = clientCertificateSHA256
         (path, rawQuery) = Self.splitTarget(head.target)
     }
 

@@ -29,6 +29,9 @@ final class Connection: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     private let fd: Int32
     private let peer: String
+    /// The security layer (TLS) on the socket, when the server has one.
+    private let transport: (any ConnectionTransport)?
+    private let refused: Bool
     private let loop: EventLoop
     private let context: ServerContext
     private var machine: ConnectionStateMachine
@@ -53,6 +56,13 @@ final class Connection: @unchecked Sendable {
         self.context = context
         machine = ConnectionStateMachine(now: .now())
         decoder = RequestDecoder(limits: context.configuration.limits)
+        if let security = context.configuration.security {
+            transport = security.transport(for: fd)
+            refused = transport == nil
+        } else {
+            transport = nil
+            refused = false
+        }
     }
 
     func start() {
@@ -67,14 +77,14 @@ final class Connection: @unchecked Sendable {
         openSources += 1
         source.resume()
         // A connection accepted just as shutdown began is closed rather than left undrained.
-        if context.draining.load(ordering: .acquiring) { closeLocked() }
+        if context.draining.load(ordering: .acquiring) || refused { closeLocked() }
     }
 
     // MARK: Reading
 
     private func readable() {
         guard !isClosed else { return }
-        switch SocketSystem.read(fd, into: loop.readBuffer) {
+        switch transport?.read(into: loop.readBuffer) ?? SocketSystem.read(fd, into: loop.readBuffer) {
         case .transferred(let count):
             if case .lingering = machine.state { return }
             input.append(contentsOf: UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<count]))
@@ -84,6 +94,10 @@ final class Connection: @unchecked Sendable {
                 // Reading stays on while a request is handled (pausing costs system calls per
                 // request); only a client that keeps pipelining is made to wait.
                 suspendReading()
+            }
+            // Decrypted bytes the layer still holds get no socket event of their own.
+            if let transport, transport.hasBufferedInput, !isClosed, !readSuspended {
+                loop.queue.async { self.lock.withLock { _ in self.readable() } }
             }
         case .wouldBlock:
             return
@@ -136,7 +150,8 @@ final class Connection: @unchecked Sendable {
     private func dispatch(_ head: RequestHead, body: [UInt8]) {
         machine.requestReceived(clientKeepAlive: head.wantsKeepAlive)
         let requestId = RequestID.accepting(head.headers.first(name: "X-Request-Id")) ?? RequestID.generate()
-        let request = Request(head: head, body: body, requestId: requestId, clientAddress: peer)
+        let request = Request(head: head, body: body, requestId: requestId, clientAddress: peer,
+                              clientCertificateSHA256: transport?.peerCertificateSHA256)
         let inFlight = InFlight(
             requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
         let responder = context.responder
@@ -178,7 +193,8 @@ final class Connection: @unchecked Sendable {
     private func flush() {
         while outputOffset < output.count {
             let result = output.withUnsafeBytes { raw in
-                SocketSystem.send(fd, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                let pending = UnsafeRawBufferPointer(rebasing: raw[outputOffset...])
+                return transport?.write(pending) ?? SocketSystem.send(fd, pending)
             }
             switch result {
             case .transferred(let count):
@@ -208,6 +224,7 @@ final class Connection: @unchecked Sendable {
     /// RFC 9112 §9.6: half-close, then read and discard until the client closes too.
     private func lingerThenClose() {
         if inputClosed { return closeLocked() }
+        transport?.shutdown()
         SocketSystem.shutdownWrite(fd)
         input = []
         inputStart = 0
@@ -264,7 +281,7 @@ final class Connection: @unchecked Sendable {
         context.accessLog?.record(AccessLog.Entry(
             requestId: inFlight.requestId, method: nil, route: nil, status: response.status.code,
             duration: .zero, bytes: bytes.count))
-        _ = bytes.withUnsafeBytes { SocketSystem.send(fd, $0) }
+        _ = bytes.withUnsafeBytes { transport?.write($0) ?? SocketSystem.send(fd, $0) }
     }
 
     func drain() {
@@ -281,6 +298,7 @@ final class Connection: @unchecked Sendable {
         guard !isClosed else { return }
         isClosed = true
         machine.forceClose()
+        transport?.shutdown()
         // A suspended source must be resumed for its cancel handler to run.
         if let writeSource {
             writeSource.cancel()

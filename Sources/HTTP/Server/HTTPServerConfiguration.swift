@@ -20,6 +20,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var limits = HTTPParserLimits()
     /// Client timeouts.
     public var timeouts = HTTPTimeouts()
+    /// A security layer (TLS) on every connection; nil serves plain HTTP.
+    public var security: (any TransportSecurity)?
 
     /// The defaults above.
     public init() {}

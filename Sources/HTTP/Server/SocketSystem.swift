@@ -5,17 +5,22 @@ import Musl
 #endif
 
 /// A failed system call, with the errno it left.
-public struct SocketError: Error, CustomStringConvertible, Equatable {
+public struct SocketError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The libc function that failed.
     public let call: String
     /// `errno` right after the call.
     public let errno: Int32
 
     public var description: String { "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
 }
 
-/// Outcome of one non-blocking read or write.
-enum IOResult: Equatable {
+/// The outcome of one non-blocking read or write.
+public enum IOResult: Equatable, Sendable {
     case transferred(Int)
     case endOfFile
     case wouldBlock
