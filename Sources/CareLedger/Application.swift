@@ -15,16 +15,21 @@ public struct ApplicationContext: Sendable {
     public let ledger: LedgerService
     /// The keys that seal patient data and index identifiers.
     public let patientKeys: PatientKeys
+    /// The HTTP server's request metrics, and who may read `/metrics`.
+    public let httpMetrics: HTTPMetrics?
+    public let metricsAccess: MetricsAccess
 
     /// Bundles the dependencies.
     public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, patientKeys: PatientKeys,
-                limits: AccessLimits = AccessLimits()) {
+                limits: AccessLimits = AccessLimits(), httpMetrics: HTTPMetrics? = nil, metricsAccess: MetricsAccess = MetricsAccess()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
         self.ledger = ledger
         self.patientKeys = patientKeys
         self.limits = limits
+        self.httpMetrics = httpMetrics
+        self.metricsAccess = metricsAccess
     }
 }
 
@@ -40,6 +45,7 @@ public enum Application {
         var api = APIRouteBuilder(access: AccessControl(pool: context.pool, limits: context.limits))
         api.router.add(middleware: DatabaseErrorMiddleware(log: context.log))
         OpsRoutes.register(in: &api, readiness: ReadinessCheck(pool: context.pool, migrations: context.migrations))
+        MetricsRoutes.register(in: &api, access: context.metricsAccess, http: context.httpMetrics, ledger: context.ledger)
         IdentityRoutes.register(in: &api)
         PatientRoutes.register(in: &api, keys: context.patientKeys)
         PatientRoutes.registerErasure(in: &api)

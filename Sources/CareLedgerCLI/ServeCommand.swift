@@ -34,8 +34,16 @@ struct ServeCommand: Command {
     static let logLevelOption = OptionSpec(
         name: "log-level", valueName: "level", help: "Least important application log lines written: debug, info, warning or error.",
         environment: "CARELEDGER_LOG_LEVEL", defaultValue: "info")
+    static let metricsAllowOption = OptionSpec(
+        name: "metrics-allow", valueName: "addresses",
+        help: "Comma-separated client addresses that may read GET /metrics without the token.",
+        environment: "CARELEDGER_METRICS_ALLOW", defaultValue: "127.0.0.1,::1")
+    static let metricsTokenOption = OptionSpec(
+        name: "metrics-token-file", valueName: "file",
+        help: "A file (mode 600) holding a bearer token that may read GET /metrics from any address.",
+        environment: "CARELEDGER_METRICS_TOKEN_FILE", defaultValue: nil)
     static let options = [
-        configOption, hostOption, portOption, logLevelOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
+        configOption, hostOption, portOption, logLevelOption, metricsAllowOption, metricsTokenOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
     ] + TLSOptions.all
 
@@ -51,6 +59,7 @@ struct ServeCommand: Command {
 
     let configuration: HTTPServerConfiguration
     let logLevel: EventLog.Level
+    let metricsAccess: MetricsAccess
     let tls: TLSServer?
     let database: DatabaseOptions
     let migrateOnStart: Bool
@@ -73,6 +82,17 @@ struct ServeCommand: Command {
             throw CLIError("--log-level must be one of \(EventLog.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(levelText)'")
         }
         self.logLevel = logLevel
+        var metricsAccess = MetricsAccess()
+        let allowed = (parsed.value(of: Self.metricsAllowOption, environment: environment) ?? "").split(separator: ",").map {
+            String($0).trimmingCharacters([" "])
+        }
+        metricsAccess.addresses = Set(allowed.filter { !$0.isEmpty })
+        if let path = parsed.value(of: Self.metricsTokenOption, environment: environment) {
+            let token = Array(try LedgerOptions.readSecretFile(path, what: "metrics token")).filter { $0 != 10 && $0 != 13 && $0 != 32 }
+            guard token.count >= 16 else { throw CLIError("--metrics-token-file: the token in '\(path)' must be at least 16 characters") }
+            metricsAccess.token = token
+        }
+        self.metricsAccess = metricsAccess
         var configuration = HTTPServerConfiguration()
         let host = parsed.value(of: Self.hostOption, environment: environment) ?? ""
         guard !host.isEmpty else { throw CLIError("--host must not be empty") }
@@ -111,8 +131,11 @@ struct ServeCommand: Command {
         }
         let ledger = LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
         ledger.start()
-        let router = try Application.makeRouter(ApplicationContext(pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits))
-        let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink))
+        let httpMetrics = HTTPMetrics()
+        let router = try Application.makeRouter(ApplicationContext(
+            pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits, httpMetrics: httpMetrics,
+            metricsAccess: metricsAccess))
+        let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink), metrics: httpMetrics)
         let port = try server.start()
         log.log(.info, "listening", [("host", .string(configuration.host)), ("port", .int(port)), ("tls", .string(tls != nil ? "on" : "off"))])
         let tls = self.tls

@@ -22,6 +22,10 @@ import Testing
                     TCP port to listen on; 0 picks a free port. (env CARELEDGER_PORT, default 8080)
               --log-level <level>
                     Least important application log lines written: debug, info, warning or error. (env CARELEDGER_LOG_LEVEL, default info)
+              --metrics-allow <addresses>
+                    Comma-separated client addresses that may read GET /metrics without the token. (env CARELEDGER_METRICS_ALLOW, default 127.0.0.1,::1)
+              --metrics-token-file <file>
+                    A file (mode 600) holding a bearer token that may read GET /metrics from any address. (env CARELEDGER_METRICS_TOKEN_FILE)
               --key-rate-limit <n>
                     Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429. (env CARELEDGER_KEY_RATE_LIMIT, default 100)
               --auth-failure-limit <n>

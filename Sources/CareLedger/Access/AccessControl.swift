@@ -45,6 +45,7 @@ struct APIContext: Sendable {
     let caller: Caller
     let action: Action
     let purpose: PurposeOfUse?
+    let metrics: ServiceMetrics
 
     /// A `permit` event for this request about one resource.
     func permitted(_ resourceType: String, _ resourceId: String? = nil, patientId: String? = nil, reason: String = "allowed by role") -> AuditEvent {
@@ -67,6 +68,7 @@ struct AccessControl: Sendable {
     let identity: IdentityStore
     let audit: AuditStore
     let limits: AccessLimits
+    let metrics = ServiceMetrics()
     private let requestLimiter = RateLimiter(period: .seconds(1))
     private let failureLimiter = RateLimiter(period: .seconds(60))
 
@@ -80,6 +82,7 @@ struct AccessControl: Sendable {
     func handle(_ request: Request, _ action: Action, _ handler: (APIContext) async throws -> Response) async throws -> Response {
         let address = request.clientAddress
         if let retry = failureLimiter.retryAfter(address, capacity: limits.authFailuresPerMinute) {
+            metrics.rateLimited()
             throw APIError.rateLimited(retryAfterSeconds: retry)
         }
         // A bearer key when one is presented; else a verified TLS client certificate (mutual TLS).
@@ -101,16 +104,19 @@ struct AccessControl: Sendable {
             throw APIError.unauthenticated
         }
         if let retry = requestLimiter.take(caller.keyId, capacity: caller.rateLimit ?? limits.keyRequestsPerSecond) {
+            metrics.rateLimited()
             throw APIError.rateLimited(retryAfterSeconds: retry)
         }
-        let context = APIContext(request: request, caller: caller, action: action, purpose: try Self.purpose(of: request))
+        let context = APIContext(request: request, caller: caller, action: action, purpose: try Self.purpose(of: request), metrics: metrics)
         guard PermissionMatrix.permits(caller.role, action) else {
+            metrics.denied(code: APIError.forbidden.code)
             try await audit.record(context.event(.deny, resourceType: nil, resourceId: nil, patientId: nil, reason: "role not permitted"), on: pool)
             throw APIError.forbidden
         }
         do {
             return try await handler(context)
         } catch let denial as Denial {
+            metrics.denied(code: denial.error.code)
             try await audit.record(context.event(
                 .deny, resourceType: denial.resourceType, resourceId: denial.resourceId, patientId: denial.patientId, reason: denial.reason), on: pool)
             throw denial.error

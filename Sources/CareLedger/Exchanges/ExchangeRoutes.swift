@@ -42,6 +42,7 @@ enum ExchangeRoutes {
                 guard let earlier = try await idempotency?.earlierResource(orgId: context.caller.orgId, on: pool) else { throw HTTPError.internalError }
                 return try await replay(earlier, store: store, ledger: ledger)
             }
+            if request.breakGlassReason != nil { context.metrics.brokeTheGlass() }
             let entry = await ledger.sequencedEntry(queueId: queueId)
             return JSONBody.response(.created, Sent(id: id, documentHash: documentHash, ledger: entry.map(LedgerRef.init), createdAt: Timestamp.format(now)))
         }

@@ -167,6 +167,14 @@ struct LedgerStore: Sendable {
         return try row.decode("last", as: Int64?.self).map { ($0, try row.decode("n", as: Int.self)) }
     }
 
+    /// How many committed entries wait to be sequenced, and how long the oldest has waited.
+    func queueState(on runner: some QueryRunner) async throws -> (count: Int, oldestAgeSeconds: Double) {
+        let row = try await runner.query("""
+            SELECT count(*) AS n, coalesce(extract(epoch FROM clock_timestamp() - min(enqueued_at)), 0)::float8 AS age FROM ledger_queue
+            """)[0]
+        return (try row.decode("n", as: Int.self), try row.decode("age", as: Double.self))
+    }
+
     /// Queue ids not yet sequenced.
     func pendingQueueIds(on runner: some QueryRunner) async throws -> Set<Int64> {
         Set(try await runner.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })

@@ -152,6 +152,7 @@ enum PatientRoutes {
                 reason = "consent \(permit.consentId ?? "")"
             } else if try breakingTheGlass(context) {
                 reason = "break-the-glass"
+                context.metrics.brokeTheGlass()
             } else {
                 throw Denial.notVisible("patient", id)
             }

@@ -180,9 +180,11 @@ final class Connection: @unchecked Sendable {
             requestMethod: inFlight.method, requestId: inFlight.requestId, keepAlive: keepAlive,
             clientIsHTTP10: inFlight.clientIsHTTP10, date: DateCache.shared.current()))
         let now = MonotonicInstant.now()
+        let duration = now.since(inFlight.started)
         context.accessLog?.record(AccessLog.Entry(
             requestId: inFlight.requestId, method: inFlight.method, route: response.routeTemplate,
-            status: response.status.code, duration: now.since(inFlight.started), bytes: bytes.count))
+            status: response.status.code, duration: duration, bytes: bytes.count))
+        context.metrics?.record(route: response.routeTemplate, method: inFlight.method, status: response.status.code, duration: duration)
         machine.writeStarted(now: now, keepAlive: keepAlive)
         output.append(contentsOf: bytes)
         flush()

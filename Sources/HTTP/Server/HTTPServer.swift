@@ -22,12 +22,15 @@ public final class HTTPServer: Sendable {
     private let contextBox = Mutex<ServerContext?>(nil)
     private let responder: any HTTPResponder
     private let accessLog: AccessLog?
+    private let metrics: HTTPMetrics?
 
-    /// A server that will answer every request with `responder` and log each one to `accessLog`.
-    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, accessLog: AccessLog?) {
+    /// A server that will answer every request with `responder`, log each one to `accessLog` and
+    /// count it in `metrics`.
+    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, accessLog: AccessLog?, metrics: HTTPMetrics? = nil) {
         self.configuration = configuration
         self.responder = responder
         self.accessLog = accessLog
+        self.metrics = metrics
         loops = (0..<max(1, configuration.eventLoopCount)).map(EventLoop.init(index:))
     }
 
@@ -37,9 +40,10 @@ public final class HTTPServer: Sendable {
         let (fd, port) = try SocketSystem.listen(
             host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         let context = ServerContext(
-            configuration: configuration, responder: responder, accessLog: accessLog,
+            configuration: configuration, responder: responder, accessLog: accessLog, metrics: metrics,
             onLastConnectionClosed: { [weak self] in self?.finish() })
         contextBox.withLock { $0 = context }
+        metrics?.observeOpenConnections { [weak context] in context?.openConnections.load(ordering: .relaxed) ?? 0 }
         let listener = Listener(fd: fd, loops: loops, context: context)
         state.withLock { $0.phase = .running(listener) }
         for loop in loops { loop.startTimer(interval: configuration.timeouts.checkInterval, timeouts: configuration.timeouts) }

@@ -5,6 +5,7 @@ final class ServerContext: Sendable {
     let configuration: HTTPServerConfiguration
     let responder: any HTTPResponder
     let accessLog: AccessLog?
+    let metrics: HTTPMetrics?
     let openConnections = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
     private let onLastConnectionClosed: @Sendable () -> Void
@@ -13,11 +14,13 @@ final class ServerContext: Sendable {
         configuration: HTTPServerConfiguration,
         responder: any HTTPResponder,
         accessLog: AccessLog?,
+        metrics: HTTPMetrics?,
         onLastConnectionClosed: @escaping @Sendable () -> Void
     ) {
         self.configuration = configuration
         self.responder = responder
         self.accessLog = accessLog
+        self.metrics = metrics
         self.onLastConnectionClosed = onLastConnectionClosed
     }
 
