@@ -36,7 +36,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// set to UTC and ISO dates so timestamps decode exactly.
     public static func connect(_ conninfo: String, connectTimeout: Duration) async throws -> PostgresConnection {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            // A serial queue of its own gets a thread of its own: the global queue runs only as many
+            // threads as there are cores, and connects that block through an outage would hold them all.
+            DispatchQueue(label: "careledger.postgres.connect").async {
                 continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout) })
             }
         }

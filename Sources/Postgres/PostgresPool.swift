@@ -50,6 +50,7 @@ public final class PostgresPool: Sendable {
     /// The settings.
     public let configuration: Configuration
     private let state = Mutex(State())
+    private let sweepQueue = DispatchQueue(label: "careledger.postgres.pool-sweep")
 
     /// A pool that opens connections lazily.
     public init(configuration: Configuration) {
@@ -150,7 +151,9 @@ public final class PostgresPool: Sendable {
     /// is late by at most one sweep interval.
     private func scheduleSweep() {
         let interval = min(configuration.acquireTimeout, .milliseconds(50))
-        DispatchQueue.global().asyncAfter(deadline: .now() + interval.dispatchInterval) { [weak self] in
+        // Its own queue, not the global one: that one runs no more threads than cores, so a few
+        // blocked callers elsewhere in the process could delay every expiry.
+        sweepQueue.asyncAfter(deadline: .now() + interval.dispatchInterval) { [weak self] in
             self?.sweep()
         }
     }

@@ -109,7 +109,9 @@ struct ProcessResult: Sendable {
 /// Runs a process to completion off the cooperative pool (so in-process servers keep their threads).
 func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]) async throws -> ProcessResult {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        // A thread of its own: Dispatch's global queue runs only as many threads as there are cores,
+        // and a blocked one there delays every timer and task queued behind it.
+        Thread.detachNewThread {
             continuation.resume(with: Result {
                 let process = Process()
                 process.executableURL = executable

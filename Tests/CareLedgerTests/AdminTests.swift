@@ -3,6 +3,7 @@ import Ledger
 import Crypto
 import Foundation
 import Postgres
+import Synchronization
 import Testing
 import TestSupport
 
@@ -107,12 +108,15 @@ import TestSupport
     }
 }
 
-/// A `careledger serve` child process on a free port, its output captured.
+/// A `careledger serve` child process on a free port, its output captured. The output is read
+/// as it comes, so a busy server never blocks on a full pipe (its log writes would stall it).
 final class ServerProcess: @unchecked Sendable {
-    // @unchecked: `process` and the pipe are used from the test's task only; `stopped` guards the
-    // one-time stop that `defer` may repeat.
+    // @unchecked: `process` is used from the test's task only; `stopped` guards the one-time stop
+    // that `defer` may repeat; the captured output is behind its own lock.
     private let process = Process()
     private let output = Pipe()
+    private let captured = Mutex("")
+    private let drained = DispatchSemaphore(value: 0)
     private var stopped: String?
     let port: Int
 
@@ -134,10 +138,17 @@ final class ServerProcess: @unchecked Sendable {
         guard let port = json?["port"] as? Int else { throw HarnessError("no port in \(line)") }
         self.port = port
         stopped = nil
-        prefix = buffer
+        captured.withLock { $0 = buffer }
+        let handle = output.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                captured.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
+            }
+            drained.signal()
+        }
     }
-
-    private let prefix: String
 
     /// Sends a signal (SIGHUP, to reload TLS files).
     func signal(_ number: Int32) {
@@ -149,10 +160,11 @@ final class ServerProcess: @unchecked Sendable {
     func stop() -> String {
         if let stopped { return stopped }
         process.terminate()
-        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        stopped = prefix + rest
-        return prefix + rest
+        drained.wait()
+        let all = captured.withLock { $0 }
+        stopped = all
+        return all
     }
 }
 

@@ -36,4 +36,6 @@ ensure_python_tools() {
         || python3 -m pip install -q openapi-spec-validator >/dev/null
     # An independent RFC 8785 implementation, to cross-check our document hashes.
     python3 -c 'import rfc8785' 2>/dev/null || python3 -m pip install -q rfc8785 >/dev/null
+    # Property-based tests of the API against openapi.yaml.
+    command -v schemathesis >/dev/null || python3 -m pip install -q schemathesis >/dev/null
 }
