@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP core benchmark: wrk against `careledger serve` (release) and, in the same run, Hummingbird 2
 # (Benchmarks/reference/hummingbird-hello, built from the local package mirror) and nginx
-# (`return 200`). Median of N rounds per scenario; appends to Benchmarks/RESULTS.md.
+# (`return 200`), over plain HTTP and over TLS (careledger and nginx, same certificate). Median of N
+# rounds per scenario; appends to Benchmarks/RESULTS.md.
 #   Benchmarks/http.sh [rounds=3] [seconds=8]        SKIP_HUMMINGBIRD=1 leaves Hummingbird out
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,10 @@ if [ -z "${SKIP_HUMMINGBIRD:-}" ]; then
 fi
 
 our_port=18080
+our_tls_port=18443
 hb_port=18070
 nginx_port=18090
+nginx_tls_port=18493
 body_file="$out/post-4k.lua"
 python3 - "$body_file" <<'PY'
 import sys
@@ -43,23 +46,41 @@ http {
         listen 127.0.0.1:$nginx_port;
         location / { default_type application/json; return 200 '{"status":"ok"}'; }
     }
+    server {
+        listen 127.0.0.1:$nginx_tls_port ssl;
+        ssl_certificate TLS_DIR/tls.pem;
+        ssl_certificate_key TLS_DIR/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
 }
 NGINX
 
-# The server needs a database; a throwaway cluster (only /health is measured here).
+# The server needs a database and its keys; a throwaway cluster (only /health is measured here).
 cluster="$(mktemp -d "${TMPDIR:-/tmp}/careledger-http.XXXXXX")"
 [ "$(id -u)" -eq 0 ] && chmod 755 "$cluster"
-DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$cluster/pg" careledger)" \
-    CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations" .build/release/careledger serve --port "$our_port" > "$out/server.log" &
+export DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$cluster/pg" careledger)" CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
+export CARELEDGER_SIGNING_KEY_FILE="$cluster/signing.pem" CARELEDGER_MASTER_KEY_FILE="$cluster/master.key"
+.build/release/careledger keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
+.build/release/careledger keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
+.build/release/careledger serve --port "$our_port" > "$out/server.log" &
 our_pid=$!
+# HTTPS: the same server with a P-256 certificate from a throwaway CA, beside nginx with the same one.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$cluster/tls.key" -out "$cluster/tls.pem" \
+    -days 1 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+chmod 600 "$cluster/tls.key"
+.build/release/careledger serve --port "$our_tls_port" --no-migrate --tls-cert "$cluster/tls.pem" --tls-key "$cluster/tls.key" \
+    > "$out/server-tls.log" &
+our_tls_pid=$!
 hb_pid=""
 if [ -n "$hummingbird" ]; then
     "$hummingbird" "$hb_port" > "$out/hummingbird.log" 2>&1 &
     hb_pid=$!
 fi
+sed -i "s|TLS_DIR|$cluster|g" "$out/nginx.conf"
 nginx -c "$PWD/$out/nginx.conf"
 cleanup() {
-    kill -TERM "$our_pid" 2>/dev/null || true
+    kill -TERM "$our_pid" "$our_tls_pid" 2>/dev/null || true
     [ -n "$hb_pid" ] && kill -TERM "$hb_pid" 2>/dev/null || true
     deploy/lib/pg-cluster.sh stop "$cluster/pg" >/dev/null 2>&1 || true
     rm -rf "$cluster"
@@ -69,6 +90,7 @@ trap cleanup EXIT
 for port in "$our_port" ${hb_pid:+"$hb_port"}; do
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 done
+for _ in $(seq 100); do curl -fsk "https://127.0.0.1:$our_tls_port/health" >/dev/null && break; sleep 0.1; done
 
 # Prints "req/s p99ms" for one wrk run.
 run_wrk() {
@@ -94,7 +116,20 @@ scenarios=(
     "POST 4 KB keep-alive, 64 conns|64|/health|-s $body_file"
 )
 
+tls_scenarios=(
+    "HTTPS GET /health keep-alive, 64 conns|64|/health|"
+    "HTTPS GET /health new connection (full handshake) per request, 64 conns|64|/health|-H Connection:\ close"
+)
+
 rows=()
+for scenario in "${tls_scenarios[@]}"; do
+    IFS='|' read -r label connections path extra <<<"$scenario"
+    eval "args=($extra)"
+    ours=$(median_of "$connections" "https://127.0.0.1:$our_tls_port$path" "${args[@]}")
+    theirs=$(median_of "$connections" "https://127.0.0.1:$nginx_tls_port$path" "${args[@]}")
+    rows+=("| $label | ${ours% *} | ${ours#* } | - | - | ${theirs% *} | ${theirs#* } |")
+    echo "$label: careledger ${ours% *} req/s (p99 ${ours#* } ms), nginx ${theirs% *} (p99 ${theirs#* })"
+done
 for scenario in "${scenarios[@]}"; do
     IFS='|' read -r label connections path extra <<<"$scenario"
     eval "args=($extra)"

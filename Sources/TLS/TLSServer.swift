@@ -88,6 +88,9 @@ public final class TLSServer: TransportSecurity {
     public init(_ settings: TLSSettings) throws(TLSError) {
         self.settings = settings
         current = Mutex(try TLSContext(settings))
+        // OpenSSL writes to the socket with write(2), which raises SIGPIPE when the peer has gone
+        // (a close_notify to a client that hung up); the default action would end the process.
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// Reads the files again; on any failure the running certificate stays and the error is thrown.
