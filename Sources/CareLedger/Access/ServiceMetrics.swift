@@ -24,20 +24,17 @@ final class ServiceMetrics: Sendable {
         state.withLock { $0.rateLimited += 1 }
     }
 
-    func render() -> String {
+    func render(into out: inout PrometheusText) {
         let state = self.state.withLock { $0 }
-        let consent = ["consent_denied", "consent_revoked"].reduce(0) { $0 + (state.denials[$1] ?? 0) }
-        var text = "# HELP careledger_denials_total Requests refused by the access gate or an object check, by error code.\n"
-        text += "# TYPE careledger_denials_total counter\n"
+        out.family("careledger_denials_total", .counter, help: "Requests refused by the access gate or an object check, by error code.")
         for (code, count) in state.denials.sorted(by: { $0.key < $1.key }) {
-            text += "careledger_denials_total{code=\(HTTPMetrics.quoted(code))} \(count)\n"
+            out.sample("careledger_denials_total", [("code", code)], count)
         }
-        text += "# HELP careledger_consent_denials_total Disclosures the patient's consent did not permit (consent_denied, consent_revoked).\n"
-        text += "# TYPE careledger_consent_denials_total counter\ncareledger_consent_denials_total \(consent)\n"
-        text += "# HELP careledger_break_the_glass_total Emergency accesses without consent (flagged and audited).\n"
-        text += "# TYPE careledger_break_the_glass_total counter\ncareledger_break_the_glass_total \(state.breakTheGlass)\n"
-        text += "# HELP careledger_rate_limited_total Requests answered 429, for a key's rate or an address's failed authentications.\n"
-        text += "# TYPE careledger_rate_limited_total counter\ncareledger_rate_limited_total \(state.rateLimited)\n"
-        return text
+        out.single("careledger_consent_denials_total", .counter,
+                   help: "Disclosures the patient's consent did not permit (consent_denied, consent_revoked).",
+                   ["consent_denied", "consent_revoked"].reduce(0) { $0 + (state.denials[$1] ?? 0) })
+        out.single("careledger_break_the_glass_total", .counter, help: "Emergency accesses without consent (flagged and audited).", state.breakTheGlass)
+        out.single("careledger_rate_limited_total", .counter,
+                   help: "Requests answered 429, for a key's rate or an address's failed authentications.", state.rateLimited)
     }
 }

@@ -32,22 +32,21 @@ enum MetricsRoutes {
             guard access.allows(request) else {
                 throw HTTPError(status: .forbidden, code: "forbidden", message: "Metrics are served to the configured addresses or token only.")
             }
-            var text = http?.render() ?? ""
+            var out = PrometheusText()
+            http?.render(into: &out)
             let statistics = pool.statistics
-            text += "# HELP careledger_db_pool_connections Database connections by state.\n# TYPE careledger_db_pool_connections gauge\n"
-            text += "careledger_db_pool_connections{state=\"in_use\"} \(statistics.inUse)\n"
-            text += "careledger_db_pool_connections{state=\"idle\"} \(statistics.idle)\n"
-            text += "# HELP careledger_db_pool_waiting Requests waiting for a database connection.\n# TYPE careledger_db_pool_waiting gauge\n"
-            text += "careledger_db_pool_waiting \(statistics.waiting)\n"
+            out.family("careledger_db_pool_connections", .gauge, help: "Database connections by state.")
+            out.sample("careledger_db_pool_connections", [("state", "in_use")], statistics.inUse)
+            out.sample("careledger_db_pool_connections", [("state", "idle")], statistics.idle)
+            out.single("careledger_db_pool_waiting", .gauge, help: "Requests waiting for a database connection.", statistics.waiting)
             let head = try await ledger.latestHead()
             let queue = try await ledger.store.queueState(on: pool)
-            text += "# HELP careledger_ledger_entries Entries in the log (the latest signed tree head's size).\n# TYPE careledger_ledger_entries gauge\n"
-            text += "careledger_ledger_entries \(head?.treeSize ?? 0)\n"
-            text += "# HELP careledger_ledger_queued Committed entries waiting to be sequenced.\n# TYPE careledger_ledger_queued gauge\n"
-            text += "careledger_ledger_queued \(queue.count)\n"
-            text += "# HELP careledger_ledger_sequencing_lag_seconds Age of the oldest entry waiting to be sequenced (0 when none).\n"
-            text += "# TYPE careledger_ledger_sequencing_lag_seconds gauge\ncareledger_ledger_sequencing_lag_seconds \(queue.oldestAgeSeconds)\n"
-            text += service.render()
+            out.single("careledger_ledger_entries", .gauge, help: "Entries in the log (the latest signed tree head's size).", head?.treeSize ?? 0)
+            out.single("careledger_ledger_queued", .gauge, help: "Committed entries waiting to be sequenced.", queue.count)
+            out.single("careledger_ledger_sequencing_lag_seconds", .gauge, help: "Age of the oldest entry waiting to be sequenced (0 when none).",
+                       queue.oldestAgeSeconds)
+            service.render(into: &out)
+            let text = out.text
             return Response(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: Array(text.utf8))
         }
     }

@@ -56,43 +56,25 @@ public final class HTTPMetrics: Sendable {
     }
 
     /// The series as Prometheus text, prefixed `careledger_http_`.
-    public func render() -> String {
+    public func render(into out: inout PrometheusText) {
         let (requests, latency) = state.withLock { ($0.requests, $0.latency) }
-        let open = openConnections.withLock { $0 }?() ?? 0
-        var text = "# HELP careledger_http_open_connections Client connections open now.\n"
-        text += "# TYPE careledger_http_open_connections gauge\ncareledger_http_open_connections \(open)\n"
-        text += "# HELP careledger_http_requests_total Requests answered, by route template, method and status.\n"
-        text += "# TYPE careledger_http_requests_total counter\n"
+        out.single("careledger_http_open_connections", .gauge, help: "Client connections open now.", openConnections.withLock { $0 }?() ?? 0)
+        out.family("careledger_http_requests_total", .counter, help: "Requests answered, by route template, method and status.")
         for (key, count) in requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
-            text += "careledger_http_requests_total{route=\(Self.quoted(key.route)),method=\(Self.quoted(key.method)),status=\"\(key.status)\"} \(count)\n"
+            out.sample("careledger_http_requests_total", [("route", key.route), ("method", key.method), ("status", String(key.status))], count)
         }
-        text += "# HELP careledger_http_request_duration_seconds Time from a request's arrival to its response, by route template and method.\n"
-        text += "# TYPE careledger_http_request_duration_seconds histogram\n"
+        out.family("careledger_http_request_duration_seconds", .histogram,
+                   help: "Time from a request's arrival to its response, by route template and method.")
         for (key, histogram) in latency.sorted(by: { ($0.key.route, $0.key.method) < ($1.key.route, $1.key.method) }) {
-            let labels = "route=\(Self.quoted(key.route)),method=\(Self.quoted(key.method))"
+            let labels = [("route", key.route), ("method", key.method)]
             var cumulative = 0
             for (index, bound) in Self.buckets.enumerated() {
                 cumulative += histogram.counts[index]
-                text += "careledger_http_request_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
+                out.sample("careledger_http_request_duration_seconds_bucket", labels + [("le", "\(bound)")], cumulative)
             }
-            text += "careledger_http_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(histogram.total)\n"
-            text += "careledger_http_request_duration_seconds_sum{\(labels)} \(histogram.sum)\n"
-            text += "careledger_http_request_duration_seconds_count{\(labels)} \(histogram.total)\n"
+            out.sample("careledger_http_request_duration_seconds_bucket", labels + [("le", "+Inf")], histogram.total)
+            out.sample("careledger_http_request_duration_seconds_sum", labels, histogram.sum)
+            out.sample("careledger_http_request_duration_seconds_count", labels, histogram.total)
         }
-        return text
-    }
-
-    /// A label value in Prometheus quoting (backslash, quote and newline escaped).
-    public static func quoted(_ value: String) -> String {
-        var out = "\""
-        for character in value {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(character)
-            }
-        }
-        return out + "\""
     }
 }
