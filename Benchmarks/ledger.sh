@@ -17,6 +17,8 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; deploy/lib/pg-cluster.sh s
 DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$cluster/pg" careledger)"
 export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations" CARELEDGER_SIGNING_KEY_FILE="$cluster/signing-key.pem"
 "$bin/careledger" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" --log-origin bench.careledger/log >/dev/null
+export CARELEDGER_MASTER_KEY_FILE="$cluster/master.key"
+"$bin/careledger" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
 "$bin/careledger" migrate >/dev/null
 
 paced=$("$bin/careledger-bench" ledger 32 10 20000)
