@@ -128,11 +128,31 @@ func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessRes
                 try await run(["sh", "-c", "echo | openssl s_client -connect 127.0.0.1:\(server.port) 2>/dev/null | openssl x509 -noout -serial"]).stdout
             }
             let before = try await servedSerial()
+            // A keep-alive connection open across the reload: one request before, one after.
+            async let acrossReload = run(["python3", "-c", """
+                import socket, ssl, time
+                context = ssl.create_default_context(cafile='\(pki.path("ca.pem"))')
+                tls = context.wrap_socket(socket.create_connection(('127.0.0.1', \(server.port))), server_hostname='localhost')
+                def ask():
+                    tls.sendall(b'GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+                    answer = b''
+                    while b'"status":"ok"' not in answer:
+                        chunk = tls.recv(4096)
+                        if not chunk: return 'closed'
+                        answer += chunk
+                    return answer.split(b' ')[1].decode()
+                first = ask()
+                time.sleep(1.5)
+                print(first, ask())
+                """])
+            try await Task.sleep(for: .milliseconds(500))
             try await pki.issue("server", by: "ca", extensions: true, serial: "4242")
             server.signal(SIGHUP)
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await servedSerial().contains("1092"), "serial 4242 is 0x1092 (was \(before))")
             #expect(try await curl(["\(base)/health"]).status == 0)
+            let kept = try await acrossReload
+            #expect(kept.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "200 200", "an open connection outlives the reload: \(kept.stdout) \(kept.stderr)")
         }
     }
 
