@@ -66,8 +66,7 @@ enum ClaimRoutes {
                                            sealedDocument: adjudication.sealed, documentHash: adjudication.hash, outcome: "complete",
                                            ruleId: decided.stored.id, ruleHash: decided.stored.hash, createdAt: now)
                     try await store.append(event, status: .adjudicated, on: transaction)
-                    return (queueId, ClaimEventView(ClaimEventRow(event: event, hospitalOrg: context.caller.orgId, insurerOrg: insurer, patientId: patientId,
-                                                                  total: claim.total, seq: nil)))
+                    return (queueId, ClaimEventView(event, seq: nil))
                 }
             }
             guard let written else {
@@ -286,13 +285,17 @@ struct ClaimEventView: Encodable {
     let ledgerSeq: String?
 
     init(_ row: ClaimEventRow) {
-        event = row.event.kind.entryType
-        by = row.event.actorOrg
-        at = Timestamp.format(row.event.createdAt)
-        documentHash = row.event.documentHash
-        outcome = row.event.outcome
-        ruleId = row.event.ruleId
-        ruleHash = row.event.ruleHash
-        ledgerSeq = row.seq.map(String.init)
+        self.init(row.event, seq: row.seq)
+    }
+
+    init(_ claimEvent: ClaimEvent, seq: Int64?) {
+        event = claimEvent.kind.entryType
+        by = claimEvent.actorOrg
+        at = Timestamp.format(claimEvent.createdAt)
+        documentHash = claimEvent.documentHash
+        outcome = claimEvent.outcome
+        ruleId = claimEvent.ruleId
+        ruleHash = claimEvent.ruleHash
+        ledgerSeq = seq.map(String.init)
     }
 }
