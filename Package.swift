@@ -28,7 +28,10 @@ let package = Package(
         // TLS for the HTTP server over OpenSSL (a ConnectionTransport per connection).
         .target(name: "TLS", dependencies: ["COpenSSL", "HTTP", "Crypto"]),
         // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
-        .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"]),
+        // Its async functions run on the caller's executor (a database event loop, for a request
+        // handler), not hopping to the generic executor and back around every statement.
+        .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"],
+                swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         // The only code touching OpenSSL's crypto.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
         // The verifiable log, pure: canonical JSON (RFC 8785), Merkle trees and proofs (RFC 9162),
@@ -40,7 +43,8 @@ let package = Package(
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres", "TLS"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
         // Load generators for Benchmarks/; not shipped.
-        .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "Postgres"]),
+        .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "Postgres"],
+                          swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),

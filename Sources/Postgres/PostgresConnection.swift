@@ -23,9 +23,19 @@ public final class PostgresConnection: @unchecked Sendable {
     private let broken = Atomic<Bool>(false)
     private static let preparedStatementLimit = 512
 
-    private init(handle: OpaquePointer) {
+    private init(handle: OpaquePointer, loop: PostgresEventLoop) {
         owner = PostgresHandle(handle)
-        driver = PostgresQueryDriver(owner: owner)
+        driver = PostgresQueryDriver(owner: owner, loop: loop)
+    }
+
+    /// The event loop that reads this connection's answers: a task running on it (see
+    /// `PostgresEventLoop`) is resumed without a thread hop.
+    public var eventLoop: PostgresEventLoop { driver.eventLoop }
+
+    /// Has `loop` read this connection's answers from the next statement on; for the pool, before it
+    /// hands the connection to a task running on `loop`.
+    func move(to loop: PostgresEventLoop) {
+        driver.move(to: loop)
     }
 
     deinit {
@@ -33,18 +43,21 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Opens a connection from a libpq URI or conninfo string, on a background queue. The session is
-    /// set to UTC and ISO dates so timestamps decode exactly.
-    public static func connect(_ conninfo: String, connectTimeout: Duration) async throws -> PostgresConnection {
+    /// set to UTC and ISO dates so timestamps decode exactly. Its answers are read on `loop`, by
+    /// default the caller's own loop if it runs on one.
+    public static func connect(_ conninfo: String, connectTimeout: Duration,
+                               loop: PostgresEventLoop = PostgresEventLoop.current ?? .next()) async throws -> PostgresConnection {
         try await withCheckedThrowingContinuation { continuation in
             // A serial queue of its own gets a thread of its own: the global queue runs only as many
             // threads as there are cores, and connects that block through an outage would hold them all.
             DispatchQueue(label: "careledger.postgres.connect").async {
-                continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout) })
+                continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout, loop: loop) })
             }
         }
     }
 
-    static func connectBlocking(_ conninfo: String, connectTimeout: Duration) throws(PostgresError) -> PostgresConnection {
+    static func connectBlocking(_ conninfo: String, connectTimeout: Duration,
+                                loop: PostgresEventLoop = .next()) throws(PostgresError) -> PostgresConnection {
         let seconds = max(1, Int(connectTimeout.components.seconds))
         // Keywords after dbname override the conninfo's own, so only defaults go here; session
         // settings are SET below, leaving any `options` in the caller's conninfo intact.
@@ -63,7 +76,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         // Notices would go to stderr by default; they can quote data, so they are dropped.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        let connection = PostgresConnection(handle: handle)
+        let connection = PostgresConnection(handle: handle, loop: loop)
         // Timestamps decode exactly only in UTC with ISO output.
         try connection.executeScript("SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'")
         return connection

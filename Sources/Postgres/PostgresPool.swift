@@ -99,7 +99,14 @@ public final class PostgresPool: Sendable {
     }
 
     private func acquire() async throws -> PostgresConnection {
+        // A task running on an event loop gets a connection of that loop when one is idle, else one
+        // moved to it (two epoll_ctl calls): answers are read on the thread that goes on with the task.
+        let home = PostgresEventLoop.current
         let plan = state.withLock { state -> Plan in
+            if let home, let index = state.idle.lastIndex(where: { $0.eventLoop === home }) {
+                state.inUse += 1
+                return .use(state.idle.remove(at: index))
+            }
             if let connection = state.idle.popLast() {
                 state.inUse += 1
                 return .use(connection)
@@ -112,17 +119,20 @@ public final class PostgresPool: Sendable {
             state.nextWaiter += 1
             return .wait(state.nextWaiter)
         }
+        let connection: PostgresConnection
         switch plan {
-        case .use(let connection):
-            return connection
+        case .use(let idle):
+            connection = idle
         case .openNew:
             return try await openInReservedSlot()
         case .wait(let id):
             switch try await waitForGrant(id: id) {
-            case .connection(let connection): return connection
+            case .connection(let granted): connection = granted
             case .openNew: return try await openInReservedSlot()
             }
         }
+        if let home, connection.eventLoop !== home { connection.move(to: home) }
+        return connection
     }
 
     private func openInReservedSlot() async throws -> PostgresConnection {

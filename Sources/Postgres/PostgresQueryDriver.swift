@@ -9,7 +9,8 @@ import Synchronization
 /// and `PQgetResult` until the statement's results are complete.
 ///
 /// The statement is sent from the caller's thread (a non-blocking send), and the answer is read on
-/// the event loop's thread, which resumes the caller: one thread hop per statement.
+/// the event loop's thread, which resumes the caller: no thread hop when the caller runs on that
+/// loop, else one per statement.
 ///
 /// `@unchecked Sendable` is sound because all mutable state (`pending`, the registration and its
 /// flags) is touched only while holding `lock`: `run`, `close` and `socketReady` take it.
@@ -23,7 +24,7 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     }
 
     private struct Completed {
-        let continuation: CheckedContinuation<PostgresRows, any Error>
+        let continuation: UnsafeContinuation<PostgresRows, any Error>
         let result: Result<PostgresRows, PostgresError>
 
         func resume() {
@@ -32,12 +33,16 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     }
 
     private struct Pending {
-        let continuation: CheckedContinuation<PostgresRows, any Error>
+        let continuation: UnsafeContinuation<PostgresRows, any Error>
         var result: PostgresRows?
         var error: PostgresError?
     }
 
     private let owner: PostgresHandle
+    /// The loop that watches this connection's socket; changed only between statements (`move`).
+    private var loop: PostgresEventLoop
+    /// `loop`'s index, readable without the lock.
+    private let loopIndex: Atomic<Int>
     private let lock = Mutex<Void>(())
     private var pending: Pending?
     /// A statement's outcome, handed back after the lock is released: a caller resumed while we still
@@ -49,17 +54,42 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     private var isNonBlocking = false
     private var isClosed = false
 
-    init(owner: PostgresHandle) {
+    init(owner: PostgresHandle, loop: PostgresEventLoop) {
         self.owner = owner
+        self.loop = loop
+        loopIndex = Atomic(loop.index)
+    }
+
+    /// The loop that reads this connection's answers.
+    var eventLoop: PostgresEventLoop { PostgresEventLoop.all[loopIndex.load(ordering: .relaxed)] }
+
+    /// Hands the socket to `loop` for the statements to come. Only between statements: the holder
+    /// calls this before its first one. An event the old loop already took out of `epoll_wait` may
+    /// still arrive, and is handled under the lock like any other.
+    func move(to loop: PostgresEventLoop) {
+        lock.withLock { _ in
+            guard loop !== self.loop, pending == nil, !isClosed else { return }
+            if let registration {
+                self.loop.unregister(liveDescriptor(registration), token: registration.token)
+                self.registration = nil
+                readArmed = false
+                writeArmed = false
+            }
+            self.loop = loop
+            loopIndex.store(loop.index, ordering: .relaxed)
+        }
     }
 
     private var handle: OpaquePointer { owner.pointer }
 
     /// Sends `step` and returns its last result, or the first error among its results.
+    ///
+    /// An unsafe continuation (a checked one allocates a guard object per statement): each one is
+    /// stored once, in `pending` or straight in `completed`, and leaves through `takeCompleted` once.
     @discardableResult
     func run(_ step: Step) async throws(PostgresError) -> PostgresRows {
         do {
-            return try await withCheckedThrowingContinuation { continuation in
+            return try await withUnsafeThrowingContinuation { continuation in
                 lock.withLock { _ in
                     start(step, continuation)
                     return takeCompleted()
@@ -78,7 +108,7 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
         lock.withLock { _ in
             isClosed = true
             guard let registration else { return }
-            PostgresEventLoop.shared.unregister(liveDescriptor(registration), token: registration.token)
+            loop.unregister(liveDescriptor(registration), token: registration.token)
             self.registration = nil
         }
     }
@@ -102,7 +132,7 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
         return completed
     }
 
-    private func start(_ step: Step, _ continuation: CheckedContinuation<PostgresRows, any Error>) {
+    private func start(_ step: Step, _ continuation: UnsafeContinuation<PostgresRows, any Error>) {
         guard pending == nil else {
             return completed = Completed(continuation: continuation, result: .failure(PostgresError(.client, message: "connection already busy")))
         }
@@ -221,12 +251,12 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
         if let registration {
             // A socket libpq has closed left the epoll set with its close; there is nothing to change.
             guard let descriptor = liveDescriptor(registration) else { return }
-            PostgresEventLoop.shared.modify(descriptor, token: registration.token, readable: readable, writable: writable)
+            loop.modify(descriptor, token: registration.token, readable: readable, writable: writable)
         } else {
             guard readable || writable else { return }
             let descriptor = PQsocket(handle)
             guard descriptor >= 0,
-                  let token = PostgresEventLoop.shared.register(descriptor, self, readable: readable, writable: writable)
+                  let token = loop.register(descriptor, self, readable: readable, writable: writable)
             else { return fail(connectionError(.connectionLost)) }
             registration = (token, descriptor)
         }

@@ -26,7 +26,15 @@ struct Options {
 /// A 2 KB JSON document, like a small clinical payload.
 let document = PostgresJSON(text: "{\"resourceType\":\"Observation\",\"note\":\"" + String(repeating: "x", count: 2000) + "\"}")
 
+/// Each worker runs on a database event loop, as the server's request handlers do (see
+/// `PostgresEventLoop`): its statements' answers resume it on the thread that read them.
 func runWorker(pool: PostgresPool, scenario: String, until deadline: ContinuousClock.Instant) async throws -> [Duration] {
+    try await withTaskExecutorPreference(PostgresEventLoop.next()) {
+        try await runStatements(pool: pool, scenario: scenario, until: deadline)
+    }
+}
+
+func runStatements(pool: PostgresPool, scenario: String, until deadline: ContinuousClock.Instant) async throws -> [Duration] {
     let clock = ContinuousClock()
     var latencies: [Duration] = []
     latencies.reserveCapacity(100_000)

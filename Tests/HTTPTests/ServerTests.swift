@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Synchronization
 import Testing
 
 @Suite(.serialized) struct ServerTests {
@@ -13,6 +14,19 @@ import Testing
         #expect(reply.header("Content-Length") == "15")
         #expect(reply.header("Date")?.hasSuffix("GMT") == true)
         #expect(reply.header("X-Request-Id")?.count == 32)
+        await test.stop()
+    }
+
+    @Test func handlersRunOnTheConfiguredExecutor() async throws {
+        let executor = CountingExecutor()
+        let test = try TestServer.start { $0.handlerExecutor = { executor } }
+        let client = try await test.connect()
+        for _ in 0..<3 {
+            try await client.send(get("/slow"))
+            #expect(try await client.readReply().status == 200)
+        }
+        // Each handler starts on the executor and comes back to it after its sleep.
+        #expect(executor.jobs.load(ordering: .relaxed) >= 6)
         await test.stop()
     }
 
@@ -226,3 +240,14 @@ import Testing
     }
 }
 
+/// Runs jobs on a queue of its own and counts them.
+private final class CountingExecutor: TaskExecutor {
+    let jobs = Atomic<Int>(0)
+    private let queue = DispatchQueue(label: "careledger.test.handlers")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        jobs.add(1, ordering: .relaxed)
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}

@@ -43,6 +43,50 @@ import TestSupport
         }
     }
 
+    @Test func aTaskOnAnEventLoopRunsThereAndGetsItsConnectionMovedToThatLoop() async throws {
+        try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .seconds(20)) { pool in
+            #expect(PostgresEventLoop.current == nil)
+            let first = PostgresEventLoop.next()
+            let second = PostgresEventLoop.next()
+            let (current, opened, one) = try await withTaskExecutorPreference(first) { () async throws -> (PostgresEventLoop?, PostgresEventLoop, Int?) in
+                try await pool.withConnection { connection in
+                    (PostgresEventLoop.current, connection.eventLoop, try await connection.query("SELECT 1 AS one").first?.decode("one", as: Int.self))
+                }
+            }
+            #expect(current === first && opened === first && one == 1)
+            // The pool's one connection now belongs to `first`; a task on `second` gets it moved over,
+            // and its answers still arrive (they are read by `second` from now on).
+            let (moved, value) = try await withTaskExecutorPreference(second) { () async throws -> (PostgresEventLoop, Int?) in
+                try await pool.withConnection { connection in
+                    (connection.eventLoop, try await connection.query("SELECT 2 AS two").first?.decode("two", as: Int.self))
+                }
+            }
+            #expect(moved === second && value == 2)
+            #expect(pool.statistics.open == 1)
+        }
+    }
+
+    @Test func tasksSpreadOverEventLoopsShareASmallPool() async throws {
+        try await TestDatabase.withSchema(maxConnections: 3, acquireTimeout: .seconds(20)) { pool in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<60 {
+                    group.addTask(executorPreference: PostgresEventLoop.next()) {
+                        var total = 0
+                        for round in 0..<5 {
+                            total += try #require(try await pool.query("SELECT \(index * 5 + round)::int AS v").first).decode("v", as: Int.self)
+                        }
+                        return total
+                    }
+                }
+                var sum = 0
+                for try await value in group { sum += value }
+                #expect(sum == (0..<300).reduce(0, +))
+            }
+            #expect(pool.statistics.open <= 3)
+            #expect(pool.statistics.inUse == 0)
+        }
+    }
+
     @Test func unreachableServerFailsFastAsUnavailable() async throws {
         let pool = PostgresPool(configuration: .init(conninfo: "postgresql:///nowhere?host=/nonexistent-socket-dir"))
         let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }

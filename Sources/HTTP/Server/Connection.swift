@@ -155,7 +155,7 @@ final class Connection: @unchecked Sendable {
         let inFlight = InFlight(
             requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
         let responder = context.responder
-        Task {
+        Task(executorPreference: context.configuration.handlerExecutor?()) {
             let response = await responder.respond(to: request)
             self.respond(response, to: inFlight)
         }

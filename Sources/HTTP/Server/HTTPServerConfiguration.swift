@@ -22,6 +22,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var timeouts = HTTPTimeouts()
     /// A security layer (TLS) on every connection; nil serves plain HTTP.
     public var security: (any TransportSecurity)?
+    /// Where each request's handler runs, asked once per request: an executor near the I/O the
+    /// handlers wait on saves a thread hop per wait. nil (or a nil answer) runs handlers on the
+    /// global executor.
+    public var handlerExecutor: (@Sendable () -> (any TaskExecutor)?)?
 
     /// The defaults above.
     public init() {}
