@@ -96,20 +96,19 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs a parameterized statement, blocking; only for a connection no driver has used.
     @discardableResult
     func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
-        let texts = query.binds.map(\.text)
-        let result: OpaquePointer? = try withOptionalCStrings(texts) { values throws(PostgresError) in
-            let count = Int32(texts.count)
+        let result: OpaquePointer? = try withParameters(query.binds) { values, lengths, formats throws(PostgresError) in
+            let count = Int32(query.binds.count)
             if let name = preparedStatements[query.sql] {
-                return PQexecPrepared(handle, name, count, values, nil, nil, 0)
+                return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
             }
             guard preparedStatements.count < Self.preparedStatementLimit else {
-                return PQexecParams(handle, query.sql, count, nil, values, nil, nil, 0)
+                return PQexecParams(handle, query.sql, count, nil, values, lengths, formats, 0)
             }
             let name = "s\(preparedStatements.count)"
             // `check` takes ownership of the result and frees it.
             try check(PQprepare(handle, name, query.sql, count, nil))
             preparedStatements[query.sql] = name
-            return PQexecPrepared(handle, name, count, values, nil, nil, 0)
+            return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
         }
         return try check(result)
     }
@@ -137,7 +136,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs a parameterized statement without blocking a thread, preparing it once per connection.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws(PostgresError) -> PostgresRows {
-        let parameters = query.binds.map(\.text)
+        let parameters = query.binds
         do {
             if let name = preparedStatements[query.sql] {
                 return try await driver.run(.executePrepared(name: name, parameters: parameters))
@@ -217,15 +216,40 @@ func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePoint
     }
 }
 
-/// Calls `body` with C strings for bind values, NULL where the value is SQL NULL.
-func withOptionalCStrings<R>(
-    _ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws(PostgresError) -> R
+/// Calls `body` with libpq's parameter arrays for `binds`: values (NULL for SQL NULL), lengths (read
+/// only for binary values) and formats (0 text, 1 binary). libpq copies the values into its output
+/// buffer, so they need live only for the call.
+func withParameters<R>(
+    _ binds: [PostgresBind],
+    _ body: (_ values: UnsafePointer<UnsafePointer<CChar>?>?, _ lengths: UnsafePointer<Int32>?, _ formats: UnsafePointer<Int32>?) throws(PostgresError) -> R
 ) throws(PostgresError) -> R {
-    if strings.isEmpty { return try body(nil) }
-    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
+    if binds.isEmpty { return try body(nil, nil, nil) }
+    var lengths = [Int32](repeating: 0, count: binds.count)
+    var formats = [Int32](repeating: 0, count: binds.count)
+    var pointers: [UnsafeMutablePointer<CChar>?] = []
+    pointers.reserveCapacity(binds.count)
+    for (index, bind) in binds.enumerated() {
+        if let text = bind.text {
+            pointers.append(strdup(text))
+        } else if let binary = bind.binary {
+            guard let copy = malloc(max(1, binary.count)) else { fatalError("out of memory") }
+            binary.withUnsafeBytes { if let base = $0.baseAddress { _ = memcpy(copy, base, $0.count) } }
+            pointers.append(copy.assumingMemoryBound(to: CChar.self))
+            lengths[index] = Int32(binary.count)
+            formats[index] = 1
+        } else {
+            pointers.append(nil)
+        }
+    }
     defer { pointers.forEach { free($0) } }
     let constPointers = pointers.map { $0.map { UnsafePointer($0) } }
-    return try constPointers.withUnsafeBufferPointer { buffer throws(PostgresError) in try body(buffer.baseAddress) }
+    return try constPointers.withUnsafeBufferPointer { values throws(PostgresError) in
+        try lengths.withUnsafeBufferPointer { lengths throws(PostgresError) in
+            try formats.withUnsafeBufferPointer { formats throws(PostgresError) in
+                try body(values.baseAddress, lengths.baseAddress, formats.baseAddress)
+            }
+        }
+    }
 }
 
 /// Owns the PGconn: it is finished only when the last holder (the connection, or a Dispatch source's

@@ -56,20 +56,24 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
     }
 }
 
-/// One bind value in PostgreSQL's text format, or NULL.
+/// One bind value: in PostgreSQL's text format, in its binary format (bytes), or NULL.
 public struct PostgresBind: Sendable, Equatable {
-    /// The text representation; nil is SQL NULL.
+    /// The text representation; nil for NULL and for a binary value.
     public let text: String?
+    /// The binary representation, when the value has one.
+    public let binary: [UInt8]?
 
     /// The bind for a value.
     public init(_ value: some PostgresEncodable) {
-        text = value.postgresText
+        binary = value.postgresBinary
+        text = binary == nil ? value.postgresText : nil
     }
 
-    private init(text: String?) {
-        self.text = text
+    private init() {
+        text = nil
+        binary = nil
     }
 
     /// SQL NULL.
-    public static let null = PostgresBind(text: nil)
+    public static let null = PostgresBind()
 }

@@ -18,8 +18,8 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     /// One protocol step.
     enum Step: Sendable {
         case prepare(name: String, sql: String, parameterCount: Int)
-        case executePrepared(name: String, parameters: [String?])
-        case execute(sql: String, parameters: [String?])
+        case executePrepared(name: String, parameters: [PostgresBind])
+        case execute(sql: String, parameters: [PostgresBind])
         case script(String)
     }
 
@@ -151,15 +151,14 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
         flush()
     }
 
-    /// libpq copies parameters into its output buffer, so the C strings need live only for the call.
     private func send(_ step: Step) -> Int32 {
         switch step {
         case .prepare(let name, let sql, let count):
             return PQsendPrepare(handle, name, sql, Int32(count), nil)
         case .executePrepared(let name, let parameters):
-            return withCParameters(parameters) { PQsendQueryPrepared(handle, name, Int32(parameters.count), $0, nil, nil, 0) }
+            return withCParameters(parameters) { PQsendQueryPrepared(handle, name, Int32(parameters.count), $0, $1, $2, 0) }
         case .execute(let sql, let parameters):
-            return withCParameters(parameters) { PQsendQueryParams(handle, sql, Int32(parameters.count), nil, $0, nil, nil, 0) }
+            return withCParameters(parameters) { PQsendQueryParams(handle, sql, Int32(parameters.count), nil, $0, $1, $2, 0) }
         case .script(let sql):
             return PQsendQuery(handle, sql)
         }
@@ -270,7 +269,10 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     }
 }
 
-/// Calls `body` with C strings for parameter values, NULL where the value is SQL NULL.
-private func withCParameters<R>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-    (try? withOptionalCStrings(values) { pointers throws(PostgresError) in body(pointers) }) ?? body(nil)
+/// `withParameters` for a body that cannot fail.
+private func withCParameters<R>(
+    _ binds: [PostgresBind],
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+) -> R {
+    (try? withParameters(binds) { values, lengths, formats throws(PostgresError) in body(values, lengths, formats) }) ?? body(nil, nil, nil)
 }

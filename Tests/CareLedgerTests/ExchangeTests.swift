@@ -36,6 +36,36 @@ import TestSupport
                                     headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [])
     }
 
+    @Test func concurrentSendsAreBatchedYetEachKeepsItsOwnOutcome() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await world(api)
+            let consent = await api.call(.post, "/v1/patients/\(world.patientId)/consents", key: world.patientKey,
+                                         body: #"{"grantee":{"orgId":"\#(world.orgB)"},"purposes":["TREAT"],"categories":["*"]}"#)
+            #expect(consent.status == 201)
+            let document = #"{"resourceType":"Observation","status":"final","code":{"text":"pulse"}}"#
+            // Twelve distinct sends and eight racing on one idempotency key, all at once: the racing
+            // ones land in batches together, fail there on the key, and are retried alone.
+            let replies = await withTaskGroup(of: (raced: Bool, reply: APIHarness.Reply).self) { group in
+                for index in 0..<12 {
+                    group.addTask { (false, await send(world, document: document, idempotencyKey: "distinct-\(index)")) }
+                }
+                for _ in 0..<8 {
+                    group.addTask { (true, await send(world, document: document, idempotencyKey: "raced")) }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(replies.allSatisfy { $0.reply.status == 201 }, "\(replies.map(\.reply.text))")
+            let distinctIds = replies.filter { !$0.raced }.compactMap { $0.reply["id"] }
+            let racedIds = replies.filter(\.raced).compactMap { $0.reply["id"] }
+            #expect(Set(distinctIds).count == 12 && racedIds.count == 8 && Set(racedIds).count == 1, "\(distinctIds) \(racedIds)")
+            #expect(Set(distinctIds).isDisjoint(with: racedIds))
+            let stored = try await api.pool.query("SELECT count(*) AS n FROM exchanges")
+            #expect(try stored.first?.decode("n", as: Int.self) == 13)
+            let queued = try await api.pool.query("SELECT count(*) AS n FROM exchanges e JOIN ledger_entries l ON l.queue_id = e.sent_queue_id")
+            #expect(try queued.first?.decode("n", as: Int.self) == 13, "every stored exchange is anchored")
+        }
+    }
+
     @Test func consentDecidesAndTheDocumentArrivesWithProofOfDelivery() async throws {
         try await APIHarness.with(runningLedger: true) { api in
             let world = try await world(api)

@@ -71,6 +71,22 @@ import TestSupport
         }
     }
 
+    @Test func byteArraysGoInBinaryAndRoundTripExactly() async throws {
+        try await TestDatabase.withSchema { pool in
+            let values: [PostgresBytes] = [PostgresBytes([]), PostgresBytes((0...255).map { UInt8($0) }), PostgresBytes(Array("\\x\"{},".utf8))]
+            let array = PostgresArray(values)
+            #expect(PostgresBind(array).binary != nil && PostgresBind(array).text == nil)
+            let rows = try await pool.query("""
+                SELECT b, n FROM unnest(\(array)::bytea[]) WITH ORDINALITY AS u(b, n) ORDER BY n
+                """)
+            #expect(try rows.all.map { try $0.decode("b", as: PostgresBytes.self) } == values)
+            let empty = try await pool.query("SELECT cardinality(\(PostgresArray([PostgresBytes]()))::bytea[]) AS n")
+            #expect(try empty.first?.decode("n", as: Int.self) == 0)
+            // Text arrays keep the text format.
+            #expect(PostgresBind(PostgresArray(["a", nil])).text == #"{"a",NULL}"#)
+        }
+    }
+
     @Test func serverErrorsCarrySQLStateAndConstraintButDescribeGenerically() async throws {
         try await TestDatabase.withSchema { pool in
             try await pool.query("CREATE TABLE orgs (id text CONSTRAINT orgs_pkey PRIMARY KEY)")

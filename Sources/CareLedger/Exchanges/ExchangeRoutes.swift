@@ -18,6 +18,9 @@ enum ExchangeRoutes {
         let gate = DisclosureGate()
         let audit = api.access.audit
         let pool = api.access.pool
+        let sends = WriteCoalescer<ExchangeStore.Send, Int64>(failsEveryone: { ($0 as? PostgresError)?.isUnavailable == true }) { batch in
+            try await store.send(batch, on: pool)
+        }
 
         api.on(.post, "/v1/exchanges", .exchangesSend) { context in
             let request = try SendRequest(context.request)
@@ -38,7 +41,7 @@ enum ExchangeRoutes {
                 id: id, senderOrg: context.caller.orgId, recipientOrg: request.to, patientId: request.patient, purpose: request.purpose.rawValue,
                 category: request.category.rawValue, sealedDocument: sealed, documentHash: documentHash, breakGlassReason: request.breakGlassReason,
                 sentQueueId: 0, createdAt: now, receivedAt: nil)
-            guard let queueId = try await Idempotency.unlessRaced(idempotency, { try await store.send(stored, event: event, idempotency: idempotency, on: pool) }) else {
+            guard let queueId = try await Idempotency.unlessRaced(idempotency, { try await sends.submit(ExchangeStore.Send(exchange: stored, event: event, idempotency: idempotency)) }) else {
                 guard let earlier = try await idempotency?.earlierResource(orgId: context.caller.orgId, on: pool) else { throw HTTPError.internalError }
                 return try await replay(earlier, store: store, ledger: ledger)
             }

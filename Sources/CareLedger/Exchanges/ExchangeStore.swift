@@ -25,39 +25,69 @@ struct ExchangeStore: Sendable {
         created_at, received_at, received_queue_id
         """
 
-    /// Writes a sent exchange, its ledger queue row, its audit event and (when given) its
-    /// idempotency key as one statement: atomic on its own, and one round trip instead of five
-    /// (BEGIN, queue, insert, audit, COMMIT), which the send path measured as its largest cost. The
-    /// queue and audit inserts mirror `LedgerStore.enqueue` and `AuditStore.record` (with the same
-    /// shared audit lock); keep them in step. A reused idempotency key fails on its primary key.
-    func send(_ exchange: StoredExchange, event: AuditEvent, idempotency: Idempotency?, on runner: some QueryRunner) async throws -> Int64 {
+    /// One exchange to send: the row, its audit event and its idempotency key, if any.
+    struct Send: Sendable {
+        let exchange: StoredExchange
+        let event: AuditEvent
+        let idempotency: Idempotency?
+    }
+
+    /// Writes sent exchanges, each with its ledger queue row, its audit event and (when given) its
+    /// idempotency key, as one statement: one round trip and one commit for the lot, the send path's
+    /// largest cost when it took five round trips per exchange (BEGIN, queue, insert, audit, COMMIT).
+    /// Returns each exchange's queue id, in order. The queue and audit inserts mirror
+    /// `LedgerStore.enqueue` and `AuditStore.record` (with the same shared audit lock); keep them in
+    /// step. A reused idempotency key fails on its primary key.
+    func send(_ sends: [Send], on runner: some QueryRunner) async throws -> [Int64] {
+        let exchanges = sends.map(\.exchange)
+        let events = sends.map(\.event)
         let rows = try await runner.query("""
             WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))),
+            input AS (
+                SELECT * FROM unnest(
+                    \(PostgresArray(exchanges.map(\.id)))::text[], \(PostgresArray(exchanges.map(\.senderOrg)))::text[],
+                    \(PostgresArray(exchanges.map(\.recipientOrg)))::text[], \(PostgresArray(exchanges.map(\.patientId)))::text[],
+                    \(PostgresArray(exchanges.map(\.purpose)))::text[], \(PostgresArray(exchanges.map(\.category)))::text[],
+                    \(PostgresArray(exchanges.map { PostgresBytes($0.sealedDocument) }))::bytea[],
+                    \(PostgresArray(exchanges.map(\.documentHash)))::text[], \(PostgresArray(exchanges.map(\.breakGlassReason)))::text[],
+                    \(PostgresArray(exchanges.map(\.createdAt)))::timestamptz[],
+                    \(PostgresArray(sends.map { $0.idempotency?.key }))::text[], \(PostgresArray(sends.map { $0.idempotency?.requestHash }))::text[])
+                    WITH ORDINALITY AS i(id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash,
+                                         break_glass_reason, created_at, idempotency_key, request_hash, position)),
             idempotency AS (
                 INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id)
-                SELECT \(exchange.senderOrg), \(idempotency?.key), \(idempotency?.requestHash), \(exchange.id) WHERE \(idempotency?.key)::text IS NOT NULL
+                SELECT sender_org, idempotency_key, request_hash, id FROM input WHERE idempotency_key IS NOT NULL
                 RETURNING 1),
             queued AS (
-                INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('exchange.sent', \(exchange.senderOrg), \(exchange.id), \(exchange.documentHash))
-                RETURNING id),
+                INSERT INTO ledger_queue (type, actor, ref, hash)
+                SELECT 'exchange.sent', sender_org, id, document_hash FROM input ORDER BY position
+                RETURNING id, ref),
             stored AS (
                 INSERT INTO exchanges (id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason,
                                        sent_queue_id, created_at)
-                SELECT \(exchange.id), \(exchange.senderOrg), \(exchange.recipientOrg), \(exchange.patientId), \(exchange.purpose), \(exchange.category),
-                       \(PostgresBytes(exchange.sealedDocument)), \(exchange.documentHash), \(exchange.breakGlassReason), queued.id, \(exchange.createdAt)
-                FROM queued
+                SELECT i.id, i.sender_org, i.recipient_org, i.patient_id, i.purpose, i.category, i.document, i.document_hash,
+                       i.break_glass_reason, q.id, i.created_at
+                FROM input i JOIN queued q ON q.ref = i.id
                 RETURNING 1),
             audited AS (
                 INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision,
                                           reason, client_address)
-                SELECT \(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action), \(event.resourceType),
-                       \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue), \(event.decision.rawValue), \(event.reason),
-                       \(event.clientAddress)
-                FROM gate
+                SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
+                       e.decision, e.reason, e.client_address
+                FROM gate, unnest(
+                    \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
+                    \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
+                    \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
+                    \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
+                    \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
+                    \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
+                    WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
+                                         decision, reason, client_address, position)
+                ORDER BY e.position
                 RETURNING 1)
-            SELECT id FROM queued
+            SELECT q.id FROM input i JOIN queued q ON q.ref = i.id ORDER BY i.position
             """)
-        return try rows[0].decode("id", as: Int64.self)
+        return try rows.all.map { try $0.decode("id", as: Int64.self) }
     }
 
     func exchange(_ id: String, lock: Bool = false, on runner: some QueryRunner) async throws -> StoredExchange? {
