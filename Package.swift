@@ -14,7 +14,7 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // Linux epoll, for the database event loop (Glibc's module leaves it out).
+        // Linux epoll and eventfd, for the event loops (Glibc's module leaves them out).
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .systemLibrary(
             name: "COpenSSL",
@@ -23,14 +23,17 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // The event loops: a pinned epoll thread per core that watches sockets and runs tasks. Shared by
+        // HTTP and Postgres so a request, its handler and its database waits stay on one thread.
+        .target(name: "IOLoop", dependencies: ["CEpoll"]),
         // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
-        .target(name: "HTTP"),
+        .target(name: "HTTP", dependencies: ["IOLoop"]),
         // TLS for the HTTP server over OpenSSL (a ConnectionTransport per connection).
         .target(name: "TLS", dependencies: ["COpenSSL", "HTTP", "Crypto"]),
         // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
         // Its async functions run on the caller's executor (a database event loop, for a request
         // handler), not hopping to the generic executor and back around every statement.
-        .target(name: "Postgres", dependencies: ["CLibPQ", "CEpoll", "Crypto"],
+        .target(name: "Postgres", dependencies: ["CLibPQ", "IOLoop", "Crypto"],
                 swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         // The only code touching OpenSSL's crypto.
         .target(name: "Crypto", dependencies: ["COpenSSL"]),
@@ -38,20 +41,20 @@ let package = Package(
         // signed checkpoints, receipts. Knows nothing of HTTP or PostgreSQL.
         .target(name: "Ledger", dependencies: ["Crypto"]),
         // The domain: one folder per area, each registering its own routes.
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "Ledger", "Postgres"]),
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
-        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "Postgres", "TLS"]),
+        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "TLS"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
         // Load generators for Benchmarks/; not shipped.
-        .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "Postgres"],
+        .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "IOLoop", "Postgres"],
                           swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

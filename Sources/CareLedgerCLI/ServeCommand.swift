@@ -104,9 +104,9 @@ struct ServeCommand: Command {
         configuration.port = port
         tls = try TLSOptions.server(parsed, environment: environment)
         configuration.security = tls
-        // Handlers mostly wait on the database: run each on a database event loop, which then
-        // resumes it where it reads the answers (see PostgresEventLoop).
-        configuration.handlerExecutor = { PostgresEventLoop.next() }
+        // Handlers mostly wait on the database, whose connections the same event loops watch: a
+        // request is read, handled, waited for and answered on one thread (see IOEventLoop).
+        configuration.handlersRunOnEventLoops = true
         self.configuration = configuration
         database = try DatabaseOptions(parsed, environment: environment)
         migrateOnStart = !parsed.flags.contains("no-migrate")

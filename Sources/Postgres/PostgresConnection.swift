@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Dispatch
 import Synchronization
+import IOLoop
 
 /// One libpq connection. Statements go through libpq's non-blocking API driven by socket events
 /// (`PostgresQueryDriver`): no thread waits on the database, so many connections share a few
@@ -23,18 +24,18 @@ public final class PostgresConnection: @unchecked Sendable {
     private let broken = Atomic<Bool>(false)
     private static let preparedStatementLimit = 512
 
-    private init(handle: OpaquePointer, loop: PostgresEventLoop) {
+    private init(handle: OpaquePointer, loop: IOEventLoop) {
         owner = PostgresHandle(handle)
         driver = PostgresQueryDriver(owner: owner, loop: loop)
     }
 
     /// The event loop that reads this connection's answers: a task running on it (see
-    /// `PostgresEventLoop`) is resumed without a thread hop.
-    public var eventLoop: PostgresEventLoop { driver.eventLoop }
+    /// `IOEventLoop`) is resumed without a thread hop.
+    public var eventLoop: IOEventLoop { driver.eventLoop }
 
     /// Has `loop` read this connection's answers from the next statement on; for the pool, before it
     /// hands the connection to a task running on `loop`.
-    func move(to loop: PostgresEventLoop) {
+    func move(to loop: IOEventLoop) {
         driver.move(to: loop)
     }
 
@@ -46,7 +47,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// set to UTC and ISO dates so timestamps decode exactly. Its answers are read on `loop`, by
     /// default the caller's own loop if it runs on one.
     public static func connect(_ conninfo: String, connectTimeout: Duration,
-                               loop: PostgresEventLoop = PostgresEventLoop.current ?? .next()) async throws -> PostgresConnection {
+                               loop: IOEventLoop = IOEventLoop.current ?? .next()) async throws -> PostgresConnection {
         try await withCheckedThrowingContinuation { continuation in
             // A serial queue of its own gets a thread of its own: the global queue runs only as many
             // threads as there are cores, and connects that block through an outage would hold them all.
@@ -57,7 +58,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     static func connectBlocking(_ conninfo: String, connectTimeout: Duration,
-                                loop: PostgresEventLoop = .next()) throws(PostgresError) -> PostgresConnection {
+                                loop: IOEventLoop = .next()) throws(PostgresError) -> PostgresConnection {
         let seconds = max(1, Int(connectTimeout.components.seconds))
         // Keywords after dbname override the conninfo's own, so only defaults go here; session
         // settings are SET below, leaving any `options` in the caller's conninfo intact.

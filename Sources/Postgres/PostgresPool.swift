@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import IOLoop
 
 /// A bounded pool of connections. Callers wait at most `acquireTimeout` for a connection and then get
 /// `PostgresError(.poolTimeout)`, so a request never hangs on the database. Broken connections are
@@ -101,7 +102,7 @@ public final class PostgresPool: Sendable {
     private func acquire() async throws -> PostgresConnection {
         // A task running on an event loop gets a connection of that loop when one is idle, else one
         // moved to it (two epoll_ctl calls): answers are read on the thread that goes on with the task.
-        let home = PostgresEventLoop.current
+        let home = IOEventLoop.current
         let plan = state.withLock { state -> Plan in
             if let home, let index = state.idle.lastIndex(where: { $0.eventLoop === home }) {
                 state.inUse += 1

@@ -3,6 +3,7 @@ import CLibPQ
 import Glibc
 #endif
 import Synchronization
+import IOLoop
 
 /// Runs one statement at a time on a connection through libpq's asynchronous API (libpq docs,
 /// "Asynchronous Command Processing"): send, flush, then on each readable event `PQconsumeInput`
@@ -14,7 +15,7 @@ import Synchronization
 ///
 /// `@unchecked Sendable` is sound because all mutable state (`pending`, the registration and its
 /// flags) is touched only while holding `lock`: `run`, `close` and `socketReady` take it.
-final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
+final class PostgresQueryDriver: IOWatcher, @unchecked Sendable {
     /// One protocol step.
     enum Step: Sendable {
         case prepare(name: String, sql: String, parameterCount: Int)
@@ -40,7 +41,7 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
 
     private let owner: PostgresHandle
     /// The loop that watches this connection's socket; changed only between statements (`move`).
-    private var loop: PostgresEventLoop
+    private var loop: IOEventLoop
     /// `loop`'s index, readable without the lock.
     private let loopIndex: Atomic<Int>
     private let lock = Mutex<Void>(())
@@ -54,19 +55,19 @@ final class PostgresQueryDriver: PostgresSocketWatcher, @unchecked Sendable {
     private var isNonBlocking = false
     private var isClosed = false
 
-    init(owner: PostgresHandle, loop: PostgresEventLoop) {
+    init(owner: PostgresHandle, loop: IOEventLoop) {
         self.owner = owner
         self.loop = loop
         loopIndex = Atomic(loop.index)
     }
 
     /// The loop that reads this connection's answers.
-    var eventLoop: PostgresEventLoop { PostgresEventLoop.all[loopIndex.load(ordering: .relaxed)] }
+    var eventLoop: IOEventLoop { IOEventLoop.all[loopIndex.load(ordering: .relaxed)] }
 
     /// Hands the socket to `loop` for the statements to come. Only between statements: the holder
     /// calls this before its first one. An event the old loop already took out of `epoll_wait` may
     /// still arrive, and is handled under the lock like any other.
-    func move(to loop: PostgresEventLoop) {
+    func move(to loop: IOEventLoop) {
         lock.withLock { _ in
             guard loop !== self.loop, pending == nil, !isClosed else { return }
             if let registration {

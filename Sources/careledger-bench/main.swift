@@ -7,6 +7,7 @@
 // Reads DATABASE_URL. Prints one JSON line: transactions, tps, p50/p99 latency in ms.
 import Foundation
 import Postgres
+import IOLoop
 
 struct Options {
     let scenario: String
@@ -27,9 +28,9 @@ struct Options {
 let document = PostgresJSON(text: "{\"resourceType\":\"Observation\",\"note\":\"" + String(repeating: "x", count: 2000) + "\"}")
 
 /// Each worker runs on a database event loop, as the server's request handlers do (see
-/// `PostgresEventLoop`): its statements' answers resume it on the thread that read them.
+/// `IOEventLoop`): its statements' answers resume it on the thread that read them.
 func runWorker(pool: PostgresPool, scenario: String, until deadline: ContinuousClock.Instant) async throws -> [Duration] {
-    try await withTaskExecutorPreference(PostgresEventLoop.next()) {
+    try await withTaskExecutorPreference(IOEventLoop.next()) {
         try await runStatements(pool: pool, scenario: scenario, until: deadline)
     }
 }

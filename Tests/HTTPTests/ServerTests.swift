@@ -1,6 +1,6 @@
 import Foundation
 import HTTP
-import Synchronization
+import IOLoop
 import Testing
 
 @Suite(.serialized) struct ServerTests {
@@ -17,17 +17,32 @@ import Testing
         await test.stop()
     }
 
-    @Test func handlersRunOnTheConfiguredExecutor() async throws {
-        let executor = CountingExecutor()
-        let test = try TestServer.start { $0.handlerExecutor = { executor } }
-        let client = try await test.connect()
-        for _ in 0..<3 {
-            try await client.send(get("/slow"))
-            #expect(try await client.readReply().status == 200)
+    @Test(arguments: [true, false]) func handlersRunOnTheEventLoopWhenAsked(onLoops: Bool) async throws {
+        var router = RouterBuilder()
+        router.on(.get, "/where") { _ in
+            let before = IOEventLoop.current
+            try await Task.sleep(for: .milliseconds(10))
+            let after = IOEventLoop.current
+            // The same loop before and after a wait: the task stays on its executor.
+            return Response(status: .ok, body: Array("\(before.map { "\($0.index)" } ?? "none") \(after.map { "\($0.index)" } ?? "none")".utf8))
         }
-        // Each handler starts on the executor and comes back to it after its sleep.
-        #expect(executor.jobs.load(ordering: .relaxed) >= 6)
-        await test.stop()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.handlersRunOnEventLoops = onLoops
+        let server = HTTPServer(configuration: configuration, responder: try router.build(), accessLog: nil)
+        let port = try server.start()
+        let client = try await TestClient.connect(port: port, receiveTimeout: .seconds(5))
+        try await client.send(get("/where"))
+        let reply = try await client.readReply()
+        let places = reply.bodyText.split(separator: " ").map(String.init)
+        #expect(reply.status == 200 && places.count == 2)
+        if onLoops {
+            #expect(places[0] != "none" && places[0] == places[1], "\(reply.bodyText)")
+        } else {
+            #expect(places == ["none", "none"])
+        }
+        server.shutdown()
+        await server.waitUntilStopped()
     }
 
     @Test func dualStackListenerAcceptsIPv4Clients() async throws {
@@ -237,17 +252,5 @@ import Testing
         #expect(json["bytes"] as? Int ?? 0 > 0)
         #expect(json["durationMs"] != nil && json["time"] != nil)
         #expect(!line.contains("secret") && !line.contains("value") && !line.contains("987654321"))
-    }
-}
-
-/// Runs jobs on a queue of its own and counts them.
-private final class CountingExecutor: TaskExecutor {
-    let jobs = Atomic<Int>(0)
-    private let queue = DispatchQueue(label: "careledger.test.handlers")
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        jobs.add(1, ordering: .relaxed)
-        let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

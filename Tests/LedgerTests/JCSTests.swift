@@ -52,6 +52,17 @@ import TestSupport
         #expect((try? JSONParser.parse(Array(fine.utf8))) != nil)
     }
 
+    @Test func membersSortByUTF16WhereItDiffersFromByteOrder() throws {
+        // U+FB33 (UTF-8 EF AC B3) against U+1F600 (F0 9F 98 80): bytes put U+FB33 first, UTF-16
+        // (FB33 against the surrogate D83D) puts the emoji first. Equal prefixes too.
+        let keys = ["\u{FB33}", "\u{1F600}", "a", "é", "\u{E000}", "ab", "\u{FB33}x", ""]
+        let members = keys.shuffled().map { (key: $0, value: JSONValue.null) }
+        let canonical = String(decoding: JCS.canonicalize(.object(members)), as: UTF8.self)
+        let expected = keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
+        #expect(canonical == "{" + expected.map { "\"\($0)\":null" }.joined(separator: ",") + "}")
+        #expect(expected.firstIndex(of: "\u{1F600}")! < expected.firstIndex(of: "\u{FB33}")!)
+    }
+
     @Test func documentHashIsSHA256OfTheCanonicalBytes() throws {
         let value = try JSONParser.parse(Array(#"{ "b": [1.0, 2e0], "a": "x" }"#.utf8))
         #expect(String(decoding: JCS.canonicalize(value), as: UTF8.self) == #"{"a":"x","b":[1,2]}"#)

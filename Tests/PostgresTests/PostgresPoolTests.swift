@@ -2,6 +2,7 @@ import Foundation
 import Postgres
 import Testing
 import TestSupport
+import IOLoop
 
 @Suite struct PostgresPoolTests {
     @Test func exhaustedPoolTimesOutInsteadOfHanging() async throws {
@@ -45,18 +46,18 @@ import TestSupport
 
     @Test func aTaskOnAnEventLoopRunsThereAndGetsItsConnectionMovedToThatLoop() async throws {
         try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .seconds(20)) { pool in
-            #expect(PostgresEventLoop.current == nil)
-            let first = PostgresEventLoop.next()
-            let second = PostgresEventLoop.next()
-            let (current, opened, one) = try await withTaskExecutorPreference(first) { () async throws -> (PostgresEventLoop?, PostgresEventLoop, Int?) in
+            #expect(IOEventLoop.current == nil)
+            let first = IOEventLoop.next()
+            let second = IOEventLoop.next()
+            let (current, opened, one) = try await withTaskExecutorPreference(first) { () async throws -> (IOEventLoop?, IOEventLoop, Int?) in
                 try await pool.withConnection { connection in
-                    (PostgresEventLoop.current, connection.eventLoop, try await connection.query("SELECT 1 AS one").first?.decode("one", as: Int.self))
+                    (IOEventLoop.current, connection.eventLoop, try await connection.query("SELECT 1 AS one").first?.decode("one", as: Int.self))
                 }
             }
             #expect(current === first && opened === first && one == 1)
             // The pool's one connection now belongs to `first`; a task on `second` gets it moved over,
             // and its answers still arrive (they are read by `second` from now on).
-            let (moved, value) = try await withTaskExecutorPreference(second) { () async throws -> (PostgresEventLoop, Int?) in
+            let (moved, value) = try await withTaskExecutorPreference(second) { () async throws -> (IOEventLoop, Int?) in
                 try await pool.withConnection { connection in
                     (connection.eventLoop, try await connection.query("SELECT 2 AS two").first?.decode("two", as: Int.self))
                 }
@@ -70,7 +71,7 @@ import TestSupport
         try await TestDatabase.withSchema(maxConnections: 3, acquireTimeout: .seconds(20)) { pool in
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<60 {
-                    group.addTask(executorPreference: PostgresEventLoop.next()) {
+                    group.addTask(executorPreference: IOEventLoop.next()) {
                         var total = 0
                         for round in 0..<5 {
                             total += try #require(try await pool.query("SELECT \(index * 5 + round)::int AS v").first).decode("v", as: Int.self)

@@ -1,3 +1,4 @@
+import IOLoop
 import Synchronization
 
 /// Group commit for one kind of write: requests that arrive while a batch is being written wait and
@@ -46,8 +47,9 @@ final class WriteCoalescer<Item: Sendable, Output: Sendable>: Sendable {
                 state.writers += 1
                 return true
             }
-            // The new task keeps the caller's executor preference (a database event loop).
-            if becomeWriter { Task { await self.writeBatches() } }
+            // On the caller's event loop: an unstructured task does not inherit the caller's executor
+            // preference, and on the global executor every statement of the batch would cost a hop.
+            if becomeWriter { Task(executorPreference: IOEventLoop.current) { await self.writeBatches() } }
         }
     }
 

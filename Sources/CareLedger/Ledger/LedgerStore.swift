@@ -106,9 +106,9 @@ struct LedgerStore: Sendable {
         if !entries.isEmpty {
             try await runner.query("""
                 INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, enqueued_at, sequenced_at)
-                SELECT s, decode(e, 'hex'), decode(l, 'hex'), q, t, r, coalesce(w, \(head.signedAt)), \(head.signedAt)
-                FROM unnest(\(PostgresArray(entries.map(\.seq)))::bigint[], \(PostgresArray(entries.map { Hex.encode($0.entry) }))::text[],
-                            \(PostgresArray(entries.map { Hex.encode($0.leafHash) }))::text[], \(PostgresArray(entries.map(\.queueId)))::bigint[],
+                SELECT s, e, l, q, t, r, coalesce(w, \(head.signedAt)), \(head.signedAt)
+                FROM unnest(\(PostgresArray(entries.map(\.seq)))::bigint[], \(PostgresArray(entries.map { PostgresBytes($0.entry) }))::bytea[],
+                            \(PostgresArray(entries.map { PostgresBytes($0.leafHash) }))::bytea[], \(PostgresArray(entries.map(\.queueId)))::bigint[],
                             \(PostgresArray(items.map(\.type)))::text[], \(PostgresArray(items.map(\.ref)))::text[],
                             \(PostgresArray(items.map { $0.enqueuedAt?.postgresText }))::timestamptz[]) AS u(s, e, l, q, t, r, w)
                 """)
@@ -116,9 +116,9 @@ struct LedgerStore: Sendable {
         if !nodes.isEmpty {
             try await runner.query("""
                 INSERT INTO ledger_nodes (level, idx, hash)
-                SELECT l, i, decode(h, 'hex')
+                SELECT l, i, h
                 FROM unnest(\(PostgresArray(nodes.map { $0.id.level }))::smallint[], \(PostgresArray(nodes.map { $0.id.index }))::bigint[],
-                            \(PostgresArray(nodes.map { Hex.encode($0.hash) }))::text[]) AS u(l, i, h)
+                            \(PostgresArray(nodes.map { PostgresBytes($0.hash) }))::bytea[]) AS u(l, i, h)
                 """)
         }
         // The announcement goes with the head; NOTIFY is delivered at commit.

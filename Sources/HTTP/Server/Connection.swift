@@ -3,21 +3,21 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Dispatch
+import IOLoop
 import Synchronization
 
 /// One client connection: socket events in, decoded requests out to the responder, responses back, in
 /// strict request order (one request at a time; pipelined bytes wait in the buffer, and reading pauses
 /// once more than `pipelineBufferLimit` bytes wait, so the kernel's window bounds the rest).
 ///
-/// Socket events and timeouts arrive on the event loop's queue; a handler's response is written by
-/// the task that produced it (a non-blocking send), which saves a thread hop per request. Handlers
-/// themselves never run on the event loop.
+/// Socket events and timeouts arrive on the event loop's thread; a handler's response is written by
+/// the task that produced it (a non-blocking send). With `handlersRunOnEventLoops` the handler runs
+/// on that same thread, so reading, handling and answering a request need no thread hop.
 ///
 /// `@unchecked Sendable` is sound because every mutable property is read and written only while
-/// holding `lock`: each entry point (`start`, the source handlers, `respond`, `checkTimeouts`,
-/// `drain`, `close`, `sourceCancelled`) takes it, and everything else is called from inside one.
-final class Connection: @unchecked Sendable {
+/// holding `lock`: each entry point (`start`, `socketReady`, `respond`, `checkTimeouts`, `drain`,
+/// `close`) takes it, and everything else is called from inside one.
+final class Connection: IOWatcher, @unchecked Sendable {
     /// What the access log needs about the request being answered.
     private struct InFlight {
         let requestId: String
@@ -36,11 +36,10 @@ final class Connection: @unchecked Sendable {
     private let context: ServerContext
     private var machine: ConnectionStateMachine
     private var decoder: RequestDecoder
-    private var readSource: (any DispatchSourceRead)?
-    private var writeSource: (any DispatchSourceWrite)?
+    /// The socket's registration with the event loop, while open.
+    private var registration: UInt64?
     private var readSuspended = false
-    private var writeSuspended = false
-    private var openSources = 0
+    private var writeArmed = false
     private var isClosed = false
     private var inputClosed = false
     private var input: [UInt8] = []
@@ -70,14 +69,21 @@ final class Connection: @unchecked Sendable {
     }
 
     private func startLocked() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { self.lock.withLock { _ in self.readable() } }
-        source.setCancelHandler { self.sourceCancelled() }
-        readSource = source
-        openSources += 1
-        source.resume()
+        registration = loop.ioLoop.register(fd, self, readable: true, writable: false)
         // A connection accepted just as shutdown began is closed rather than left undrained.
-        if context.draining.load(ordering: .acquiring) || refused { closeLocked() }
+        if registration == nil || context.draining.load(ordering: .acquiring) || refused { closeLocked() }
+    }
+
+    func socketReady(readable: Bool, writable: Bool) {
+        lock.withLock { _ in
+            if writable, writeArmed { flush() }
+            guard readable, !isClosed else { return }
+            guard readSuspended else { return self.readable() }
+            // Reading is paused, so this is a hang-up or an error, which epoll reports regardless
+            // (and keeps reporting). After the client's EOF it means the connection is dead; before
+            // it, a read finds out which.
+            if inputClosed { closeLocked() } else { self.readable() }
+        }
     }
 
     // MARK: Reading
@@ -97,7 +103,7 @@ final class Connection: @unchecked Sendable {
             }
             // Decrypted bytes the layer still holds get no socket event of their own.
             if let transport, transport.hasBufferedInput, !isClosed, !readSuspended {
-                loop.queue.async { self.lock.withLock { _ in self.readable() } }
+                loop.ioLoop.execute { self.lock.withLock { _ in self.readable() } }
             }
         case .wouldBlock:
             return
@@ -155,7 +161,7 @@ final class Connection: @unchecked Sendable {
         let inFlight = InFlight(
             requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
         let responder = context.responder
-        Task(executorPreference: context.configuration.handlerExecutor?()) {
+        Task(executorPreference: context.configuration.handlersRunOnEventLoops ? loop.ioLoop : nil) {
             let response = await responder.respond(to: request)
             self.respond(response, to: inFlight)
         }
@@ -202,14 +208,14 @@ final class Connection: @unchecked Sendable {
             case .transferred(let count):
                 outputOffset += count
             case .wouldBlock:
-                return armWriteSource()
+                return watch(readable: !readSuspended, writable: true)
             case .endOfFile, .failed:
                 return closeLocked()
             }
         }
         output.removeAll(keepingCapacity: output.capacity <= 128 * 1024)
         outputOffset = 0
-        disarmWriteSource()
+        if writeArmed { watch(readable: !readSuspended, writable: false) }
         guard case .writing = machine.state else { return }
         switch machine.writeFinished(now: .now()) {
         case .readNextRequest:
@@ -233,26 +239,12 @@ final class Connection: @unchecked Sendable {
         resumeReading()
     }
 
-    private func armWriteSource() {
-        if let writeSource {
-            if writeSuspended {
-                writeSuspended = false
-                writeSource.resume()
-            }
-            return
-        }
-        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { self.lock.withLock { _ in self.flush() } }
-        source.setCancelHandler { self.sourceCancelled() }
-        writeSource = source
-        openSources += 1
-        source.resume()
-    }
-
-    private func disarmWriteSource() {
-        guard let writeSource, !writeSuspended else { return }
-        writeSuspended = true
-        writeSource.suspend()
+    /// Tells the loop which readiness to report; a failure means the socket is gone.
+    private func watch(readable: Bool, writable: Bool) {
+        guard let registration else { return }
+        readSuspended = !readable
+        writeArmed = writable
+        guard loop.ioLoop.modify(fd, token: registration, readable: readable, writable: writable) else { return closeLocked() }
     }
 
     // MARK: Timeouts, shutdown, teardown
@@ -301,42 +293,23 @@ final class Connection: @unchecked Sendable {
         isClosed = true
         machine.forceClose()
         transport?.shutdown()
-        // A suspended source must be resumed for its cancel handler to run.
-        if let writeSource {
-            writeSource.cancel()
-            if writeSuspended { writeSource.resume() }
-        }
-        if let readSource {
-            readSource.cancel()
-            if readSuspended { readSource.resume() }
-        }
-        let loop = self.loop
-        loop.queue.async { loop.remove(self) }
-    }
-
-    /// The descriptor is closed only after every source on it is cancelled, as Dispatch requires.
-    private func sourceCancelled() {
-        let last = lock.withLock { _ -> Bool in
-            openSources -= 1
-            guard openSources == 0 else { return false }
-            readSource = nil
-            writeSource = nil
-            return true
-        }
-        guard last else { return }
+        // Unregistered before the close: the descriptor's number may be reused at once, and a stale
+        // event for it must not reach this connection (registrations are keyed by token, not number).
+        if let registration { loop.ioLoop.unregister(fd, token: registration) }
+        registration = nil
         SocketSystem.close(fd)
         context.connectionClosed()
+        let loop = self.loop
+        loop.ioLoop.execute { loop.remove(self) }
     }
 
     private func suspendReading() {
-        guard let readSource, !readSuspended else { return }
-        readSuspended = true
-        readSource.suspend()
+        guard !readSuspended else { return }
+        watch(readable: false, writable: writeArmed)
     }
 
     private func resumeReading() {
-        guard let readSource, readSuspended else { return }
-        readSuspended = false
-        readSource.resume()
+        guard readSuspended else { return }
+        watch(readable: true, writable: writeArmed)
     }
 }

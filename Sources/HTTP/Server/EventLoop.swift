@@ -1,21 +1,27 @@
 import Dispatch
+import IOLoop
+import Synchronization
 
-/// One serial queue that owns a share of the connections: their socket events, their timeouts and the
-/// read buffer they share.
+/// A share of the connections, served by one `IOEventLoop` thread: their socket events, their
+/// timeouts and the read buffer they share.
 ///
-/// `@unchecked Sendable` is sound because every mutable property (`connections`, `timer`, the contents
-/// of `readBuffer`) is only read or written by code running on `queue`: the entry points below hop
-/// onto it with `queue.async` before touching anything, and connections read into `readBuffer` only
-/// from their read-source handlers, which run on `queue`.
+/// `@unchecked Sendable` is sound because every mutable property (`connections`, the contents of
+/// `readBuffer`; `timer` is only touched under `timerLock`) is only read or written on `ioLoop`'s thread: the entry points below hop onto it with
+/// `ioLoop.execute` before touching anything, and connections read into `readBuffer` only from their
+/// socket events, which that thread delivers.
 final class EventLoop: @unchecked Sendable {
-    let queue: DispatchQueue
+    let ioLoop: IOEventLoop
     let readBuffer: UnsafeMutableRawBufferPointer
     private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Fires the deadline checks; it only hops onto the loop, so any queue will do.
+    private let timerQueue: DispatchQueue
+    private let timerLock = Mutex<Void>(())
     private var timer: (any DispatchSourceTimer)?
 
     init(index: Int) {
-        queue = DispatchQueue(label: "careledger.http.loop-\(index)")
+        ioLoop = IOEventLoop.all[index % IOEventLoop.all.count]
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        timerQueue = DispatchQueue(label: "careledger.http.timer-\(index)")
     }
 
     deinit {
@@ -24,51 +30,51 @@ final class EventLoop: @unchecked Sendable {
 
     /// Takes ownership of an accepted socket.
     func adopt(_ fd: Int32, peer: String, context: ServerContext) {
-        queue.async {
+        ioLoop.execute {
             let connection = Connection(fd: fd, peer: peer, loop: self, context: context)
             self.connections[ObjectIdentifier(connection)] = connection
             connection.start()
         }
     }
 
-    /// Forgets a closed connection; called on `queue`.
+    /// Forgets a closed connection; called on the loop's thread.
     func remove(_ connection: Connection) {
         connections[ObjectIdentifier(connection)] = nil
     }
 
     /// Starts the periodic deadline check.
     func startTimer(interval: Duration, timeouts: HTTPTimeouts) {
-        queue.async {
-            let timer = DispatchSource.makeTimerSource(queue: self.queue)
-            let nanos = Int(interval.nanoseconds)
-            timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
-            timer.setEventHandler {
+        let nanos = Int(interval.nanoseconds)
+        let source = DispatchSource.makeTimerSource(queue: timerQueue)
+        source.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
+        source.setEventHandler {
+            self.ioLoop.execute {
                 let now = MonotonicInstant.now()
                 for connection in self.connections.values { connection.checkTimeouts(now: now, timeouts: timeouts) }
             }
-            timer.resume()
-            self.timer = timer
         }
+        source.resume()
+        timerLock.withLock { _ in timer = source }
     }
 
     /// Stops the deadline check.
     func stopTimer() {
-        queue.async {
-            self.timer?.cancel()
-            self.timer = nil
+        timerLock.withLock { _ in
+            timer?.cancel()
+            timer = nil
         }
     }
 
     /// Graceful shutdown: idle connections close, busy ones close after their response.
     func drainConnections() {
-        queue.async {
+        ioLoop.execute {
             for connection in self.connections.values { connection.drain() }
         }
     }
 
     /// End of the drain period: whatever is still open is closed.
     func closeAllConnections() {
-        queue.async {
+        ioLoop.execute {
             for connection in self.connections.values { connection.close() }
         }
     }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import IOLoop
 
 /// Everything the server needs to know to listen and to protect itself.
 public struct HTTPServerConfiguration: Sendable {
@@ -14,18 +15,18 @@ public struct HTTPServerConfiguration: Sendable {
     public var backlog: Int32 = 1024
     /// Open connections at most; one more is answered 503 and closed at once.
     public var maxConnections: Int = 4096
-    /// Serial queues that run socket I/O, one per core by default.
-    public var eventLoopCount: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Connection groups, spread over the process's event loops (`IOEventLoop.all`, one per core).
+    public var eventLoopCount: Int = IOEventLoop.all.count
     /// Parser bounds.
     public var limits = HTTPParserLimits()
     /// Client timeouts.
     public var timeouts = HTTPTimeouts()
     /// A security layer (TLS) on every connection; nil serves plain HTTP.
     public var security: (any TransportSecurity)?
-    /// Where each request's handler runs, asked once per request: an executor near the I/O the
-    /// handlers wait on saves a thread hop per wait. nil (or a nil answer) runs handlers on the
-    /// global executor.
-    public var handlerExecutor: (@Sendable () -> (any TaskExecutor)?)?
+    /// Runs each request's handler on the event loop that read the request (a task preferring it),
+    /// instead of the global executor: no thread hop per request, and none per database wait when the
+    /// database driver watches its sockets on the same loops. Handlers must then never block.
+    public var handlersRunOnEventLoops = false
 
     /// The defaults above.
     public init() {}

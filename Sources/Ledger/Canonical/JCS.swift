@@ -51,12 +51,23 @@ public enum JCS {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    /// RFC 8785 §3.2.3: member names sort by their UTF-16 code units. For ASCII names the UTF-8
-    /// bytes sort the same way, and comparing them is much cheaper.
+    /// RFC 8785 §3.2.3: member names sort by their UTF-16 code units. UTF-8 bytes sort in code point
+    /// order, which is UTF-16 order too except where a supplementary character (UTF-8 lead byte 0xF0
+    /// and up) meets one of U+E000...U+FFFF (lead 0xEE, 0xEF): UTF-16's surrogates sort before those.
+    /// So the bytes decide, in one pass and without copying, unless such a lead byte comes up first.
     static func keyPrecedes(_ a: String, _ b: String) -> Bool {
         var a = a, b = b
-        let ascii = a.withUTF8 { $0.allSatisfy { $0 < 0x80 } } && b.withUTF8 { $0.allSatisfy { $0 < 0x80 } }
-        return ascii ? a.utf8.lexicographicallyPrecedes(b.utf8) : a.utf16.lexicographicallyPrecedes(b.utf16)
+        let byBytes: Bool? = a.withUTF8 { x in
+            b.withUTF8 { y in
+                for index in 0..<min(x.count, y.count) {
+                    let p = x[index], q = y[index]
+                    if p >= 0xEE || q >= 0xEE { return nil }
+                    if p != q { return p < q }
+                }
+                return x.count < y.count
+            }
+        }
+        return byBytes ?? a.utf16.lexicographicallyPrecedes(b.utf16)
     }
 
     private static func appendString(_ text: String, to out: inout [UInt8]) {

@@ -4,36 +4,37 @@ import Glibc
 #endif
 import Synchronization
 
-/// Something woken by the event loop when its socket is ready.
-protocol PostgresSocketWatcher: AnyObject, Sendable {
+/// Something woken by an event loop when its socket is ready.
+public protocol IOWatcher: AnyObject, Sendable {
     func socketReady(readable: Bool, writable: Bool)
 }
 
-/// A thread in `epoll_wait` for a share of the database sockets, one per core. A DispatchSource costs
-/// two thread wake-ups per answer (libdispatch's manager thread, then a queue's worker) before the
-/// waiting task is even scheduled; here the thread that sees the socket ready reads the answer and
-/// resumes the task, and when many answers arrive together one wake-up serves them all.
+/// A thread in `epoll_wait` for a share of the process's sockets (HTTP clients and database
+/// connections alike), one per core. A DispatchSource costs two thread wake-ups per event
+/// (libdispatch's manager thread, then a queue's worker) before any work is even scheduled; here the
+/// thread that sees the socket ready does the work, and when many sockets are ready together one
+/// wake-up serves them all.
 ///
 /// Each loop is also a `TaskExecutor`. A task that prefers it (`withTaskExecutorPreference`,
-/// `Task(executorPreference:)`) runs on the loop's thread, and the pool hands it a connection of the
-/// same loop: the answer is read, the task resumed and its next statement sent without leaving the
-/// thread, as in pgbench's client loop. Any other task is resumed on its own executor as before, at
-/// the price of one thread hop per statement.
+/// `Task(executorPreference:)`) runs on the loop's thread. A request handler started by the loop that
+/// read its request, waiting on a database connection watched by the same loop, is then read, run,
+/// resumed and answered without leaving the thread, as in pgbench's client loop. Any other task is
+/// resumed on its own executor, at the price of one thread hop per wait.
 ///
 /// Registrations are keyed by a number never reused, not by the descriptor: after a descriptor is
 /// closed its number can come back for another connection, and a stale event must not reach it.
-public final class PostgresEventLoop: TaskExecutor, Sendable {
+public final class IOEventLoop: TaskExecutor, Sendable {
     /// One loop per CPU the process may use (at most 8), each pinned to its CPU. The scheduler left to
     /// itself kept waking each backend on the other core than the loop that wrote to it, and a
     /// cross-core wake-up costs an interrupt (dearer still in a VM): pinned loops measured 116–127k
     /// `SELECT 1`/s at 16 tasks against 100–108k unpinned (Benchmarks/RESULTS.md).
-    static let all: [PostgresEventLoop] = {
+    public static let all: [IOEventLoop] = {
         let allowed = careledger_allowed_cpus()
         var cpus = (0..<UInt(UInt.bitWidth)).filter { allowed & (1 << $0) != 0 }.map { Int32($0) }
         if cpus.isEmpty {
             cpus = Array(repeating: -1, count: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         }
-        return cpus.prefix(8).enumerated().map { PostgresEventLoop(index: $0.offset, cpu: $0.element) }
+        return cpus.prefix(8).enumerated().map { IOEventLoop(index: $0.offset, cpu: $0.element) }
     }()
     private static let nextIndex = Atomic<Int>(0)
     /// Each loop's thread points this at its loop, so `current` costs one lookup.
@@ -44,30 +45,36 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
     }()
 
     /// The loops in turn, for spreading tasks and connections across cores.
-    public static func next() -> PostgresEventLoop {
+    public static func next() -> IOEventLoop {
         all[nextIndex.wrappingAdd(1, ordering: .relaxed).oldValue % all.count]
     }
 
     /// The loop whose thread runs the caller, if any.
-    public static var current: PostgresEventLoop? {
-        pthread_getspecific(currentKey).map { Unmanaged<PostgresEventLoop>.fromOpaque($0).takeUnretainedValue() }
+    public static var current: IOEventLoop? {
+        pthread_getspecific(currentKey).map { Unmanaged<IOEventLoop>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private enum Work {
+        case job(UnownedJob)
+        case closure(@Sendable () -> Void)
     }
 
     private struct JobQueue {
-        var jobs: [UnownedJob] = []
+        var jobs: [Work] = []
         /// The loop found nothing to run and is (about to be) blocked in `epoll_wait`: an enqueue from
         /// another thread must wake it.
         var sleeping = false
     }
 
-    let index: Int
+    /// The loop's place in `all`.
+    public let index: Int
     /// The CPU the thread is pinned to, or -1.
     private let cpu: Int32
     private let epollDescriptor: Int32
     /// Readable while work waits for a sleeping loop; registered under token 0.
     private let wakeDescriptor: Int32
     private let queue = Mutex(JobQueue())
-    private let watchers = Mutex<[UInt64: any PostgresSocketWatcher]>([:])
+    private let watchers = Mutex<[UInt64: any IOWatcher]>([:])
     private let nextToken = Atomic<UInt64>(1)
 
     private init(index: Int, cpu: Int32) {
@@ -86,7 +93,7 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { context in
             guard let context else { return nil }
-            Unmanaged<PostgresEventLoop>.fromOpaque(context).takeUnretainedValue().run()
+            Unmanaged<IOEventLoop>.fromOpaque(context).takeUnretainedValue().run()
         }, context)
         guard created == 0 else { fatalError("pthread_create failed: \(created)") }
         pthread_detach(thread)
@@ -95,9 +102,20 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
     // MARK: TaskExecutor
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
+        submit(.job(UnownedJob(job)))
+    }
+
+    /// Runs `work` on the loop's thread, after the work already queued.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        submit(.closure(work))
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    public var inEventLoop: Bool { Self.current === self }
+
+    private func submit(_ work: Work) {
         let wake = queue.withLock { queue -> Bool in
-            queue.jobs.append(job)
+            queue.jobs.append(work)
             defer { queue.sleeping = false }
             return queue.sleeping
         }
@@ -109,7 +127,7 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
     // MARK: Sockets
 
     /// Starts watching `descriptor` for `watcher`; the token names the registration from now on.
-    func register(_ descriptor: Int32, _ watcher: any PostgresSocketWatcher, readable: Bool, writable: Bool) -> UInt64? {
+    public func register(_ descriptor: Int32, _ watcher: any IOWatcher, readable: Bool, writable: Bool) -> UInt64? {
         let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
         watchers.withLock { $0[token] = watcher }
         guard control(EPOLL_CTL_ADD, descriptor, token, readable: readable, writable: writable) else {
@@ -121,13 +139,13 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
 
     /// Changes which readiness `descriptor` is watched for.
     @discardableResult
-    func modify(_ descriptor: Int32, token: UInt64, readable: Bool, writable: Bool) -> Bool {
+    public func modify(_ descriptor: Int32, token: UInt64, readable: Bool, writable: Bool) -> Bool {
         control(EPOLL_CTL_MOD, descriptor, token, readable: readable, writable: writable)
     }
 
     /// Stops watching. `descriptor` is nil when it was already closed (the kernel then dropped it from
     /// the epoll set itself, and its number may already belong to someone else).
-    func unregister(_ descriptor: Int32?, token: UInt64) {
+    public func unregister(_ descriptor: Int32?, token: UInt64) {
         if let descriptor { _ = control(EPOLL_CTL_DEL, descriptor, token, readable: false, writable: false) }
         watchers.withLock { _ = $0.removeValue(forKey: token) }
     }
@@ -151,14 +169,19 @@ public final class PostgresEventLoop: TaskExecutor, Sendable {
         let ready = UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue)
         let executor = asUnownedTaskExecutor()
         // Two buffers swapped with the queue's, so taking the jobs allocates nothing.
-        var running: [UnownedJob] = []
+        var running: [Work] = []
         while true {
             running.removeAll(keepingCapacity: true)
             queue.withLock { queue in
                 swap(&running, &queue.jobs)
                 queue.sleeping = running.isEmpty
             }
-            for job in running { job.runSynchronously(on: executor) }
+            for work in running {
+                switch work {
+                case .job(let job): job.runSynchronously(on: executor)
+                case .closure(let closure): closure()
+                }
+            }
             let count = epoll_wait(epollDescriptor, events, Int32(capacity), running.isEmpty ? -1 : 0)
             if running.isEmpty { queue.withLock { $0.sleeping = false } }
             guard count > 0 else { continue }
