@@ -31,7 +31,7 @@ final class WriteCoalescer<Item: Sendable, Output: Sendable>: Sendable {
     /// `write` gets the items of one batch and answers one output per item, in order.
     /// `maxWriters` batches are written at a time (one filling while another commits keeps the CPU
     /// and the disk both busy); `failsEveryone` picks errors not worth retrying item by item.
-    init(maxBatch: Int = 64, maxWriters: Int = 2, failsEveryone: @escaping @Sendable (any Error) -> Bool, write: @escaping Writer) {
+    init(maxBatch: Int = 64, maxWriters: Int = 1, failsEveryone: @escaping @Sendable (any Error) -> Bool, write: @escaping Writer) {
         self.maxBatch = maxBatch
         self.maxWriters = maxWriters
         self.failsEveryone = failsEveryone

@@ -7,6 +7,7 @@ public enum JCS {
     /// The canonical bytes of `value`.
     public static func canonicalize(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(1024)
         append(value, to: &out)
         return out
     }
@@ -37,13 +38,16 @@ public enum JCS {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            let inOrder = zip(members, members.dropFirst()).allSatisfy { keyPrecedes($0.key, $1.key) }
-            let sorted = inOrder ? members : members.sorted { keyPrecedes($0.key, $1.key) }
-            for (position, member) in sorted.enumerated() {
+            // Positions, not members, are sorted: moving Ints is cheaper than moving (String, value).
+            var order = Array(members.indices)
+            if !zip(members, members.dropFirst()).allSatisfy({ keyPrecedes($0.key, $1.key) }) {
+                order.sort { keyPrecedes(members[$0].key, members[$1].key) }
+            }
+            for (position, index) in order.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                appendString(member.key, to: &out)
+                appendString(members[index].key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                append(member.value, to: &out)
+                append(members[index].value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }

@@ -178,12 +178,13 @@ public struct JSONParser {
             scalars.append(contentsOf: run.unicodeScalars)
         }
         var escaped = false
+        var highBits: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                // Most strings have no escapes: one validation, no scalar-by-scalar copy.
+                // Most strings have no escapes: one copy, no scalar-by-scalar one.
                 if !escaped {
-                    guard let whole = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                    guard let whole = Self.string(bytes, runStart..<index, ascii: highBits < 0x80) else {
                         throw JSONParseError(message: "invalid UTF-8", offset: runStart)
                     }
                     index += 1
@@ -194,6 +195,7 @@ public struct JSONParser {
                 return String(scalars)
             }
             if byte < 0x20 { throw error("unescaped control character in a string") }
+            highBits |= byte
             if byte == UInt8(ascii: "\\") {
                 escaped = true
                 try flushRun(index)
@@ -205,6 +207,17 @@ public struct JSONParser {
             index += 1
         }
         throw error("unterminated string")
+    }
+
+    /// The text of `range`, or nil when it is not valid UTF-8. ASCII (the usual case) needs no
+    /// validation; otherwise the decoded text must give back the very bytes, since decoding
+    /// replaces what is invalid.
+    private static func string(_ bytes: [UInt8], _ range: Range<Int>, ascii: Bool) -> String? {
+        bytes.withUnsafeBufferPointer { buffer in
+            let slice = UnsafeBufferPointer(rebasing: buffer[range])
+            let text = String(decoding: slice, as: UTF8.self)
+            return ascii || text.utf8.elementsEqual(slice) ? text : nil
+        }
     }
 
     private mutating func parseEscape() throws(JSONParseError) -> Unicode.Scalar {
