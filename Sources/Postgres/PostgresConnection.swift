@@ -33,6 +33,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `IOEventLoop`) is resumed without a thread hop.
     public var eventLoop: IOEventLoop { driver.eventLoop }
 
+    var eventLoopIndex: Int { driver.eventLoopIndex }
+
     /// Has `loop` read this connection's answers from the next statement on; for the pool, before it
     /// hands the connection to a task running on `loop`.
     func move(to loop: IOEventLoop) {

@@ -103,8 +103,9 @@ public final class PostgresPool: Sendable {
         // A task running on an event loop gets a connection of that loop when one is idle, else one
         // moved to it (two epoll_ctl calls): answers are read on the thread that goes on with the task.
         let home = IOEventLoop.current
+        let homeIndex = home?.index ?? -1
         let plan = state.withLock { state -> Plan in
-            if let home, let index = state.idle.lastIndex(where: { $0.eventLoop === home }) {
+            if homeIndex >= 0, let index = state.idle.lastIndex(where: { $0.eventLoopIndex == homeIndex }) {
                 state.inUse += 1
                 return .use(state.idle.remove(at: index))
             }
@@ -132,7 +133,7 @@ public final class PostgresPool: Sendable {
             case .openNew: return try await openInReservedSlot()
             }
         }
-        if let home, connection.eventLoop !== home { connection.move(to: home) }
+        if let home, connection.eventLoopIndex != homeIndex { connection.move(to: home) }
         return connection
     }
 

@@ -62,7 +62,10 @@ final class PostgresQueryDriver: IOWatcher, @unchecked Sendable {
     }
 
     /// The loop that reads this connection's answers.
-    var eventLoop: IOEventLoop { IOEventLoop.all[loopIndex.load(ordering: .relaxed)] }
+    var eventLoop: IOEventLoop { IOEventLoop.all[eventLoopIndex] }
+
+    /// Its index in `IOEventLoop.all`, for comparing without touching the loop object.
+    var eventLoopIndex: Int { loopIndex.load(ordering: .relaxed) }
 
     /// Hands the socket to `loop` for the statements to come. Only between statements: the holder
     /// calls this before its first one. An event the old loop already took out of `epoll_wait` may
