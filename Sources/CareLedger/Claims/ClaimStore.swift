@@ -139,12 +139,15 @@ struct ClaimStore: Sendable {
     /// cancelled, and the adjudications its rules made (its own adjudications by hand it already knows).
     func insurerFeed(insurerOrg: String, seqs: ClosedRange<Int64>, limit: Int, on runner: some QueryRunner) async throws -> [ClaimEventRow] {
         // The entries first (a bounded range of the primary key), then their events: the cost
-        // follows the range, not how many claims the insurer has.
+        // follows the range, not how many claims the insurer has. The events are looked up one
+        // entry at a time (LATERAL, LIMIT 1): see `ExchangeStore.box` for the plan a join got.
         try await runner.query("""
             WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
-            SELECT \(sql: Self.eventColumns), e.seq
-            FROM scanned e JOIN claim_events ce ON ce.queue_id = e.queue_id JOIN claims c ON c.id = ce.claim_id
-            WHERE ce.insurer_org = \(insurerOrg) AND (ce.kind <> 'adjudicated' OR ce.rule_id IS NOT NULL)
+            SELECT event.*, e.seq
+            FROM scanned e CROSS JOIN LATERAL (
+                SELECT \(sql: Self.eventColumns) FROM claim_events ce JOIN claims c ON c.id = ce.claim_id
+                WHERE ce.queue_id = e.queue_id AND ce.insurer_org = \(insurerOrg) AND (ce.kind <> 'adjudicated' OR ce.rule_id IS NOT NULL)
+                LIMIT 1) AS event
             ORDER BY e.seq LIMIT \(limit)
             """).all.map(Self.eventRow)
     }
@@ -153,9 +156,11 @@ struct ClaimStore: Sendable {
     func responseFeed(hospitalOrg: String, seqs: ClosedRange<Int64>, limit: Int, on runner: some QueryRunner) async throws -> [ClaimEventRow] {
         try await runner.query("""
             WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
-            SELECT \(sql: Self.eventColumns), e.seq
-            FROM scanned e JOIN claim_events ce ON ce.queue_id = e.queue_id JOIN claims c ON c.id = ce.claim_id
-            WHERE ce.hospital_org = \(hospitalOrg) AND ce.kind = 'adjudicated'
+            SELECT event.*, e.seq
+            FROM scanned e CROSS JOIN LATERAL (
+                SELECT \(sql: Self.eventColumns) FROM claim_events ce JOIN claims c ON c.id = ce.claim_id
+                WHERE ce.queue_id = e.queue_id AND ce.hospital_org = \(hospitalOrg) AND ce.kind = 'adjudicated'
+                LIMIT 1) AS event
             ORDER BY e.seq LIMIT \(limit)
             """).all.map(Self.eventRow)
     }

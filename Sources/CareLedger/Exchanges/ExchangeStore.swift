@@ -126,19 +126,28 @@ struct ExchangeStore: Sendable {
 
     /// A box in ledger order: the exchanges whose `exchange.sent` entry is among `seqs` (see
     /// `LedgerFeed` for why a seq cursor never skips an exchange that commits late).
+    ///
+    /// The lookup is a LATERAL subquery with LIMIT 1 (an entry names at most one exchange) so that it
+    /// stays one index probe per scanned entry. As a plain join, the cached generic plan (which
+    /// cannot see how narrow the seq window is) switched to hashing the whole table once the table
+    /// grew: the claims feed, written the same way, went from 0.014 to 1.2 ms a call mid-benchmark.
     func box(orgId: String, inbox: Bool, seqs: ClosedRange<Int64>, limit: Int, on runner: some QueryRunner) async throws -> [BoxRow] {
         let rows = inbox
             ? try await runner.query("""
                 WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
-                SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
-                FROM scanned e JOIN exchanges x ON x.sent_queue_id = e.queue_id
-                WHERE x.recipient_org = \(orgId) ORDER BY e.seq LIMIT \(limit)
+                SELECT x.*, e.seq
+                FROM scanned e CROSS JOIN LATERAL (
+                    SELECT id, sender_org, recipient_org, patient_id, purpose, category, document_hash, created_at FROM exchanges
+                    WHERE sent_queue_id = e.queue_id AND recipient_org = \(orgId) LIMIT 1) AS x
+                ORDER BY e.seq LIMIT \(limit)
                 """)
             : try await runner.query("""
                 WITH scanned AS MATERIALIZED (SELECT seq, queue_id FROM ledger_entries WHERE seq BETWEEN \(seqs.lowerBound) AND \(seqs.upperBound))
-                SELECT x.id, x.sender_org, x.recipient_org, x.patient_id, x.purpose, x.category, x.document_hash, x.created_at, e.seq
-                FROM scanned e JOIN exchanges x ON x.sent_queue_id = e.queue_id
-                WHERE x.sender_org = \(orgId) ORDER BY e.seq LIMIT \(limit)
+                SELECT x.*, e.seq
+                FROM scanned e CROSS JOIN LATERAL (
+                    SELECT id, sender_org, recipient_org, patient_id, purpose, category, document_hash, created_at FROM exchanges
+                    WHERE sent_queue_id = e.queue_id AND sender_org = \(orgId) LIMIT 1) AS x
+                ORDER BY e.seq LIMIT \(limit)
                 """)
         return try rows.all.map { row in
             let seq = try row.decode("seq", as: Int64.self)
