@@ -1,8 +1,9 @@
 import Dispatch
 import Synchronization
 
-/// An HTTP/1.1 server over non-blocking sockets on Dispatch. Socket I/O runs on a few serial event-loop
-/// queues; request handlers run as tasks on the cooperative pool and never block the I/O path.
+/// An HTTP/1.1 server over non-blocking sockets. Socket I/O runs on the process's event loops
+/// (`IOEventLoop`, one per core); request handlers run as tasks, on the loop that read the request
+/// when `handlersRunOnEventLoops` is set (they must then never block), else on the global executor.
 public final class HTTPServer: Sendable {
     private enum Phase {
         case created
