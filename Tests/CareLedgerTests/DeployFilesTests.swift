@@ -22,6 +22,26 @@ import Testing
         #expect(result.status == 0 && result.stderr.isEmpty, "\(result.stderr)")
     }
 
+    /// The event loops pin themselves with sched_setaffinity, which the denied @resources group
+    /// holds; without the unit taking it back, seccomp would kill the server at start.
+    @Test func theSystemCallFilterKeepsWhatTheEventLoopsCall() async throws {
+        let unit = try String(contentsOf: Self.deploy.appendingPathComponent("systemd/careledger.service"), encoding: .utf8)
+        let filters = unit.split(separator: "\n").filter { $0.hasPrefix("SystemCallFilter=") }.map { $0.dropFirst("SystemCallFilter=".count) }
+        let denied = filters.filter { $0.hasPrefix("~") }.flatMap { $0.dropFirst().split(separator: " ").map(String.init) }
+        let deniedAt = filters.lastIndex { $0.hasPrefix("~") } ?? -1
+        let allowedAfter = filters.enumerated().filter { $0.offset > deniedAt && !$0.element.hasPrefix("~") }
+            .flatMap { $0.element.split(separator: " ").map(String.init) }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") else { return }
+        for call in ["sched_setaffinity", "sched_getaffinity", "epoll_create1", "epoll_ctl", "epoll_wait", "eventfd2"] {
+            var deniedBy: [String] = []
+            for group in denied where group.hasPrefix("@") {
+                let members = try await run(["systemd-analyze", "syscall-filter", group]).stdout
+                if members.split(whereSeparator: \.isWhitespace).contains(Substring(call)) { deniedBy.append(group) }
+            }
+            #expect(deniedBy.isEmpty || allowedAfter.contains(call), "\(call) is denied by \(deniedBy) and not allowed again")
+        }
+    }
+
     @Test func theExampleConfigNamesOnlyRealSettings() throws {
         var parsed = try ParsedArguments([], options: ServeCommand.options, flags: ["no-migrate", "ledger-public"])
         try parsed.readConfigFile(Self.deploy.appendingPathComponent("careledger.conf.example").path, options: ServeCommand.options, flags: ["no-migrate", "ledger-public"])
