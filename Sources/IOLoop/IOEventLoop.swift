@@ -110,9 +110,6 @@ public final class IOEventLoop: TaskExecutor, Sendable {
         submit(.closure(work))
     }
 
-    /// Whether the caller runs on this loop's thread.
-    public var inEventLoop: Bool { Self.current === self }
-
     private func submit(_ work: Work) {
         let wake = queue.withLock { queue -> Bool in
             queue.jobs.append(work)

@@ -57,15 +57,12 @@ final class WriteCoalescer<Item: Sendable, Output: Sendable>: Sendable {
     private func writeBatches() async {
         while let batch = nextBatch() {
             do {
-                let outputs = try await write(batch.map(\.item))
-                guard outputs.count == batch.count else { throw CoalescerError.outputCountMismatch }
+                let outputs = try await written(batch.map(\.item))
                 for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
             } catch where batch.count > 1 && !failsEveryone(error) {
                 for waiter in batch {
                     do {
-                        let outputs = try await write([waiter.item])
-                        guard let output = outputs.first, outputs.count == 1 else { throw CoalescerError.outputCountMismatch }
-                        waiter.continuation.resume(returning: output)
+                        waiter.continuation.resume(returning: try await written([waiter.item])[0])
                     } catch {
                         waiter.continuation.resume(throwing: error)
                     }
@@ -74,6 +71,13 @@ final class WriteCoalescer<Item: Sendable, Output: Sendable>: Sendable {
                 for waiter in batch { waiter.continuation.resume(throwing: error) }
             }
         }
+    }
+
+    /// `write`'s outputs, one per item, or an error if the writer broke that promise.
+    private func written(_ items: [Item]) async throws -> [Output] {
+        let outputs = try await write(items)
+        guard outputs.count == items.count else { throw CoalescerError.outputCountMismatch }
+        return outputs
     }
 
     private func nextBatch() -> [Waiter]? {
