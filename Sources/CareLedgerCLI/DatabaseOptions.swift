@@ -7,7 +7,7 @@ struct DatabaseOptions {
         name: "migrations-dir", valueName: "dir", help: "Folder of numbered SQL migrations.",
         environment: "CARELEDGER_MIGRATIONS_DIR", defaultValue: "Migrations")
     static let poolSize = OptionSpec(
-        name: "db-pool-size", valueName: "n", help: "Most database connections this instance opens.",
+        name: "db-pool-size", valueName: "n", help: "Pooled database connections (besides one read-only pipelined connection per event loop, and the LISTEN and ledger-lock ones).",
         environment: "CARELEDGER_DB_POOL_SIZE", defaultValue: "16")
     static let acquireTimeout = OptionSpec(
         name: "db-acquire-timeout-ms", valueName: "ms",

@@ -61,6 +61,12 @@ public final class PostgresConnection: @unchecked Sendable {
 
     static func connectBlocking(_ conninfo: String, connectTimeout: Duration,
                                 loop: IOEventLoop = .next()) throws(PostgresError) -> PostgresConnection {
+        PostgresConnection(handle: try openSession(conninfo, connectTimeout: connectTimeout), loop: loop)
+    }
+
+    /// Opens a libpq connection, blocking, and sets the session up: UTC and ISO dates, so timestamps
+    /// decode exactly, and notices dropped (by default they go to stderr, and they can quote data).
+    static func openSession(_ conninfo: String, connectTimeout: Duration) throws(PostgresError) -> OpaquePointer {
         let seconds = max(1, Int(connectTimeout.components.seconds))
         // Keywords after dbname override the conninfo's own, so only defaults go here; session
         // settings are SET below, leaving any `options` in the caller's conninfo intact.
@@ -77,12 +83,14 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(handle)
             throw PostgresError(.connectionFailed, message: message)
         }
-        // Notices would go to stderr by default; they can quote data, so they are dropped.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        let connection = PostgresConnection(handle: handle, loop: loop)
-        // Timestamps decode exactly only in UTC with ISO output.
-        try connection.executeScript("SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'")
-        return connection
+        do {
+            _ = try rowsOrError(PQexec(handle, "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO'"), handle: handle)
+        } catch {
+            PQfinish(handle)
+            throw error
+        }
+        return handle
     }
 
     /// Whether libpq still considers the connection usable.

@@ -16,6 +16,12 @@ public final class PostgresPool: Sendable {
         public var acquireTimeout: Duration = .seconds(2)
         /// libpq's connect_timeout (whole seconds, at least 1).
         public var connectTimeout: Duration = .seconds(2)
+        /// Whether reads by `query` from a task running on an event loop share that loop's pipelined,
+        /// read-only connection (`PostgresPipeline`) instead of taking a connection of their own.
+        /// Those connections, one per loop that reads, come on top of `maxConnections`: like the
+        /// LISTEN connection, they are a fixed few, and counting them in would take connections
+        /// from the writes, which need many to share WAL flushes.
+        public var multiplexing = true
 
         /// Settings for `conninfo` with the defaults above.
         public init(conninfo: String) {
@@ -30,7 +36,17 @@ public final class PostgresPool: Sendable {
         case openNew
     }
 
+    /// An event loop's pipelined connection.
+    private enum PipelineSlot {
+        case none
+        case opening
+        case open(PostgresPipeline)
+        /// Opening failed; not tried again before then, so an outage is not hammered per statement.
+        case failed(retryAfter: ContinuousClock.Instant)
+    }
+
     private struct State {
+        var pipelines: [PipelineSlot] = Array(repeating: .none, count: IOEventLoop.all.count)
         var idle: [PostgresConnection] = []
         var open = 0
         var inUse = 0
@@ -46,6 +62,8 @@ public final class PostgresPool: Sendable {
         public let idle: Int
         public let inUse: Int
         public let waiting: Int
+        /// Pipelined read-only connections, shared by their loop's reads (not counted in `open`).
+        public let pipelined: Int
     }
 
     /// The settings.
@@ -58,14 +76,27 @@ public final class PostgresPool: Sendable {
         self.configuration = configuration
     }
 
-    /// Current counts.
-    public var statistics: Statistics {
-        state.withLock { Statistics(open: $0.open, idle: $0.idle.count, inUse: $0.inUse, waiting: $0.waiters.count) }
+    deinit {
+        // The loops hold the pipelines (they watch their sockets) until they are closed.
+        for case .open(let pipeline) in state.withLock({ $0.pipelines }) { pipeline.close() }
     }
 
-    /// Closes every idle connection (in-use ones are dropped when released if broken).
+    /// Current counts.
+    public var statistics: Statistics {
+        state.withLock { state in
+            let pipelined = state.pipelines.count { if case .open = $0 { true } else { false } }
+            return Statistics(open: state.open, idle: state.idle.count, inUse: state.inUse, waiting: state.waiters.count, pipelined: pipelined)
+        }
+    }
+
+    /// Closes every idle connection and the pipelined ones, failing statements still in flight on
+    /// those (in-use connections are dropped when released if broken).
     public func closeIdle() {
         dropIdle()
+        let pipelines = state.withLock { state in
+            state.pipelines.compactMap { slot -> PostgresPipeline? in if case .open(let pipeline) = slot { pipeline } else { nil } }
+        }
+        pipelines.forEach(retire)
     }
 
     /// Runs `body` with a connection held exclusively; it goes back to the pool afterwards, or is
@@ -83,12 +114,92 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    /// Runs one statement on any free connection.
+    /// Runs one statement as its own transaction. A read from a task on an event loop goes on that
+    /// loop's pipelined connection (see `Configuration.multiplexing`); anything else, and any statement
+    /// the pipeline found to write, on a free connection of its own.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
-        try await withConnection { connection in
+        if let pipeline = pipelineForCurrentLoop(), let rows = try await run(query, on: pipeline) {
+            return rows
+        }
+        return try await withConnection { connection in
             try await connection.query(query)
         }
+    }
+
+    private func run(_ query: PostgresQuery, on pipeline: PostgresPipeline) async throws(PostgresError) -> PostgresRows? {
+        do {
+            return try await pipeline.query(query)
+        } catch {
+            if error.kind == .connectionLost { retire(pipeline) }
+            throw error
+        }
+    }
+
+    // MARK: Pipelines
+
+    /// Statements a pipeline may hold in flight before callers take connections of their own, which
+    /// bounds how long a statement can queue behind others.
+    private static let pipelineDepth = 64
+
+    private enum PipelineChoice {
+        case use(PostgresPipeline)
+        case open
+        case retire(PostgresPipeline)
+        case none
+    }
+
+    /// The pipeline of the caller's loop, if it has one with room; opens it in the background the
+    /// first time, meanwhile callers take connections of their own.
+    private func pipelineForCurrentLoop() -> PostgresPipeline? {
+        guard configuration.multiplexing, let loop = IOEventLoop.current else { return nil }
+        let choice = state.withLock { state -> PipelineChoice in
+            switch state.pipelines[loop.index] {
+            case .open(let pipeline):
+                guard pipeline.isUsable else { return .retire(pipeline) }
+                return pipeline.inFlight < Self.pipelineDepth ? .use(pipeline) : .none
+            case .opening:
+                return .none
+            case .failed(let retryAfter) where ContinuousClock.now < retryAfter:
+                return .none
+            case .none, .failed:
+                state.pipelines[loop.index] = .opening
+                return .open
+            }
+        }
+        switch choice {
+        case .use(let pipeline): return pipeline
+        case .open: openPipeline(on: loop)
+        case .retire(let pipeline): retire(pipeline)
+        case .none: break
+        }
+        return nil
+    }
+
+    private func openPipeline(on loop: IOEventLoop) {
+        let configuration = configuration
+        // Blocking connect on a thread of its own, as in `PostgresConnection.connect`.
+        DispatchQueue(label: "careledger.postgres.connect").async { [weak self] in
+            let opened = try? PostgresPipeline(
+                handle: PostgresConnection.openSession(configuration.conninfo, connectTimeout: configuration.connectTimeout), loop: loop)
+            guard let self else { return opened?.close() ?? () }
+            self.state.withLock { state in
+                state.pipelines[loop.index] = opened.map { .open($0) } ?? .failed(retryAfter: .now + .seconds(1))
+            }
+        }
+    }
+
+    /// Takes a broken (or no longer wanted) pipeline out of service.
+    private func retire(_ pipeline: PostgresPipeline) {
+        let removed = state.withLock { state -> Bool in
+            guard case .open(let current) = state.pipelines[pipeline.loop.index], current === pipeline else { return false }
+            state.pipelines[pipeline.loop.index] = .none
+            return true
+        }
+        guard removed else { return }
+        // A broken one means the server probably restarted: idle connections are as dead.
+        if !pipeline.isUsable { dropIdle() }
+        pipeline.close()
     }
 
     // MARK: Acquire and release

@@ -274,7 +274,7 @@ final class PostgresQueryDriver: IOWatcher, @unchecked Sendable {
 }
 
 /// `withParameters` for a body that cannot fail.
-private func withCParameters<R>(
+func withCParameters<R>(
     _ binds: [PostgresBind],
     _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
 ) -> R {

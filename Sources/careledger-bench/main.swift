@@ -1,7 +1,7 @@
 // careledger-bench: load generators for Benchmarks/*.sh, run against the same database as the
 // reference tool (pgbench) so the two are compared in one run.
 //
-//   careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds>
+//   careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds> [--no-multiplexing]
 //   careledger-bench ledger <writers> <seconds> | ledger-fill <entries>   (see LedgerBench.swift)
 //
 // Reads DATABASE_URL. Prints one JSON line: transactions, tps, p50/p99 latency in ms.
@@ -13,14 +13,21 @@ struct Options {
     let scenario: String
     let concurrency: Int
     let seconds: Int
+    /// Off: every statement takes a pooled connection of its own, as pgbench's clients each have one.
+    let multiplexing: Bool
 
     init(_ arguments: [String]) throws {
-        guard arguments.count == 4, arguments[0] == "postgres", ["select1", "insert-jsonb"].contains(arguments[1]),
-              let concurrency = Int(arguments[2]), concurrency > 0, let seconds = Int(arguments[3]), seconds > 0
-        else { throw CocoaError(.featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "usage: careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds>"]) }
+        guard [4, 5].contains(arguments.count), arguments[0] == "postgres", ["select1", "insert-jsonb"].contains(arguments[1]),
+              let concurrency = Int(arguments[2]), concurrency > 0, let seconds = Int(arguments[3]), seconds > 0,
+              arguments.count == 4 || arguments[4] == "--no-multiplexing"
+        else {
+            throw CocoaError(.featureUnsupported, userInfo: [
+                NSLocalizedDescriptionKey: "usage: careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds> [--no-multiplexing]"])
+        }
         scenario = arguments[1]
         self.concurrency = concurrency
         self.seconds = seconds
+        multiplexing = arguments.count == 4
     }
 }
 
@@ -66,6 +73,7 @@ if arguments.first?.hasPrefix("ledger") == true {
 let options = try Options(arguments)
 var configuration = PostgresPool.Configuration(conninfo: url)
 configuration.maxConnections = options.concurrency
+configuration.multiplexing = options.multiplexing
 let pool = PostgresPool(configuration: configuration)
 // Warm up: open every connection and prepare the statement before measuring.
 try await withThrowingTaskGroup(of: [Duration].self) { group in

@@ -41,7 +41,7 @@ import Testing
               --migrations-dir <dir>
                     Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
               --db-pool-size <n>
-                    Most database connections this instance opens. (env CARELEDGER_DB_POOL_SIZE, default 16)
+                    Pooled database connections (besides one read-only pipelined connection per event loop, and the LISTEN and ledger-lock ones). (env CARELEDGER_DB_POOL_SIZE, default 16)
               --db-acquire-timeout-ms <ms>
                     How long a request waits for a database connection before answering 503. (env CARELEDGER_DB_ACQUIRE_TIMEOUT_MS, default 2000)
               --tls-cert <file>

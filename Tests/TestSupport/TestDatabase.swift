@@ -24,7 +24,7 @@ public enum TestDatabase {
 
     /// A pool whose connections see only a fresh schema; the schema is dropped afterwards.
     public static func withSchema<T: Sendable>(
-        maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2),
+        maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2), multiplexing: Bool = true,
         _ body: (PostgresPool) async throws -> T
     ) async throws -> T {
         let base = try url
@@ -34,6 +34,7 @@ public enum TestDatabase {
         var configuration = PostgresPool.Configuration(conninfo: url(base, adding: "options", "-c search_path=\(schema)"))
         configuration.maxConnections = maxConnections
         configuration.acquireTimeout = acquireTimeout
+        configuration.multiplexing = multiplexing
         let pool = PostgresPool(configuration: configuration)
         do {
             let value = try await body(pool)

@@ -38,6 +38,7 @@ enum MetricsRoutes {
             out.family("careledger_db_pool_connections", .gauge, help: "Database connections by state.")
             out.sample("careledger_db_pool_connections", [("state", "in_use")], statistics.inUse)
             out.sample("careledger_db_pool_connections", [("state", "idle")], statistics.idle)
+            out.sample("careledger_db_pool_connections", [("state", "pipelined")], statistics.pipelined)
             out.single("careledger_db_pool_waiting", .gauge, help: "Requests waiting for a database connection.", statistics.waiting)
             let head = try await ledger.latestHead()
             let queue = try await ledger.store.queueState(on: pool)
