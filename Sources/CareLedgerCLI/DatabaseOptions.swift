@@ -14,6 +14,10 @@ struct DatabaseOptions {
         help: "How long a request waits for a database connection before answering 503.",
         environment: "CARELEDGER_DB_ACQUIRE_TIMEOUT_MS", defaultValue: "2000")
 
+    static let noPipelinesFlag = (
+        name: "no-db-pipelines",
+        help: "Give every statement a pooled connection of its own, with no shared read-only pipelined connection per event loop.")
+
     /// Where DATABASE_URL is explained in help texts.
     static let environmentNote = "Reads DATABASE_URL (a libpq URI or conninfo string) from the environment."
 
@@ -27,6 +31,7 @@ struct DatabaseOptions {
         var pool = PostgresPool.Configuration(conninfo: url)
         pool.maxConnections = try parsed.integer(Self.poolSize, environment, in: 1...1000)
         pool.acquireTimeout = .milliseconds(try parsed.integer(Self.acquireTimeout, environment, in: 1...600_000))
+        pool.multiplexing = !parsed.flags.contains(Self.noPipelinesFlag.name)
         self.pool = pool
         let directory = parsed.value(of: Self.migrationsDirectory, environment: environment) ?? ""
         guard !directory.isEmpty else { throw CLIError("--migrations-dir must not be empty") }

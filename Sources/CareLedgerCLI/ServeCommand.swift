@@ -55,7 +55,8 @@ struct ServeCommand: Command {
             + "else its default; secrets only from files or the environment, never from flags.\n"
             + DatabaseOptions.environmentNote,
         options: options,
-        flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does)."), LedgerOptions.publicFlag])
+        flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does)."), LedgerOptions.publicFlag,
+                DatabaseOptions.noPipelinesFlag])
 
     let configuration: HTTPServerConfiguration
     let logLevel: EventLog.Level
@@ -69,7 +70,7 @@ struct ServeCommand: Command {
     let ledgerSettings: LedgerService.Settings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
-        let flags: Set<String> = ["no-migrate", LedgerOptions.publicFlag.name]
+        let flags: Set<String> = ["no-migrate", LedgerOptions.publicFlag.name, DatabaseOptions.noPipelinesFlag.name]
         var parsed = try ParsedArguments(arguments, options: Self.options, flags: flags)
         guard parsed.positionals.isEmpty else {
             throw CLIError("unexpected argument '\(parsed.positionals[0])'")

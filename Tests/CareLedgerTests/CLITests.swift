@@ -54,6 +54,8 @@ import Testing
                     Do not apply migrations at start (another instance or a deploy step does).
               --ledger-public
                     Serve the read-only ledger endpoints without an API key (they hold no PHI).
+              --no-db-pipelines
+                    Give every statement a pooled connection of its own, with no shared read-only pipelined connection per event loop.
               -h, --help
                     Show this help.
 
@@ -128,6 +130,8 @@ import Testing
         #expect(try !ServeCommand(arguments: ["--no-migrate"], environment: database).migrateOnStart)
         let tuned = try ServeCommand(arguments: ["--db-pool-size", "4"], environment: database.merging(["CARELEDGER_DB_ACQUIRE_TIMEOUT_MS": "250"]) { $1 })
         #expect(tuned.database.pool.maxConnections == 4 && tuned.database.pool.acquireTimeout == .milliseconds(250))
+        #expect(defaults.database.pool.multiplexing)
+        #expect(try !ServeCommand(arguments: ["--no-db-pipelines"], environment: database).database.pool.multiplexing)
     }
 
     @Test func aConfigFileComesAfterFlagsAndEnvironment() throws {

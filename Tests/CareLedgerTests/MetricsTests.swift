@@ -36,6 +36,7 @@ import TestSupport
             #expect(text.contains("careledger_rate_limited_total 1"), "the third failed authentication")
             #expect(text.contains("careledger_ledger_entries ") && text.contains("careledger_ledger_sequencing_lag_seconds "))
             #expect(text.contains(#"careledger_db_pool_connections{state="in_use"}"#) && text.contains("careledger_db_pool_waiting 0"))
+            #expect(text.contains(#"careledger_db_pool_connections{state="pipelined"}"#))
             #expect(text.contains("careledger_consent_denials_total 0") && text.contains("careledger_break_the_glass_total 0"))
         }
     }
