@@ -15,8 +15,8 @@ import IOLoop
 /// price is that a slow statement delays the ones queued behind it, so the pool caps the depth.
 ///
 /// Only reads stay here. A durable commit waits for its WAL flush, and on one backend the commits
-/// queue one flush each, where sixteen backends share one (`Benchmarks/db.sh`: 9.6k jsonb inserts/s
-/// pipelined against 25.5k on connections of their own). So the session is read-only: a statement
+/// queue one flush each, where sixteen backends share one (`Benchmarks/db.sh`, 16 tasks: 9.6k jsonb
+/// inserts/s pipelined, 23.5–26.4k on connections of their own). So the session is read-only: a statement
 /// that writes is refused (SQLSTATE 25006) before it changes anything, and the pool runs it, and that
 /// SQL text from then on, on a connection of its own.
 ///
