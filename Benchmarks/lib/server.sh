@@ -16,7 +16,9 @@ start_bench_server() {
     "$bin" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
     "$bin" migrate >/dev/null
     CARELEDGER_API_KEY=$("$bin" admin bootstrap | jq -r .apiKey)
-    "$bin" serve --port "$port" --no-migrate --key-rate-limit 100000 >/dev/null 2>&1 &
+    # SERVE_FLAGS: extra `careledger serve` flags, e.g. --no-db-pipelines to compare.
+    # shellcheck disable=SC2086
+    "$bin" serve --port "$port" --no-migrate --key-rate-limit 100000 ${SERVE_FLAGS:-} >/dev/null 2>&1 &
     server=$!
     sleep 2
     export CARELEDGER_URL="http://127.0.0.1:$port" CARELEDGER_API_KEY
