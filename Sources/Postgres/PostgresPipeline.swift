@@ -1,4 +1,7 @@
 import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import IOLoop
 
@@ -12,7 +15,8 @@ import IOLoop
 ///
 /// Each statement is followed by its own Sync, so it is its own implicit transaction, exactly as on a
 /// connection of its own: a failing statement fails alone and never rolls back a neighbour's. The
-/// price is that a slow statement delays the ones queued behind it, so the pool caps the depth.
+/// price is that a slow statement delays the ones queued behind it, so the pool caps the depth and
+/// sends nothing more here while the oldest statement has waited long (`oldestWait`).
 ///
 /// Only reads stay here. A durable commit waits for its WAL flush, and on one backend the commits
 /// queue one flush each, where sixteen backends share one (`Benchmarks/db.sh`, 16 tasks: 9.6k jsonb
@@ -27,6 +31,8 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
     private struct Entry {
         let continuation: UnsafeContinuation<PostgresRows?, any Error>
         let sql: String
+        /// When it was sent, in `monotonicNanoseconds`.
+        let sentAt: Int
         /// Statements whose results (each closed by a null from PQgetResult) are still to come: 2
         /// when a Prepare goes ahead of the Execute, else 1; at 0 the Sync is next.
         var statementsLeft: Int
@@ -60,6 +66,8 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
     private var writeArmed = false
     private let broken = Atomic<Bool>(false)
     private let depth = Atomic<Int>(0)
+    /// When the oldest unanswered statement was sent; 0 when none is.
+    private let oldestSentAt = Atomic<Int>(0)
     private static let preparedStatementLimit = 512
 
     /// Makes an open connection no driver has used read-only and puts it into non-blocking pipeline
@@ -83,6 +91,13 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
 
     /// Statements sent and not yet answered.
     var inFlight: Int { depth.load(ordering: .relaxed) }
+
+    /// How long the oldest unanswered statement has waited (zero when none has): long means a slow
+    /// statement holds up the ones behind it.
+    var oldestWait: Duration {
+        let sentAt = oldestSentAt.load(ordering: .relaxed)
+        return sentAt == 0 ? .zero : .nanoseconds(max(0, monotonicNanoseconds() - sentAt))
+    }
 
     /// Runs one statement, queued behind those already sent; nil when it writes, and so must run on a
     /// connection of its own (it changed nothing here).
@@ -126,7 +141,8 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
         guard !broken.load(ordering: .relaxed) else {
             return .failure(PostgresError(.connectionLost, message: "the pipelined connection is closed"))
         }
-        var entry = Entry(continuation: continuation, sql: query.sql, statementsLeft: 1)
+        let now = monotonicNanoseconds()
+        var entry = Entry(continuation: continuation, sql: query.sql, sentAt: now, statementsLeft: 1)
         let count = Int32(query.binds.count)
         let sent: Bool
         let known = statements[query.sql]
@@ -153,6 +169,7 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
             breakDown(error)
             return .failure(error)
         }
+        if head == entries.count { oldestSentAt.store(now, ordering: .relaxed) }
         entries.append(entry)
         depth.add(1, ordering: .relaxed)
         flush()
@@ -230,6 +247,7 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
         let entry = entries[head]
         head += 1
         depth.subtract(1, ordering: .relaxed)
+        oldestSentAt.store(head < entries.count ? entries[head].sentAt : 0, ordering: .relaxed)
         if head == entries.count {
             entries.removeAll(keepingCapacity: true)
             head = 0
@@ -262,6 +280,7 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
             completions.append((entry.continuation, .failure(error)))
         }
         depth.store(0, ordering: .relaxed)
+        oldestSentAt.store(0, ordering: .relaxed)
         entries.removeAll()
         head = 0
     }
@@ -276,4 +295,11 @@ final class PostgresPipeline: IOWatcher, @unchecked Sendable {
         _ = loop.modify(registration.descriptor, token: registration.token, readable: true, writable: writable)
         writeArmed = writable
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (never 0 on a running system): an Int, so it fits an Atomic.
+private func monotonicNanoseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1_000_000_000 + now.tv_nsec
 }

@@ -141,6 +141,9 @@ public final class PostgresPool: Sendable {
     /// Statements a pipeline may hold in flight before callers take connections of their own, which
     /// bounds how long a statement can queue behind others.
     private static let pipelineDepth = 64
+    /// How long the oldest statement on a pipeline may have waited before callers go elsewhere: reads
+    /// take well under a millisecond, so this means a slow one holds up the rest.
+    private static let pipelineStall: Duration = .milliseconds(10)
 
     private enum PipelineChoice {
         case use(PostgresPipeline)
@@ -157,7 +160,8 @@ public final class PostgresPool: Sendable {
             switch state.pipelines[loop.index] {
             case .open(let pipeline):
                 guard pipeline.isUsable else { return .retire(pipeline) }
-                return pipeline.inFlight < Self.pipelineDepth ? .use(pipeline) : .none
+                let hasRoom = pipeline.inFlight < Self.pipelineDepth && pipeline.oldestWait < Self.pipelineStall
+                return hasRoom ? .use(pipeline) : .none
             case .opening:
                 return .none
             case .failed(let retryAfter) where ContinuousClock.now < retryAfter:

@@ -152,4 +152,59 @@ import IOLoop
             #expect(replaced != pid)
         }
     }
+
+    @Test func aSlowReadSendsTheNextOnesElsewhere() async throws {
+        try await TestDatabase.withSchema { pool in
+            try await openPipelines(pool)
+            let loop = IOEventLoop.all[0]
+            let pipelinePID = try await withTaskExecutorPreference(loop) {
+                try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
+            }
+            let slow = Task(executorPreference: loop) {
+                try #require(try await pool.query("SELECT pg_backend_pid() AS pid, pg_sleep(1.5)::text AS slept").first).decode("pid", as: Int.self)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let (value, pid) = try await withTaskExecutorPreference(loop) {
+                let row = try #require(try await pool.query("SELECT 7 AS v, pg_backend_pid() AS pid").first)
+                return (try row.decode("v", as: Int.self), try row.decode("pid", as: Int.self))
+            }
+            // Answered by a pooled connection while the pipeline's backend sleeps, not after it.
+            #expect(value == 7 && pid != pipelinePID)
+            #expect(clock.now - started < .milliseconds(1000))
+            #expect(try await slow.value == pipelinePID)
+        }
+    }
+
+    @Test func largeParametersAndAnswersCrossThePipelineWhole() async throws {
+        try await TestDatabase.withSchema { pool in
+            try await openPipelines(pool)
+            let loop = IOEventLoop.all[0]
+            // Larger than the socket buffers both ways, so sends and reads each take several calls,
+            // with small statements queued on either side.
+            let big = String(repeating: "abcdefghij", count: 300_000) + "-the-end"
+            let results = try await withThrowingTaskGroup(of: (index: Int, text: String).self) { group in
+                for index in 0..<20 {
+                    group.addTask(executorPreference: loop) {
+                        let query: PostgresQuery = switch index % 4 {
+                        case 0: "SELECT length(\(big))::text || right(\(big), 8) AS t"
+                        case 1: "SELECT repeat('xy', \(1_500_000 + index)) AS t"
+                        default: "SELECT \(index)::text AS t"
+                        }
+                        return (index, try #require(try await pool.query(query).first).decode("t", as: String.self))
+                    }
+                }
+                return try await group.reduce(into: [Int: String]()) { $0[$1.index] = $1.text }
+            }
+            for (index, text) in results {
+                switch index % 4 {
+                case 0: #expect(text == "\(big.count)-the-end")
+                case 1: #expect(text.utf8.count == 2 * (1_500_000 + index) && text.hasPrefix("xyxy"))
+                default: #expect(text == String(index))
+                }
+            }
+            #expect(results.count == 20)
+        }
+    }
 }
