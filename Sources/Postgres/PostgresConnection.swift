@@ -8,9 +8,8 @@ import IOLoop
 
 /// One libpq connection. Statements go through libpq's non-blocking API driven by socket events
 /// (`PostgresQueryDriver`): no thread waits on the database, so many connections share a few
-/// threads, as pgbench's do. The blocking calls (`execute`, `executeScript`) exist only for a
-/// connection no driver has touched: session set-up at connect, and the LISTEN connection, which
-/// watches its socket itself.
+/// threads, as pgbench's do. The blocking `executeScript` exists only for a connection no driver has
+/// touched: the LISTEN connection, which watches its socket itself.
 ///
 /// `@unchecked Sendable` is sound because the connection is used by one holder at a time (the pool
 /// hands it out exclusively) and that holder awaits each call before making the next, so libpq is
@@ -103,26 +102,6 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// The socket, for LISTEN.
     var socket: Int32 { PQsocket(handle) }
-
-    /// Runs a parameterized statement, blocking; only for a connection no driver has used.
-    @discardableResult
-    func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
-        let result: OpaquePointer? = try withParameters(query.binds) { values, lengths, formats throws(PostgresError) in
-            let count = Int32(query.binds.count)
-            if let name = preparedStatements[query.sql] {
-                return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
-            }
-            guard preparedStatements.count < Self.preparedStatementLimit else {
-                return PQexecParams(handle, query.sql, count, nil, values, lengths, formats, 0)
-            }
-            let name = "s\(preparedStatements.count)"
-            // `check` takes ownership of the result and frees it.
-            try check(PQprepare(handle, name, query.sql, count, nil))
-            preparedStatements[query.sql] = name
-            return PQexecPrepared(handle, name, count, values, lengths, formats, 0)
-        }
-        return try check(result)
-    }
 
     /// Runs SQL text that may hold several statements and no parameters, blocking; only for a
     /// connection no driver has used.

@@ -52,6 +52,10 @@ public final class PostgresPool: Sendable {
         var inUse = 0
         var nextWaiter: UInt64 = 0
         var waiters: [(id: UInt64, deadline: DispatchTime, continuation: CheckedContinuation<Grant, any Error>)] = []
+
+        var openPipelines: [PostgresPipeline] {
+            pipelines.compactMap { slot in if case .open(let pipeline) = slot { pipeline } else { nil } }
+        }
         /// Whether a sweep for expired waiters is scheduled (at most one at a time).
         var sweeping = false
     }
@@ -78,14 +82,14 @@ public final class PostgresPool: Sendable {
 
     deinit {
         // The loops hold the pipelines (they watch their sockets) until they are closed.
-        for case .open(let pipeline) in state.withLock({ $0.pipelines }) { pipeline.close() }
+        state.withLock { $0.openPipelines }.forEach { $0.close() }
     }
 
     /// Current counts.
     public var statistics: Statistics {
         state.withLock { state in
-            let pipelined = state.pipelines.count { if case .open = $0 { true } else { false } }
-            return Statistics(open: state.open, idle: state.idle.count, inUse: state.inUse, waiting: state.waiters.count, pipelined: pipelined)
+            Statistics(open: state.open, idle: state.idle.count, inUse: state.inUse, waiting: state.waiters.count,
+                       pipelined: state.openPipelines.count)
         }
     }
 
@@ -93,10 +97,7 @@ public final class PostgresPool: Sendable {
     /// those (in-use connections are dropped when released if broken).
     public func closeIdle() {
         dropIdle()
-        let pipelines = state.withLock { state in
-            state.pipelines.compactMap { slot -> PostgresPipeline? in if case .open(let pipeline) = slot { pipeline } else { nil } }
-        }
-        pipelines.forEach(retire)
+        state.withLock { $0.openPipelines }.forEach(retire)
     }
 
     /// Runs `body` with a connection held exclusively; it goes back to the pool afterwards, or is

@@ -18,6 +18,13 @@ import IOLoop
         try #require(pool.statistics.pipelined == IOEventLoop.all.count)
     }
 
+    /// The backend that answers a read from a task on `loop`: its pipeline's, once that is open.
+    private func backendPID(_ pool: PostgresPool, readingOn loop: IOEventLoop) async throws -> Int {
+        try await withTaskExecutorPreference(loop) {
+            try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
+        }
+    }
+
     @Test func readsOnALoopShareOneBackendAndNeedNoPooledConnection() async throws {
         try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .milliseconds(300)) { pool in
             try await openPipelines(pool)
@@ -88,9 +95,7 @@ import IOLoop
             try await openPipelines(pool)
             let pipelinePIDs = try await withThrowingTaskGroup(of: Int.self) { group in
                 for loop in IOEventLoop.all {
-                    group.addTask(executorPreference: loop) {
-                        try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
-                    }
+                    group.addTask { try await backendPID(pool, readingOn: loop) }
                 }
                 return try await group.reduce(into: Set<Int>()) { $0.insert($1) }
             }
@@ -125,9 +130,7 @@ import IOLoop
         try await TestDatabase.withSchema { pool in
             try await openPipelines(pool)
             let loop = IOEventLoop.all[0]
-            let pid = try await withTaskExecutorPreference(loop) {
-                try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
-            }
+            let pid = try await backendPID(pool, readingOn: loop)
             let admin = PostgresPool(configuration: .init(conninfo: pool.configuration.conninfo))
             try await admin.query("SELECT pg_terminate_backend(\(pid))")
             // Statements caught by the loss fail as unavailable; within seconds reads work again, on a
@@ -136,9 +139,7 @@ import IOLoop
             var served: Int?
             while served == nil, ContinuousClock.now < deadline {
                 do {
-                    served = try await withTaskExecutorPreference(loop) {
-                        try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
-                    }
+                    served = try await backendPID(pool, readingOn: loop)
                 } catch let error as PostgresError {
                     #expect(error.isUnavailable)
                     try await Task.sleep(for: .milliseconds(20))
@@ -146,9 +147,7 @@ import IOLoop
             }
             #expect(served != nil && served != pid)
             try await openPipelines(pool)
-            let replaced = try await withTaskExecutorPreference(loop) {
-                try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
-            }
+            let replaced = try await backendPID(pool, readingOn: loop)
             #expect(replaced != pid)
         }
     }
@@ -157,9 +156,7 @@ import IOLoop
         try await TestDatabase.withSchema { pool in
             try await openPipelines(pool)
             let loop = IOEventLoop.all[0]
-            let pipelinePID = try await withTaskExecutorPreference(loop) {
-                try #require(try await pool.query("SELECT pg_backend_pid() AS pid").first).decode("pid", as: Int.self)
-            }
+            let pipelinePID = try await backendPID(pool, readingOn: loop)
             let slow = Task(executorPreference: loop) {
                 try #require(try await pool.query("SELECT pg_backend_pid() AS pid, pg_sleep(1.5)::text AS slept").first).decode("pid", as: Int.self)
             }
