@@ -51,7 +51,7 @@ let package = Package(
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop", "TestSupport"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),

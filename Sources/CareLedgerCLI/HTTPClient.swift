@@ -79,6 +79,7 @@ struct HTTPClient {
         var body = Array(response[(end + 4)...])
         if let lengthLine = lines.dropFirst().first(where: { $0.lowercased().hasPrefix("content-length:") }),
            let length = Int(lengthLine.dropFirst("content-length:".count).filter { $0 != " " }) {
+            guard length >= 0 else { throw CLIError("the server's answer has a negative Content-Length") }
             guard body.count >= length else { throw CLIError("the server's answer was cut short") }
             body = Array(body.prefix(length))
         }

@@ -161,8 +161,11 @@ public struct PostgresJSON: PostgresEncodable, PostgresDecodable, Equatable {
 /// `2026-11-25 12:00:00.123456+00`; microsecond precision is kept.
 extension Date: PostgresEncodable, PostgresDecodable {
     public var postgresText: String {
-        let micros = Int64((timeIntervalSince1970 * 1_000_000).rounded(.down))
-        return PostgresTimestamp.format(microsecondsSinceEpoch: micros)
+        // Clamped to about 4713 BC ... 291 000 AD, PostgreSQL's range give or take: converting a Double
+        // outside Int64 would trap, and PostgreSQL refuses a value outside its range by itself.
+        let micros = (timeIntervalSince1970 * 1_000_000).rounded(.down)
+        let bounded = micros.isNaN ? 0 : min(max(micros, -2.1e17), 9.2e18)
+        return PostgresTimestamp.format(microsecondsSinceEpoch: Int64(bounded))
     }
 
     public init(postgresText text: String) throws(PostgresError) {

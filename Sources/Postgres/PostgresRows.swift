@@ -28,9 +28,10 @@ public final class PostgresRows: @unchecked Sendable {
     /// Whether there are no rows.
     public var isEmpty: Bool { count == 0 }
 
-    /// The row at `index` (0-based).
+    /// The row at `index` (0-based). A row the result does not have is not a trap: reading any of
+    /// its columns throws, so `rows[0]` of an empty result is an error the caller can answer.
     public subscript(index: Int) -> PostgresRow {
-        PostgresRow(rows: self, index: Int32(index))
+        PostgresRow(rows: self, index: index >= 0 && index < count ? Int32(index) : -1)
     }
 
     /// The first row, if any.
@@ -41,6 +42,7 @@ public final class PostgresRows: @unchecked Sendable {
 
     /// A bytea column's bytes, decoded from libpq's buffer without an intermediate String.
     fileprivate func bytes(row: Int32, column name: String) throws(PostgresError) -> [UInt8]? {
+        guard row >= 0 else { throw PostgresError(.decoding, message: "the statement returned no such row") }
         guard let result, case let column = PQfnumber(result, name), column >= 0 else {
             throw PostgresError(.client, message: "no column named \(name)")
         }
@@ -54,12 +56,14 @@ public final class PostgresRows: @unchecked Sendable {
     }
 
     fileprivate func text(row: Int32, column name: String) throws(PostgresError) -> String? {
+        guard row >= 0 else { throw PostgresError(.decoding, message: "the statement returned no such row") }
         // PQfnumber folds unquoted names to lower case, as SQL does; our column names are lower case.
         guard let result, case let column = PQfnumber(result, name), column >= 0 else {
             throw PostgresError(.client, message: "no column named \(name)")
         }
         if PQgetisnull(result, row, column) == 1 { return nil }
-        return String(cString: PQgetvalue(result, row, column))
+        guard let value = PQgetvalue(result, row, column) else { return nil }
+        return String(cString: value)
     }
 }
 

@@ -99,42 +99,10 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A finished process: status, stdout and stderr apart.
-struct ProcessResult: Sendable {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-/// Runs a process to completion off the cooperative pool (so in-process servers keep their threads).
-func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]) async throws -> ProcessResult {
-    try await withCheckedThrowingContinuation { continuation in
-        // A thread of its own: Dispatch's global queue runs only as many threads as there are cores,
-        // and a blocked one there delays every timer and task queued behind it.
-        Thread.detachNewThread {
-            continuation.resume(with: Result {
-                let process = Process()
-                process.executableURL = executable
-                process.arguments = arguments
-                process.environment = environment
-                let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("stderr-\(UUID().uuidString)")
-                _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-                defer { try? FileManager.default.removeItem(at: errorFile) }
-                let errorHandle = try FileHandle(forWritingTo: errorFile)
-                let output = Pipe()
-                process.standardOutput = output
-                process.standardError = errorHandle
-                try process.run()
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                try errorHandle.close()
-                let errors = (try? Data(contentsOf: errorFile)) ?? Data()
-                return ProcessResult(
-                    status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
-                    stderr: String(decoding: errors, as: UTF8.self))
-            })
-        }
-    }
+/// Runs a process to completion, or to its deadline (then it is killed and the test fails).
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String],
+                deadline: Duration = ChildProcess.defaultDeadline) async throws -> ProcessResult {
+    try await ChildProcess.run(executable, arguments, environment: environment, deadline: deadline)
 }
 
 extension LedgerService {

@@ -108,66 +108,6 @@ import TestSupport
     }
 }
 
-/// A `careledger serve` child process on a free port, its output captured. The output is read
-/// as it comes, so a busy server never blocks on a full pipe (its log writes would stall it).
-final class ServerProcess: @unchecked Sendable {
-    // @unchecked: `process` is used from the test's task only; `stopped` guards the one-time stop
-    // that `defer` may repeat; the captured output is behind its own lock.
-    private let process = Process()
-    private let output = Pipe()
-    private let captured = Mutex("")
-    private let drained = DispatchSemaphore(value: 0)
-    private var stopped: String?
-    let port: Int
-
-    init(environment: [String: String], arguments: [String] = []) throws {
-        process.executableURL = RepositoryPaths.executable
-        process.arguments = ["serve", "--port", "0"] + arguments
-        process.environment = environment
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        var buffer = ""
-        while !buffer.contains(#""msg":"listening""#) {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw HarnessError("server exited: \(buffer)") }
-            buffer += String(decoding: chunk, as: UTF8.self)
-        }
-        let line = buffer.split(separator: "\n").first { $0.contains(#""msg":"listening""#) } ?? ""
-        let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-        guard let port = json?["port"] as? Int else { throw HarnessError("no port in \(line)") }
-        self.port = port
-        stopped = nil
-        captured.withLock { $0 = buffer }
-        let handle = output.fileHandleForReading
-        Thread.detachNewThread { [self] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                captured.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
-            }
-            drained.signal()
-        }
-    }
-
-    /// Sends a signal (SIGHUP, to reload TLS files).
-    func signal(_ number: Int32) {
-        kill(process.processIdentifier, number)
-    }
-
-    /// Stops the server (SIGTERM) and returns everything it wrote.
-    @discardableResult
-    func stop() -> String {
-        if let stopped { return stopped }
-        process.terminate()
-        process.waitUntilExit()
-        drained.wait()
-        let all = captured.withLock { $0 }
-        stopped = all
-        return all
-    }
-}
-
 /// Two real server processes on one database append concurrently; only one sequences at a time,
 /// and the result is one dense log that verifies.
 @Suite struct TwoInstanceTests {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Locations the tests read: the repository root (found from this file) and ../shared beside it.
 enum RepositoryPaths {
@@ -11,16 +12,8 @@ enum RepositoryPaths {
     }
 }
 
-/// Runs a process to completion and returns its exit status and combined output.
-func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Runs a process to completion (or its deadline) and returns its exit status and combined output.
+func run(_ executable: String, _ arguments: [String], deadline: Duration = ChildProcess.defaultDeadline) throws -> (status: Int32, output: String) {
+    let result = try ChildProcess.runBlocking(URL(fileURLWithPath: executable), arguments, mergeOutput: true, deadline: deadline)
+    return (result.status, result.stdout)
 }

@@ -3,6 +3,7 @@ import CareLedger
 import HTTP
 import Postgres
 import Testing
+import TestSupport
 
 /// Stops and starts a real PostgreSQL cluster (the second one deploy/test.sh starts for this purpose).
 /// Every test that touches that cluster lives in this one serialized suite.
@@ -13,14 +14,10 @@ import Testing
     static func cluster(_ command: String) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/lib/pg-cluster.sh").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = command == "start" ? [script, "start", try #require(restartDir), "careledger", "fast"]
+        let arguments = command == "start" ? [script, "start", try #require(restartDir), "careledger", "fast"]
             : [script, command, try #require(restartDir)]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let result = try ChildProcess.runBlocking(URL(fileURLWithPath: "/bin/bash"), arguments, deadline: .seconds(60))
+        #expect(result.status == 0, "pg-cluster.sh \(command): \(result.stderr)")
     }
 
     @Test func poolAnswersUnavailableWhileDownAndRecoversWithoutRestart() async throws {

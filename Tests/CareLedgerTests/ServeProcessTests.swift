@@ -10,48 +10,19 @@ import TestSupport
     }
 
     private func serve(_ conninfo: String) async throws {
-        let process = Process()
-        var environment = ProcessInfo.processInfo.environment
-        environment["DATABASE_URL"] = conninfo
-        environment["CARELEDGER_MIGRATIONS_DIR"] = RepositoryPaths.root.appendingPathComponent("Migrations").path
-        environment["CARELEDGER_SIGNING_KEY_FILE"] = try temporarySigningKeyFile()
-        environment["CARELEDGER_MASTER_KEY_FILE"] = try temporaryMasterKeyFile()
-        process.environment = environment
-        process.executableURL = RepositoryPaths.executable
-        process.arguments = ["serve", "--port", "0"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let startup = try #require(try readUntil(line: "\"listening\"", from: output.fileHandleForReading))
+        let server = try ServerProcess(environment: try serverEnvironment(conninfo))
+        defer { server.stop() }
+        let startup = server.outputSoFar
         let migrationCount = try Migration.load(directory: RepositoryPaths.root.appendingPathComponent("Migrations").path).count
         #expect(startup.contains(#""msg":"migrated","applied":\#(migrationCount)"#))
-        let listening = try #require(startup.split(separator: "\n").last.map(String.init))
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(listening.utf8)) as? [String: Any])
-        let port = try #require(json["port"] as? Int)
-        let reply = try run("/usr/bin/env", ["curl", "-s", "-w", " %{http_code}", "http://127.0.0.1:\(port)/health"])
+        let reply = try run("/usr/bin/env", ["curl", "-s", "-m", "10", "-w", " %{http_code}", "http://127.0.0.1:\(server.port)/health"])
         #expect(reply.output == #"{"status":"ok"} 200"#)
-        let ready = try run("/usr/bin/env", ["curl", "-s", "-w", " %{http_code}", "http://127.0.0.1:\(port)/ready"])
+        let ready = try run("/usr/bin/env", ["curl", "-s", "-m", "10", "-w", " %{http_code}", "http://127.0.0.1:\(server.port)/ready"])
         #expect(ready.output == #"{"status":"ready"} 200"#)
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(rest.contains(#""route":"/health","status":200"#))
-        #expect(rest.contains(#""msg":"stopped""#))
-        #expect(!rest.contains(conninfo), "the connection string must never be logged")
-    }
-
-    /// Everything up to and including the first line containing `marker`.
-    private func readUntil(line marker: String, from handle: FileHandle) throws -> String? {
-        var buffer = ""
-        while true {
-            let chunk = handle.availableData
-            guard !chunk.isEmpty else { return nil }
-            buffer += String(decoding: chunk, as: UTF8.self)
-            let lines = buffer.split(separator: "\n", omittingEmptySubsequences: false)
-            if let index = lines.dropLast().firstIndex(where: { $0.contains(marker) }) {
-                return lines[...index].joined(separator: "\n")
-            }
-        }
+        let all = server.stop()
+        #expect(server.terminationStatus == 0)
+        #expect(all.contains(#""route":"/health","status":200"#))
+        #expect(all.contains(#""msg":"stopped""#))
+        #expect(!all.contains(conninfo), "the connection string must never be logged")
     }
 }

@@ -54,7 +54,7 @@ struct TestPKI {
 }
 
 func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessResult {
-    try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: ProcessInfo.processInfo.environment)
+    try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), arguments, stdin: stdin)
 }
 
 @Suite struct TLSTests {

@@ -1,4 +1,5 @@
 import HTTP
+import TestSupport
 import Synchronization
 
 /// A log sink that keeps lines in memory for assertions.

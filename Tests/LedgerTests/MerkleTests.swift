@@ -97,7 +97,7 @@ struct MemoryNodes {
         for item in inclusions {
             let index = Int64(item["leaf_index"] as! Int), size = Int64(item["tree_size"] as! Int)
             let proof = (item["proof"] as! [String]).map(Self.decode)
-            #expect(memory.proof(ProofShape.inclusion(index: index, size: size)) == proof, "inclusion \(index) in \(size)")
+            #expect(memory.proof(try ProofShape.inclusion(index: index, size: size)) == proof, "inclusion \(index) in \(size)")
             try ProofVerifier.verifyInclusion(
                 leafHash: MerkleHash.leaf(leaves[Int(index)]), index: index, size: size, proof: proof, root: roots[Int(size)])
         }
@@ -106,7 +106,7 @@ struct MemoryNodes {
         for item in consistencies {
             let old = Int64(item["size1"] as! Int), new = Int64(item["size2"] as! Int)
             let proof = (item["proof"] as! [String]).map(Self.decode)
-            #expect(memory.proof(ProofShape.consistency(oldSize: old, newSize: new)) == proof, "consistency \(old) -> \(new)")
+            #expect(memory.proof(try ProofShape.consistency(oldSize: old, newSize: new)) == proof, "consistency \(old) -> \(new)")
             try ProofVerifier.verifyConsistency(oldSize: old, newSize: new, oldRoot: roots[Int(old)], newRoot: roots[Int(new)], proof: proof)
         }
     }
@@ -160,13 +160,13 @@ struct MemoryNodes {
             let root = reference.mth(0..<size)
             #expect(LeafRange(0, Int64(size)).hash(memory.hash) == root, "root \(size)")
             for index in [0, size / 3, size - 1] + (0..<3).map({ _ in Int.random(in: 0..<size) }) {
-                let proof = memory.proof(ProofShape.inclusion(index: Int64(index), size: Int64(size)))
+                let proof = memory.proof(try ProofShape.inclusion(index: Int64(index), size: Int64(size)))
                 #expect(proof == reference.path(index, 0..<size), "inclusion \(index) in \(size)")
                 try ProofVerifier.verifyInclusion(
                     leafHash: MerkleHash.leaf(leaves[index]), index: Int64(index), size: Int64(size), proof: proof, root: root)
             }
             let old = Int.random(in: 1...size)
-            let proof = memory.proof(ProofShape.consistency(oldSize: Int64(old), newSize: Int64(size)))
+            let proof = memory.proof(try ProofShape.consistency(oldSize: Int64(old), newSize: Int64(size)))
             #expect(proof == reference.subproof(old, 0..<size, true), "consistency \(old) -> \(size)")
             try ProofVerifier.verifyConsistency(
                 oldSize: Int64(old), newSize: Int64(size), oldRoot: reference.mth(0..<old), newRoot: root, proof: proof)
@@ -177,7 +177,7 @@ struct MemoryNodes {
         let leaves = (0..<100).map { Array("entry \($0)".utf8) }
         let memory = MemoryNodes(leaves: leaves)
         let root = LeafRange(0, 100).hash(memory.hash)
-        let proof = memory.proof(ProofShape.inclusion(index: 42, size: 100))
+        let proof = memory.proof(try ProofShape.inclusion(index: 42, size: 100))
         for position in proof.indices {
             var bad = proof
             bad[position][0] ^= 1

@@ -9,8 +9,13 @@ enum Timestamp {
         date.formatted(withFraction)
     }
 
-    /// A full date and time with a zone; anything looser (a bare date, `now`) is nil.
+    /// Instants from 0001-01-01 to 9999-12-31 (UTC), the years RFC 3339 writes with four digits.
+    static let range = Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999)
+
+    /// A full date and time with a zone, within `range`; anything looser (a bare date, `now`) is nil.
     static func parse(_ text: String) -> Date? {
-        (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text))
+        guard text.utf8.count <= 64, let date = (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text)),
+              range.contains(date) else { return nil }
+        return date
     }
 }

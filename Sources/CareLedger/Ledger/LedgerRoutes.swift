@@ -7,6 +7,8 @@ import Postgres
 /// `/v1/ledger/...`: heads, checkpoints, keys, entries, proofs, receipts, and anchoring.
 enum LedgerRoutes {
     static let maximumPage: Int64 = 1000
+    /// Entries a page holds when the caller names no `to`.
+    static let defaultPage: Int64 = 100
 
     static func register(in api: inout APIRouteBuilder, ledger: LedgerService) {
         let store = ledger.store
@@ -38,18 +40,21 @@ enum LedgerRoutes {
         api.on(.get, "/v1/ledger/entries", read, publicWhen: publicRead) { request in
             let query = try request.query()
             let size = try await latestHead(ledger).treeSize
-            let from = try integer(query["from"], name: "from", default: 0)
-            let to = min(try integer(query["to"], name: "to", default: min(size, from + 100)), size, from + maximumPage)
-            guard from <= to else { throw APIError.badRequest("'from' must not be past 'to' or the tree size (\(size)).") }
+            let from = try integer(query["from"], name: "from") ?? 0
+            let requestedTo = try integer(query["to"], name: "to")
+            let end = min(requestedTo ?? size, size)
+            guard from <= end else { throw APIError.badRequest("'from' must not be past 'to' or the tree size (\(size)).") }
+            // Differences, not sums: `from` may be anything up to Int64.max, and `from + page` would trap.
+            let page = requestedTo == nil ? defaultPage : maximumPage
+            let to = end - from <= page ? end : from + page
             let entries = try await store.entries(from: from, to: to, on: pool)
-            let requestedTo = try integer(query["to"], name: "to", default: size)
-            let next = to < min(requestedTo, size) ? String(to) : nil
+            let next = to < end ? String(to) : nil
             return JSONBody.response(.ok, Page(items: entries.map(EntryBody.init), next: next))
         }
 
         api.on(.get, "/v1/ledger/entries/{seq}", read, publicWhen: publicRead) { request in
             let seq = try request.parameters.require("seq", as: Int64.self)
-            guard seq >= 0, let entry = try await store.entries(from: seq, to: seq + 1, on: pool).first else {
+            guard seq >= 0, let entry = try await store.entry(seq: seq, on: pool) else {
                 throw HTTPError.notFound("No entry with that sequence number yet.")
             }
             return JSONBody.response(.ok, EntryBody(entry))
@@ -74,7 +79,7 @@ enum LedgerRoutes {
             }
             let head = try await signedHead(size: query["to"], ledger)
             guard from <= head.treeSize else { throw APIError.badRequest("'from' must not exceed 'to' (\(head.treeSize)).") }
-            let proof = try await ledger.proofHashes(ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
+            let proof = try await ledger.proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
             let fromHead = try await store.head(size: from, on: pool)
             return JSONBody.response(.ok, ConsistencyBody(
                 from: from, to: head.treeSize, proof: proof.map(Base64.encode), fromCheckpoint: fromHead?.checkpoint, toCheckpoint: head.checkpoint))
@@ -121,8 +126,8 @@ enum LedgerRoutes {
         return head
     }
 
-    private static func integer(_ text: String?, name: String, default value: Int64) throws(HTTPError) -> Int64 {
-        guard let text else { return value }
+    private static func integer(_ text: String?, name: String) throws(HTTPError) -> Int64? {
+        guard let text else { return nil }
         guard let number = Int64(text), number >= 0 else { throw APIError.badRequest("'\(name)' must be a non-negative integer.") }
         return number
     }

@@ -134,7 +134,7 @@ public final class LedgerService: Sendable {
     /// An entry, its leaf hash and its audit path in a tree of `size`, in one query; nil if the
     /// entry is not there.
     func inclusion(seq: Int64, size: Int64) async throws -> (entry: [UInt8], leafHash: [UInt8], proof: [[UInt8]])? {
-        let ranges = ProofShape.inclusion(index: seq, size: size)
+        let ranges = try ProofShape.inclusion(index: seq, size: size)
         let fetched = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), entrySeq: seq, on: pool)
         guard let entry = fetched.entry else { return nil }
         return (entry.bytes, entry.leafHash, try Self.fold(ranges, fetched.hashes))

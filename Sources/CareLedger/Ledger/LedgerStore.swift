@@ -165,6 +165,10 @@ struct LedgerStore: Sendable {
         return try rows.all.map(Self.entry)
     }
 
+    func entry(seq: Int64, on runner: some QueryRunner) async throws -> LedgerEntryRow? {
+        try await runner.query("SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq = \(seq)").first.map(Self.entry)
+    }
+
     /// The next `size` entries after `afterSeq`: the last one's seq and how many there are, or nil
     /// when there are none yet. Entries become visible a whole batch at a time and in seq order, so
     /// every entry up to the returned seq is visible from now on.

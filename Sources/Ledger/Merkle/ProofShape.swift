@@ -2,17 +2,18 @@
 /// A proof is a list of leaf ranges, each standing for its Merkle tree hash, in the order RFC 9162
 /// §2.1.3.1 (PATH) and §2.1.4.1 (SUBPROOF) emit them.
 public enum ProofShape {
-    /// The audit path for leaf `index` in a tree of `size` leaves.
-    public static func inclusion(index: Int64, size: Int64) -> [LeafRange] {
-        precondition(0 <= index && index < size, "leaf index outside the tree")
+    /// The audit path for leaf `index` in a tree of `size` leaves; an index outside the tree is an
+    /// error, not a trap (both numbers may come from a request or a file).
+    public static func inclusion(index: Int64, size: Int64) throws(ProofError) -> [LeafRange] {
+        guard 0 <= index && index < size else { throw ProofError("leaf index \(index) is outside a tree of size \(size)") }
         var ranges: [LeafRange] = []
         path(index, 0, size, into: &ranges)
         return ranges
     }
 
     /// The proof that the tree of `newSize` leaves extends the one of `oldSize` (0 < oldSize <= newSize).
-    public static func consistency(oldSize: Int64, newSize: Int64) -> [LeafRange] {
-        precondition(0 < oldSize && oldSize <= newSize, "consistency needs 0 < old size <= new size")
+    public static func consistency(oldSize: Int64, newSize: Int64) throws(ProofError) -> [LeafRange] {
+        guard 0 < oldSize && oldSize <= newSize else { throw ProofError("consistency needs 0 < old size <= new size") }
         var ranges: [LeafRange] = []
         if oldSize < newSize { subproof(oldSize, 0, newSize, complete: true, into: &ranges) }
         return ranges

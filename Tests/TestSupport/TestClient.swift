@@ -3,32 +3,32 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
-import HTTP
 
 /// A raw TCP client for socket-level tests. Its blocking calls run on a Dispatch queue, never on the
 /// cooperative pool, so a waiting test cannot starve the server's handler tasks.
-final class TestClient: @unchecked Sendable {
+public final class TestClient: @unchecked Sendable {
     // @unchecked: `fd` and `pending` are only touched inside `blocking`, which runs one call at a time
     // on the client's serial queue.
-    struct Reply: Sendable {
-        let status: Int
-        let headers: [(String, String)]
-        let body: [UInt8]
+    public struct Reply: Sendable {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: [UInt8]
 
-        func header(_ name: String) -> String? {
+        public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
 
-        var bodyText: String { String(decoding: body, as: UTF8.self) }
+        public var bodyText: String { String(decoding: body, as: UTF8.self) }
     }
 
-    enum Failure: Error { case connect(Int32), closed, malformed(String), timeout }
+    public enum Failure: Error { case connect(Int32), closed, malformed(String), timeout }
 
     private var fd: Int32 = -1
     private var pending: [UInt8] = []
     private let queue = DispatchQueue(label: "test-client")
 
-    static func connect(port: Int, receiveTimeout: Duration = .seconds(5)) async throws -> TestClient {
+    /// Connects to 127.0.0.1:`port`; every later read and write fails with `timeout` after `receiveTimeout`.
+    public static func connect(port: Int, receiveTimeout: Duration = .seconds(5)) async throws -> TestClient {
         let client = TestClient()
         try await client.blocking { try client.open(port: port, timeout: receiveTimeout) }
         return client
@@ -59,36 +59,37 @@ final class TestClient: @unchecked Sendable {
         let (seconds, attoseconds) = timeout.components
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sends all of `bytes`.
-    func send(_ bytes: [UInt8]) async throws {
+    public func send(_ bytes: [UInt8]) async throws {
         try await blocking {
             var offset = 0
             while offset < bytes.count {
                 let sent = bytes[offset...].withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                guard sent > 0 else { throw Failure.closed }
+                guard sent > 0 else { throw sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? Failure.timeout : Failure.closed }
                 offset += sent
             }
         }
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await send(Array(text.utf8))
     }
 
     /// Half-closes the sending side.
-    func shutdownWrite() async throws {
+    public func shutdownWrite() async throws {
         try await blocking { _ = Glibc.shutdown(self.fd, Int32(SHUT_WR)) }
     }
 
     /// Reads one response (Content-Length framed, or none for 1xx/204/304/HEAD when `headOnly`).
-    func readReply(headOnly: Bool = false) async throws -> Reply {
+    public func readReply(headOnly: Bool = false) async throws -> Reply {
         try await blocking { try self.readReplyBlocking(headOnly: headOnly) }
     }
 
     /// Reads until the server closes; returns everything that arrived. A reset counts as a close.
-    func readToEnd() async throws -> [UInt8] {
+    public func readToEnd() async throws -> [UInt8] {
         try await blocking {
             var all = self.pending
             self.pending = []
@@ -100,7 +101,7 @@ final class TestClient: @unchecked Sendable {
     }
 
     /// True when the server has closed the connection (EOF or reset) with nothing more to read.
-    func isClosedByServer() async throws -> Bool {
+    public func isClosedByServer() async throws -> Bool {
         try await readToEnd().isEmpty
     }
 
