@@ -77,6 +77,16 @@ import TestSupport
         Tamper(description: "an anchored audit event", sql: { _ in
                    "UPDATE audit_events SET reason = 'nothing to see' WHERE seq = (SELECT min(first_seq) FROM audit_batches)" },
                table: "audit_events", seq: { _ in nil }),
+        // Numbers at their extremes in stored rows are findings, never a trap of the verifier.
+        Tamper(description: "the last entry's seq set to Int64.max", sql: { size in
+                   "UPDATE ledger_entries SET seq = 9223372036854775807 WHERE seq = \(size - 1)" }, table: "ledger_entries", seq: { $0 - 1 }),
+        Tamper(description: "a head claiming Int64.max entries", sql: { size in
+                   "UPDATE ledger_heads SET tree_size = 9223372036854775807 WHERE tree_size = \(size)" }, table: "ledger_entries", seq: { $0 }),
+        Tamper(description: "an audit batch starting at Int64.min", sql: { _ in
+                   "UPDATE audit_batches SET first_seq = -9223372036854775808 WHERE first_seq = (SELECT min(first_seq) FROM audit_batches)" },
+               table: "audit_batches", seq: { _ in nil }),
+        Tamper(description: "a subtree at index Int64.max", sql: { _ in
+                   "UPDATE ledger_nodes SET idx = 9223372036854775807 WHERE level = 1 AND idx = 0" }, table: "ledger_nodes", seq: { _ in 2 }),
     ]
 
     @Test(arguments: tampers)

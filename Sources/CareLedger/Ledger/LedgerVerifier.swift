@@ -158,8 +158,11 @@ public struct LedgerVerifier: Sendable {
         var leaves = HashList()
         var page = try await fetchEntries(from: 0)
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        while let last = page.last {
-            async let following = fetchEntries(from: last.seq + 1)
+        while !page.isEmpty {
+            // The next page starts where a dense log continues, not at a stored seq plus one: a
+            // tampered seq of Int64.max must be reported, not overflow.
+            let nextSeq = Int64(leaves.count + page.count)
+            async let following = fetchEntries(from: nextSeq)
             let current = page
             let chunk = (current.count + workers - 1) / workers
             let results = await withTaskGroup(of: (Int, [Result<(leafHash: [UInt8], facts: EntryFacts), VerificationFailure>]).self) { group in
@@ -317,6 +320,9 @@ struct AuditBatchCheck: AnchoredObjectCheck {
             let first = try row.decode("first_seq", as: Int64.self), last = try row.decode("last_seq", as: Int64.self)
             let stored: String = try row.decode("hash")
             let queueId = try row.decode("queue_id", as: Int64.self)
+            guard first >= 1, first <= last else {
+                throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_batches", detail: "batch \(first)-\(last) is not a range of audit events")
+            }
             let events = try await audit.batchEvents(after: first - 1, through: last, limit: Int.max, on: pool)
             guard events.first?.seq == first, events.last?.seq == last, AuditStore.batchHash(events.map(\.value)) == stored else {
                 throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_events", detail: "audit events \(first)-\(last) no longer hash to their anchored batch")
