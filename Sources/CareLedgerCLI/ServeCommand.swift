@@ -25,8 +25,19 @@ struct ServeCommand: Command {
         environment: "CARELEDGER_KEY_RATE_LIMIT", defaultValue: "100")
     static let authFailureOption = OptionSpec(
         name: "auth-failure-limit", valueName: "n",
-        help: "Failed authentications per minute from one client address before it is refused with 429.",
+        help: "Failed authentications per minute one client address may make; past it, its failed attempts answer 429 (keys that verify still pass).",
         environment: "CARELEDGER_AUTH_FAILURE_LIMIT", defaultValue: "20")
+    static let trustedProxiesOption = OptionSpec(
+        name: "trusted-proxies", valueName: "addresses",
+        help: "Comma-separated proxy addresses or CIDR blocks whose X-Forwarded-For (or Forwarded) names the client; no one else's is believed.",
+        environment: "CARELEDGER_TRUSTED_PROXIES", defaultValue: "")
+    static let maxConnectionsOption = OptionSpec(
+        name: "max-connections", valueName: "n", help: "Open client connections at most; more are answered 503 and closed.",
+        environment: "CARELEDGER_MAX_CONNECTIONS", defaultValue: "4096")
+    static let maxConnectionsPerAddressOption = OptionSpec(
+        name: "max-connections-per-address", valueName: "n",
+        help: "Open connections one client address may hold (trusted proxies exempt); more are answered 503 and closed.",
+        environment: "CARELEDGER_MAX_CONNECTIONS_PER_ADDRESS", defaultValue: "512")
     static let configOption = OptionSpec(
         name: "config", valueName: "file",
         help: "A file of 'name = value' lines for any option below (flags: true or false); flags and environment win over it.",
@@ -43,7 +54,8 @@ struct ServeCommand: Command {
         help: "A file (mode 600) holding a bearer token that may read GET /metrics from any address.",
         environment: "CARELEDGER_METRICS_TOKEN_FILE", defaultValue: nil)
     static let options = [
-        configOption, hostOption, portOption, logLevelOption, metricsAllowOption, metricsTokenOption, keyRateOption, authFailureOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
+        configOption, hostOption, portOption, logLevelOption, metricsAllowOption, metricsTokenOption, keyRateOption, authFailureOption,
+        trustedProxiesOption, maxConnectionsOption, maxConnectionsPerAddressOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
     ] + TLSOptions.all
 
@@ -103,6 +115,14 @@ struct ServeCommand: Command {
             throw CLIError("--port must be an integer from 0 to 65535, got '\(portText)'")
         }
         configuration.port = port
+        do {
+            configuration.trustedProxies = try AddressSet(parsing: (parsed.value(of: Self.trustedProxiesOption, environment: environment) ?? "")
+                .split(separator: ",").map(String.init))
+        } catch {
+            throw CLIError("--trusted-proxies: \(error.description)")
+        }
+        configuration.maxConnections = try parsed.integer(Self.maxConnectionsOption, environment, in: 1...1_000_000)
+        configuration.maxConnectionsPerAddress = try parsed.integer(Self.maxConnectionsPerAddressOption, environment, in: 1...1_000_000)
         tls = try TLSOptions.server(parsed, environment: environment)
         configuration.security = tls
         // Handlers mostly wait on the database, whose connections the same event loops watch: a

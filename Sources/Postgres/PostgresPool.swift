@@ -22,6 +22,9 @@ public final class PostgresPool: Sendable {
         /// LISTEN connection, they are a fixed few, and counting them in would take connections
         /// from the writes, which need many to share WAL flushes.
         public var multiplexing = true
+        /// How long the oldest statement on a pipeline may have waited before callers go elsewhere:
+        /// reads take well under a millisecond, so this means a slow one holds up the rest.
+        public var pipelineStall: Duration = .milliseconds(10)
 
         /// Settings for `conninfo` with the defaults above.
         public init(conninfo: String) {
@@ -142,9 +145,6 @@ public final class PostgresPool: Sendable {
     /// Statements a pipeline may hold in flight before callers take connections of their own, which
     /// bounds how long a statement can queue behind others.
     private static let pipelineDepth = 64
-    /// How long the oldest statement on a pipeline may have waited before callers go elsewhere: reads
-    /// take well under a millisecond, so this means a slow one holds up the rest.
-    private static let pipelineStall: Duration = .milliseconds(10)
 
     private enum PipelineChoice {
         case use(PostgresPipeline)
@@ -161,7 +161,7 @@ public final class PostgresPool: Sendable {
             switch state.pipelines[loop.index] {
             case .open(let pipeline):
                 guard pipeline.isUsable else { return .retire(pipeline) }
-                let hasRoom = pipeline.inFlight < Self.pipelineDepth && pipeline.oldestWait < Self.pipelineStall
+                let hasRoom = pipeline.inFlight < Self.pipelineDepth && pipeline.oldestWait < configuration.pipelineStall
                 return hasRoom ? .use(pipeline) : .none
             case .opening:
                 return .none

@@ -29,7 +29,13 @@ import Testing
               --key-rate-limit <n>
                     Requests per second one API key may make (a key's own rateLimitPerSecond wins); more answer 429. (env CARELEDGER_KEY_RATE_LIMIT, default 100)
               --auth-failure-limit <n>
-                    Failed authentications per minute from one client address before it is refused with 429. (env CARELEDGER_AUTH_FAILURE_LIMIT, default 20)
+                    Failed authentications per minute one client address may make; past it, its failed attempts answer 429 (keys that verify still pass). (env CARELEDGER_AUTH_FAILURE_LIMIT, default 20)
+              --trusted-proxies <addresses>
+                    Comma-separated proxy addresses or CIDR blocks whose X-Forwarded-For (or Forwarded) names the client; no one else's is believed. (env CARELEDGER_TRUSTED_PROXIES, default )
+              --max-connections <n>
+                    Open client connections at most; more are answered 503 and closed. (env CARELEDGER_MAX_CONNECTIONS, default 4096)
+              --max-connections-per-address <n>
+                    Open connections one client address may hold (trusted proxies exempt); more are answered 503 and closed. (env CARELEDGER_MAX_CONNECTIONS_PER_ADDRESS, default 512)
               --signing-key-file <file>
                     Ed25519 private key (PEM) that signs tree heads; make one with 'careledger keygen'. (env CARELEDGER_SIGNING_KEY_FILE)
               --master-key-file <file>
@@ -132,6 +138,10 @@ import Testing
         #expect(tuned.database.pool.maxConnections == 4 && tuned.database.pool.acquireTimeout == .milliseconds(250))
         #expect(defaults.database.pool.multiplexing)
         #expect(try !ServeCommand(arguments: ["--no-db-pipelines"], environment: database).database.pool.multiplexing)
+        #expect(defaults.configuration.trustedProxies.isEmpty && defaults.configuration.maxConnectionsPerAddress == 512)
+        let proxied = try ServeCommand(arguments: ["--trusted-proxies", "10.0.0.0/8, 192.0.2.7", "--max-connections-per-address", "64"], environment: database)
+        #expect(proxied.configuration.trustedProxies.contains("10.20.30.40") && proxied.configuration.trustedProxies.contains("192.0.2.7"))
+        #expect(!proxied.configuration.trustedProxies.contains("192.0.2.8") && proxied.configuration.maxConnectionsPerAddress == 64)
     }
 
     @Test func aConfigFileComesAfterFlagsAndEnvironment() throws {
@@ -171,6 +181,8 @@ import Testing
         (["--host="], "--host must not be empty"),
         (["--db-pool-size", "0"], "--db-pool-size must be an integer from 1 to 1000, got '0'"),
         (["--no-migrate=yes"], "--no-migrate takes no value"),
+        (["--trusted-proxies", "10.0.0.0/8,proxy.example"], "--trusted-proxies: 'proxy.example' is not an IP address or CIDR block"),
+        (["--max-connections-per-address", "0"], "--max-connections-per-address must be an integer from 1 to 1000000, got '0'"),
     ])
     func badArgumentsNameTheProblem(arguments: [String], message: String) {
         #expect(throws: CLIError(message)) { try ServeCommand(arguments: arguments, environment: database) }

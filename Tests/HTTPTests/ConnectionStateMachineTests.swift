@@ -17,15 +17,42 @@ import Testing
         start.advanced(by: .milliseconds(Int64(seconds * 1000)))
     }
 
-    @Test func idleConnectionClosesSilentlyAfterKeepAliveTimeout() {
+    /// A served connection back to idle, at `seconds`.
+    private func servedOnce(finishingAt seconds: Double) -> ConnectionStateMachine {
         var machine = ConnectionStateMachine(now: start)
-        #expect(machine.checkTimeouts(now: at(59.9), timeouts: timeouts) == .none)
-        #expect(machine.checkTimeouts(now: at(60), timeouts: timeouts) == .close)
+        machine.awaitingInput(phase: .head, now: at(0))
+        machine.requestReceived(clientKeepAlive: true)
+        machine.writeStarted(now: at(seconds), keepAlive: true)
+        _ = machine.writeFinished(now: at(seconds))
+        return machine
+    }
+
+    @Test func idleConnectionClosesSilentlyAfterKeepAliveTimeout() {
+        var machine = servedOnce(finishingAt: 1)
+        #expect(machine.state == .idle(since: at(1)))
+        #expect(machine.checkTimeouts(now: at(60.9), timeouts: timeouts) == .none)
+        #expect(machine.checkTimeouts(now: at(61), timeouts: timeouts) == .close)
         #expect(machine.state == .closed)
     }
 
-    @Test func headerDeadlineRunsFromTheFirstByteNotTheLast() {
+    @Test func aConnectionThatNeverSendsAByteIsClosedAtTheHeaderDeadlineNotTheIdleOne() {
         var machine = ConnectionStateMachine(now: start)
+        #expect(machine.state == .connected(since: start))
+        #expect(machine.checkTimeouts(now: at(9.9), timeouts: timeouts) == .none)
+        #expect(machine.checkTimeouts(now: at(10), timeouts: timeouts) == .close, "silently: it asked nothing")
+        #expect(machine.state == .closed)
+    }
+
+    @Test func aHeadBegunLateKeepsTheDeadlineOfTheAccept() {
+        var machine = ConnectionStateMachine(now: start)
+        machine.awaitingInput(phase: .betweenRequests, now: at(3))
+        machine.awaitingInput(phase: .head, now: at(8))
+        #expect(machine.state == .readingHead(since: start))
+        #expect(machine.checkTimeouts(now: at(10), timeouts: timeouts) == .sendTimeoutAndClose)
+    }
+
+    @Test func headerDeadlineRunsFromTheFirstByteNotTheLast() {
+        var machine = servedOnce(finishingAt: 0.5)
         machine.awaitingInput(phase: .head, now: at(1))
         // More bytes trickling in do not move the deadline (slowloris).
         machine.awaitingInput(phase: .head, now: at(9))

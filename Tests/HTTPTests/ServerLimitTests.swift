@@ -1,4 +1,4 @@
-import HTTP
+@testable import HTTP
 import TestSupport
 import Testing
 
@@ -64,39 +64,45 @@ import Testing
     }
 
     @Test func slowHeaderIsTimedOutWith408() async throws {
-        let test = try TestServer.start { $0.timeouts.headerRead = .milliseconds(200) }
+        let test = try TestServer.start()
         let client = try await test.connect()
-        let clock = ContinuousClock()
-        let started = clock.now
         try await client.send("GET /health HTTP/1.1\r\nHost: t\r\n")
+        try await test.waitForConnection("reading a head") { if case .readingHead = $0 { true } else { false } }
+        await test.advance(by: .milliseconds(9_900))
+        #expect(try await client.pendingBytes() == 0, "nothing before the 10 s header deadline")
+        await test.advance(by: .milliseconds(100))
         let reply = try await client.readReply()
         #expect(reply.status == 408)
-        #expect(clock.now - started >= .milliseconds(200))
         #expect(try await client.isClosedByServer())
         await test.stop()
     }
 
     @Test func slowlorisDrippingBytesIsCutOffAtTheHeaderDeadline() async throws {
-        let test = try TestServer.start { $0.timeouts.headerRead = .milliseconds(300) }
+        let test = try TestServer.start()
         let slow = try await test.connect()
-        let clock = ContinuousClock()
-        let started = clock.now
         try await slow.send("GET /health HTTP/1.1\r\n")
-        var cutOff = false
-        // Each byte arrives well within any per-read gap; only a whole-head deadline stops this.
-        for index in 0..<100 {
-            do {
-                try await slow.send("X-\(index): v\r\n")
-            } catch {
-                cutOff = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(20))
-            if clock.now - started > .seconds(3) { break }
+        try await test.waitForConnection("reading a head") { if case .readingHead = $0 { true } else { false } }
+        // Each line arrives well within any per-read gap; only a whole-head deadline stops this.
+        for index in 0..<9 {
+            await test.advance(by: .seconds(1))
+            try await slow.send("X-\(index): v\r\n")
         }
-        let remaining = try await slow.readToEnd()
-        #expect(cutOff || String(decoding: remaining, as: UTF8.self).contains("408"))
-        #expect(clock.now - started < .seconds(3))
+        #expect(try await slow.pendingBytes() == 0)
+        await test.advance(by: .seconds(1))
+        #expect(String(decoding: try await slow.readToEnd(), as: UTF8.self).contains(" 408 "))
+        await test.stop()
+    }
+
+    @Test func aConnectionThatNeverSendsAByteIsClosedAtTheHeaderDeadline() async throws {
+        let test = try TestServer.start()
+        let silent = try await test.connect()
+        try await test.waitForConnection("accepted") { if case .connected = $0 { true } else { false } }
+        await test.advance(by: .milliseconds(9_900))
+        #expect(test.server.openConnections == 1)
+        #expect(try await silent.pendingBytes() == 0)
+        await test.advance(by: .milliseconds(100))
+        #expect(try await silent.readToEnd().isEmpty, "closed silently: it asked nothing")
+        try await waitUntil("the connection is released") { test.server.openConnections == 0 }
         await test.stop()
     }
 
@@ -104,40 +110,87 @@ import Testing
         let test = try TestServer.start()
         let slow = try await test.connect()
         try await slow.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
-        let fast = try await test.connect()
-        let clock = ContinuousClock()
-        let started = clock.now
+        let fast = try await test.connect(receiveTimeout: .seconds(1))
         try await fast.send(get("/health"))
-        #expect(try await fast.readReply().status == 200)
-        #expect(clock.now - started < .seconds(1))
+        #expect(try await fast.readReply().status == 200, "answered within the one-second receive deadline")
         await test.stop()
     }
 
     @Test func slowBodyIsTimedOutWith408() async throws {
-        let test = try TestServer.start { $0.timeouts.bodyRead = .milliseconds(200) }
+        let test = try TestServer.start()
         let client = try await test.connect()
         try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        try await test.waitForConnection("reading a body") { if case .readingBody = $0 { true } else { false } }
+        await test.advance(by: .milliseconds(29_900))
+        #expect(try await client.pendingBytes() == 0, "nothing before the 30 s body deadline")
+        await test.advance(by: .milliseconds(100))
         #expect(try await client.readReply().status == 408)
         await test.stop()
     }
 
     @Test func idleKeepAliveConnectionIsClosedSilently() async throws {
-        let test = try TestServer.start { $0.timeouts.keepAliveIdle = .milliseconds(200) }
+        let test = try TestServer.start()
         let client = try await test.connect()
         try await client.send(get("/health"))
         _ = try await client.readReply()
+        try await test.waitForConnection("idle") { if case .idle = $0 { true } else { false } }
+        await test.advance(by: .seconds(59))
+        #expect(try await client.pendingBytes() == 0)
+        try await client.send(get("/health"))
+        #expect(try await client.readReply().status == 200, "still open within the keep-alive time")
+        try await test.waitForConnection("idle again") { if case .idle = $0 { true } else { false } }
+        await test.advance(by: .seconds(60))
         #expect(try await client.readToEnd().isEmpty, "idle close sends no response")
         await test.stop()
     }
 
     @Test func clientThatStopsReadingIsDroppedAtTheWriteDeadline() async throws {
-        let test = try TestServer.start { $0.timeouts.write = .milliseconds(300) }
+        let test = try TestServer.start()
         let client = try await test.connect(receiveTimeout: .seconds(5))
         try await client.send(get("/big"))
-        try await Task.sleep(for: .milliseconds(1500))
+        // The access line is written as the response starts going out.
+        try await test.waitForConnection("writing") { if case .writing = $0 { true } else { false } }
+        await test.advance(by: .seconds(30))
         // 16 MiB cannot fit in socket buffers; after the deadline the server has given up.
         let received = try await client.readToEnd()
         #expect(received.count < 16 << 20)
+        await test.stop()
+    }
+
+    @Test func oneAddressCannotHoldMoreThanItsShareOfConnections() async throws {
+        let test = try TestServer.start { $0.maxConnectionsPerAddress = 2 }
+        let first = try await test.connect()
+        let second = try await test.connect()
+        for client in [first, second] {
+            try await client.send(get("/health"))
+            #expect(try await client.readReply().status == 200)
+        }
+        let third = try await test.connect()
+        let refused = try await third.readReply()
+        #expect(refused.status == 503 && refused.header("Retry-After") == "1")
+        #expect(try await third.isClosedByServer())
+        // A closed connection gives its place back.
+        try await first.shutdownWrite()
+        #expect(try await first.isClosedByServer())
+        try await waitUntil("the first connection is released") { test.server.openConnections == 1 }
+        let fourth = try await test.connect()
+        try await fourth.send(get("/health"))
+        #expect(try await fourth.readReply().status == 200)
+        await test.stop()
+    }
+
+    @Test func aTrustedProxyIsExemptFromTheAddressShare() async throws {
+        let test = try TestServer.start {
+            $0.maxConnectionsPerAddress = 1
+            $0.trustedProxies = try! AddressSet(parsing: ["127.0.0.0/8"])
+        }
+        var clients: [TestClient] = []
+        for _ in 0..<3 {
+            let client = try await test.connect()
+            try await client.send(get("/health"))
+            #expect(try await client.readReply().status == 200)
+            clients.append(client)
+        }
         await test.stop()
     }
 
@@ -146,12 +199,13 @@ import Testing
         let busy = try await test.connect()
         let idle = try await test.connect()
         try await busy.send(get("/slow"))
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("the request is in its handler") { test.gate.waiting == 1 }
         test.server.shutdown()
+        #expect(try await idle.isClosedByServer())
+        test.gate.open()
         let reply = try await busy.readReply()
         #expect(reply.status == 200 && reply.bodyText == "slow")
         #expect(reply.header("Connection") == "close")
-        #expect(try await idle.isClosedByServer())
         await test.server.waitUntilStopped()
         await #expect(throws: TestClient.Failure.self) { _ = try await test.connect() }
     }
@@ -160,11 +214,9 @@ import Testing
         let test = try TestServer.start { $0.timeouts.drain = .milliseconds(100) }
         let busy = try await test.connect()
         try await busy.send(get("/slow"))
-        try await Task.sleep(for: .milliseconds(20))
-        let clock = ContinuousClock()
-        let started = clock.now
+        try await waitUntil("the request is in its handler") { test.gate.waiting == 1 }
         await test.stop()
-        #expect(clock.now - started < .milliseconds(290), "stop must not wait for the 300 ms handler")
-        #expect(try await busy.isClosedByServer())
+        #expect(try await busy.isClosedByServer(), "closed although its handler never finished")
+        test.gate.open()
     }
 }

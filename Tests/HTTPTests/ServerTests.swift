@@ -1,5 +1,5 @@
 import Foundation
-import HTTP
+@testable import HTTP
 import TestSupport
 import IOLoop
 import Testing
@@ -253,5 +253,59 @@ import Testing
         #expect(json["bytes"] as? Int ?? 0 > 0)
         #expect(json["durationMs"] != nil && json["time"] != nil)
         #expect(!line.contains("secret") && !line.contains("value") && !line.contains("987654321"))
+    }
+}
+
+/// Who the client is behind a proxy: only trusted proxies' forwarding headers are believed.
+@Suite struct ClientAddressTests {
+    private let proxies = try! AddressSet(parsing: ["10.0.0.0/8", "2001:db8::/32", " 192.0.2.7 "])
+
+    @Test func addressSetsMatchAddressesAndBlocksOfBothFamilies() throws {
+        #expect(proxies.contains("10.1.2.3") && proxies.contains("192.0.2.7") && proxies.contains("2001:db8:1::5"))
+        #expect(proxies.contains("::ffff:10.0.0.1"), "an IPv4-mapped address is its IPv4 address")
+        #expect(!proxies.contains("11.0.0.1") && !proxies.contains("192.0.2.8") && !proxies.contains("2001:db9::1"))
+        #expect(!proxies.contains("not-an-address") && !proxies.contains(""))
+        #expect(AddressSet().contains("127.0.0.1") == false)
+        for bad in ["10.0.0.0/33", "2001:db8::/129", "example.com", "10.0.0.0/x", "1.2.3"] {
+            #expect(throws: AddressSetError.self, "\(bad)") { try AddressSet(parsing: [bad]) }
+        }
+    }
+
+    private func resolve(_ peer: String, _ headers: [(String, String)]) -> String {
+        ClientAddress.resolve(peer: peer, headers: HTTPHeaders(headers), trusted: proxies)
+    }
+
+    @Test func anUntrustedPeerIsTheClientWhateverItClaims() {
+        #expect(resolve("203.0.113.9", [("X-Forwarded-For", "198.51.100.1")]) == "203.0.113.9")
+        #expect(resolve("203.0.113.9", [("Forwarded", "for=198.51.100.1")]) == "203.0.113.9")
+    }
+
+    @Test func theChainIsReadFromTheNearestHopPastTrustedProxies() {
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "198.51.100.1")]) == "198.51.100.1")
+        // A client's forged entry sits left of the address our proxy appended, so it is never reached.
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "6.6.6.6, 198.51.100.1")]) == "198.51.100.1")
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "198.51.100.1, 10.9.9.9")]) == "198.51.100.1", "two trusted hops")
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "10.9.9.9")]) == "198.51.100.1")
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "10.2.2.2")]) == "10.2.2.2", "all trusted: the farthest")
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "unknown, garbage")]) == "10.0.0.1", "no address: the proxy")
+        #expect(resolve("10.0.0.1", []) == "10.0.0.1")
+        #expect(resolve("10.0.0.1", [("X-Forwarded-For", "::ffff:198.51.100.1")]) == "198.51.100.1", "normalized")
+    }
+
+    @Test func forwardedElementsAreReadWithQuotesBracketsAndPorts() {
+        #expect(resolve("10.0.0.1", [("Forwarded", #"for="[2001:db9::7]:4711";proto=https"#)]) == "2001:db9::7")
+        #expect(resolve("10.0.0.1", [("Forwarded", "for=198.51.100.2:80, for=10.3.3.3")]) == "198.51.100.2")
+        #expect(resolve("10.0.0.1", [("Forwarded", "for=_hidden")]) == "10.0.0.1")
+    }
+
+    @Test func theServerAttributesRequestsThroughTrustedProxiesOnly() async throws {
+        for trusted in [true, false] {
+            let test = try TestServer.start { if trusted { $0.trustedProxies = try! AddressSet(parsing: ["127.0.0.1"]) } }
+            let client = try await test.connect()
+            try await client.send(get("/whoami", "X-Forwarded-For: 6.6.6.6, 198.51.100.4\r\n"))
+            let reply = try await client.readReply()
+            #expect(reply.bodyText == (trusted ? "198.51.100.4 via 127.0.0.1" : "127.0.0.1 via 127.0.0.1"))
+            await test.stop()
+        }
     }
 }

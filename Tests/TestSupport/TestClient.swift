@@ -100,6 +100,15 @@ public final class TestClient: @unchecked Sendable {
         }
     }
 
+    /// Bytes the server has sent that are not read yet, looked at without waiting (0 when none).
+    public func pendingBytes() async throws -> Int {
+        try await blocking {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { Glibc.recv(self.fd, $0.baseAddress, $0.count, Int32(MSG_PEEK | MSG_DONTWAIT)) }
+            return self.pending.count + max(0, count)
+        }
+    }
+
     /// True when the server has closed the connection (EOF or reset) with nothing more to read.
     public func isClosedByServer() async throws -> Bool {
         try await readToEnd().isEmpty

@@ -25,7 +25,7 @@ public enum TestDatabase {
     /// A pool whose connections see only a fresh schema; the schema is dropped afterwards.
     public static func withSchema<T: Sendable>(
         maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2), multiplexing: Bool = true,
-        _ body: (PostgresPool) async throws -> T
+        pipelineStall: Duration = .milliseconds(10), _ body: (PostgresPool) async throws -> T
     ) async throws -> T {
         let base = try url
         let schema = uniqueName("t")
@@ -35,6 +35,7 @@ public enum TestDatabase {
         configuration.maxConnections = maxConnections
         configuration.acquireTimeout = acquireTimeout
         configuration.multiplexing = multiplexing
+        configuration.pipelineStall = pipelineStall
         let pool = PostgresPool(configuration: configuration)
         do {
             let value = try await body(pool)

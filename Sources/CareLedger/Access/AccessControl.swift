@@ -5,7 +5,9 @@ import Postgres
 public struct AccessLimits: Sendable {
     /// Requests per second a key may make when it has no limit of its own (bucket of the same size).
     public var keyRequestsPerSecond = 100
-    /// Failed authentications a client address may make per minute before it is refused outright.
+    /// Failed authentications a client address may make per minute; past it, further failed
+    /// attempts from the address answer 429 (unlooked-at when they carry no usable credential, and
+    /// unaudited), while a request whose key verifies still goes through.
     public var authFailuresPerMinute = 20
 
     public init() {}
@@ -60,9 +62,12 @@ struct APIContext: Sendable {
     }
 }
 
-/// Runs every protected request through the same gate, in this order: the client address's failed
-/// attempts, the key, the key's request rate, the declared purpose, the permission matrix; then the
-/// handler. Denials by role or by object are written to the audit trail.
+/// Runs every protected request through the same gate, in this order: the key (or client
+/// certificate), the key's request rate, the declared purpose, the permission matrix; then the
+/// handler. A failed authentication counts against the client address's budget: within it the
+/// answer is 401 and an audit event, past it 429 and nothing written. A valid key is never held
+/// back by its address, so one misconfigured client behind a hospital's NAT or a proxy cannot lock
+/// out everyone else there. Denials by role or by object are written to the audit trail.
 struct AccessControl: Sendable {
     let pool: PostgresPool
     let identity: IdentityStore
@@ -81,10 +86,6 @@ struct AccessControl: Sendable {
 
     func handle(_ request: Request, _ action: Action, _ handler: (APIContext) async throws -> Response) async throws -> Response {
         let address = request.clientAddress
-        if let retry = failureLimiter.retryAfter(address, capacity: limits.authFailuresPerMinute) {
-            metrics.rateLimited()
-            throw APIError.rateLimited(retryAfterSeconds: retry)
-        }
         // A bearer key when one is presented; else a verified TLS client certificate (mutual TLS).
         let authorization = request.headers.first(name: "Authorization")
         let token = APIKeyToken(authorization: authorization)
@@ -97,7 +98,10 @@ struct AccessControl: Sendable {
             caller = nil
         }
         guard let caller else {
-            _ = failureLimiter.take(address, capacity: limits.authFailuresPerMinute)
+            if let retry = failureLimiter.take(address, capacity: limits.authFailuresPerMinute) {
+                metrics.rateLimited()
+                throw APIError.rateLimited(retryAfterSeconds: retry)
+            }
             try await audit.record(AuditEvent(
                 requestId: request.requestId, keyId: token?.keyId, action: action.rawValue, decision: .deny,
                 reason: "unauthenticated", clientAddress: address), on: pool)

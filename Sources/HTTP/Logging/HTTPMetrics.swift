@@ -30,13 +30,13 @@ public final class HTTPMetrics: Sendable {
     }
 
     private let state = Mutex(State())
-    private let openConnections = Mutex<(@Sendable () -> Int)?>(nil)
+    private let connections = Mutex<(@Sendable () -> ConnectionCounts)?>(nil)
 
     public init() {}
 
-    /// Where the open-connection gauge is read from (the running server).
-    func observeOpenConnections(_ read: @escaping @Sendable () -> Int) {
-        openConnections.withLock { $0 = read }
+    /// Where the connection gauges and counters are read from (the running server).
+    func observeConnections(_ read: @escaping @Sendable () -> ConnectionCounts) {
+        connections.withLock { $0 = read }
     }
 
     func record(route: String?, method: HTTPMethod?, status: Int, duration: Duration) {
@@ -58,7 +58,12 @@ public final class HTTPMetrics: Sendable {
     /// The series as Prometheus text, prefixed `careledger_http_`.
     public func render(into out: inout PrometheusText) {
         let (requests, latency) = state.withLock { ($0.requests, $0.latency) }
-        out.single("careledger_http_open_connections", .gauge, help: "Client connections open now.", openConnections.withLock { $0 }?() ?? 0)
+        let counts = connections.withLock { $0 }?() ?? ConnectionCounts()
+        out.single("careledger_http_open_connections", .gauge, help: "Client connections open now.", counts.open)
+        out.family("careledger_http_connections_refused_total", .counter,
+                   help: "Connections answered 503 and closed at accept: over the server's limit, or over one client address's.")
+        out.sample("careledger_http_connections_refused_total", [("limit", "server")], counts.refusedForServerLimit)
+        out.sample("careledger_http_connections_refused_total", [("limit", "address")], counts.refusedForAddressLimit)
         out.family("careledger_http_requests_total", .counter, help: "Requests answered, by route template, method and status.")
         for (key, count) in requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
             out.sample("careledger_http_requests_total", [("route", key.route), ("method", key.method), ("status", String(key.status))], count)
@@ -77,4 +82,11 @@ public final class HTTPMetrics: Sendable {
             out.sample("careledger_http_request_duration_seconds_count", labels, histogram.total)
         }
     }
+}
+
+/// The server's connection counts, as metrics read them.
+struct ConnectionCounts: Sendable {
+    var open = 0
+    var refusedForServerLimit = 0
+    var refusedForAddressLimit = 0
 }

@@ -11,8 +11,11 @@ public struct Request: Sendable {
     public let path: String
     /// The query string after `?`, still percent-encoded, or nil when there is none.
     public let rawQuery: String?
-    /// The peer's IP address as text. It is the direct peer: behind a proxy, the proxy's address.
+    /// The client's IP address as text: the socket's peer, or, when that peer is a trusted proxy,
+    /// the client its forwarding header names (see `HTTPServerConfiguration.trustedProxies`).
     public let clientAddress: String
+    /// The socket's peer (a proxy's address behind a proxy).
+    public let peerAddress: String
     /// The lowercase hex SHA-256 of the client's verified TLS certificate (mutual TLS), if any.
     public let clientCertificateSHA256: String?
     /// Values of the matched route's `{name}` segments, set by the router.
@@ -20,11 +23,12 @@ public struct Request: Sendable {
 
     /// Creates a request from a parsed head; the path and query are taken from the target.
     public init(head: RequestHead, body: [UInt8] = [], requestId: String, clientAddress: String = "unknown",
-                clientCertificateSHA256: String? = nil) {
+                peerAddress: String? = nil, clientCertificateSHA256: String? = nil) {
         self.head = head
         self.body = body
         self.requestId = requestId
         self.clientAddress = clientAddress
+        self.peerAddress = peerAddress ?? clientAddress
         self.clientCertificateSHA256 = clientCertificateSHA256
         (path, rawQuery) = Self.splitTarget(head.target)
     }

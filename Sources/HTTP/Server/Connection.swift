@@ -53,7 +53,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
         self.peer = peer
         self.loop = loop
         self.context = context
-        machine = ConnectionStateMachine(now: .now())
+        machine = ConnectionStateMachine(now: context.now())
         decoder = RequestDecoder(limits: context.configuration.limits)
         if let security = context.configuration.security {
             transport = security.transport(for: fd)
@@ -127,7 +127,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
             case .needMore:
                 compactInput()
                 if inputClosed { return closeLocked() }
-                machine.awaitingInput(phase: decoder.phase, now: .now())
+                machine.awaitingInput(phase: decoder.phase, now: context.now())
                 resumeReading()
                 return
             case .continueExpected:
@@ -156,10 +156,11 @@ final class Connection: IOWatcher, @unchecked Sendable {
     private func dispatch(_ head: RequestHead, body: [UInt8]) {
         machine.requestReceived(clientKeepAlive: head.wantsKeepAlive)
         let requestId = RequestID.accepting(head.headers.first(name: "X-Request-Id")) ?? RequestID.generate()
-        let request = Request(head: head, body: body, requestId: requestId, clientAddress: peer,
+        let client = ClientAddress.resolve(peer: peer, headers: head.headers, trusted: context.configuration.trustedProxies)
+        let request = Request(head: head, body: body, requestId: requestId, clientAddress: client, peerAddress: peer,
                               clientCertificateSHA256: transport?.peerCertificateSHA256)
         let inFlight = InFlight(
-            requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: .now())
+            requestId: requestId, method: head.method, clientIsHTTP10: head.version == .http1_0, started: context.now())
         let responder = context.responder
         Task(executorPreference: context.configuration.handlersRunOnEventLoops ? loop.ioLoop : nil) {
             let response = await responder.respond(to: request)
@@ -177,7 +178,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
     /// Answers a request the server refuses itself, then closes.
     private func respondAndClose(_ error: HTTPError, method: HTTPMethod?) {
         let requestId = RequestID.generate()
-        let inFlight = InFlight(requestId: requestId, method: method, clientIsHTTP10: false, started: .now())
+        let inFlight = InFlight(requestId: requestId, method: method, clientIsHTTP10: false, started: context.now())
         send(.error(error, requestId: requestId), to: inFlight, keepAlive: false)
     }
 
@@ -185,7 +186,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
         let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
             requestMethod: inFlight.method, requestId: inFlight.requestId, keepAlive: keepAlive,
             clientIsHTTP10: inFlight.clientIsHTTP10, date: DateCache.shared.current()))
-        let now = MonotonicInstant.now()
+        let now = context.now()
         let duration = now.since(inFlight.started)
         context.accessLog?.record(AccessLog.Entry(
             requestId: inFlight.requestId, method: inFlight.method, route: response.routeTemplate,
@@ -217,7 +218,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
         outputOffset = 0
         if writeArmed { watch(readable: !readSuspended, writable: false) }
         guard case .writing = machine.state else { return }
-        switch machine.writeFinished(now: .now()) {
+        switch machine.writeFinished(now: context.now()) {
         case .readNextRequest:
             process()
         case .lingerThenClose:
@@ -268,7 +269,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
     /// One non-blocking attempt to send a last response on a connection that is closing anyway.
     private func sendFinalBestEffort(_ response: Response) {
         let requestId = RequestID.generate()
-        let inFlight = InFlight(requestId: requestId, method: nil, clientIsHTTP10: false, started: .now())
+        let inFlight = InFlight(requestId: requestId, method: nil, clientIsHTTP10: false, started: context.now())
         let bytes = ResponseEncoder.encode(response, context: ResponseEncoder.Context(
             requestMethod: nil, requestId: requestId, keepAlive: false, clientIsHTTP10: false,
             date: DateCache.shared.current()))
@@ -276,6 +277,11 @@ final class Connection: IOWatcher, @unchecked Sendable {
             requestId: inFlight.requestId, method: nil, route: nil, status: response.status.code,
             duration: .zero, bytes: bytes.count))
         _ = bytes.withUnsafeBytes { transport?.write($0) ?? SocketSystem.send(fd, $0) }
+    }
+
+    /// Where the connection is in its life (for tests that move the clock).
+    var state: ConnectionStateMachine.State {
+        lock.withLock { _ in machine.state }
     }
 
     func drain() {
@@ -298,6 +304,7 @@ final class Connection: IOWatcher, @unchecked Sendable {
         if let registration { loop.ioLoop.unregister(fd, token: registration) }
         registration = nil
         SocketSystem.close(fd)
+        context.release(peer: peer)
         context.connectionClosed()
         let loop = self.loop
         loop.ioLoop.execute { loop.remove(self) }

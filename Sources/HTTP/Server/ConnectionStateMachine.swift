@@ -2,6 +2,10 @@
 /// connection must do. Time is passed in; nothing here does I/O.
 struct ConnectionStateMachine {
     enum State: Equatable {
+        /// Accepted, and not one byte of a request yet. The header-read deadline applies from the
+        /// accept: a socket that stays silent is closed then, not held for the keep-alive time, or
+        /// a few thousand of them fill the connection limit again and again.
+        case connected(since: MonotonicInstant)
         /// Kept alive with no byte of a next request yet.
         case idle(since: MonotonicInstant)
         /// Part of a request head has arrived.
@@ -36,13 +40,13 @@ struct ConnectionStateMachine {
     private(set) var draining = false
 
     init(now: MonotonicInstant) {
-        state = .idle(since: now)
+        state = .connected(since: now)
     }
 
     /// Whether the connection may decode bytes now (it is not busy answering a request).
     var acceptsInput: Bool {
         switch state {
-        case .idle, .readingHead, .readingBody: return true
+        case .connected, .idle, .readingHead, .readingBody: return true
         case .processing, .writing, .lingering, .closed: return false
         }
     }
@@ -50,11 +54,14 @@ struct ConnectionStateMachine {
     /// The decoder wants more bytes; `phase` says how far into a request it is.
     mutating func awaitingInput(phase: RequestDecoder.Phase, now: MonotonicInstant) {
         switch (state, phase) {
+        case (.connected(let since), .head):
+            // The deadline stays the accept's: a head begun late gets no fresh ten seconds.
+            state = .readingHead(since: since)
         case (.idle, .head):
             state = .readingHead(since: now)
-        case (.idle, .body), (.readingHead, .body):
+        case (.connected, .body), (.idle, .body), (.readingHead, .body):
             state = .readingBody(since: now)
-        case (.idle, .betweenRequests), (.readingHead, .head), (.readingHead, .betweenRequests),
+        case (.connected, .betweenRequests), (.idle, .betweenRequests), (.readingHead, .head), (.readingHead, .betweenRequests),
              (.readingBody, _), (.processing, _), (.writing, _), (.lingering, _), (.closed, _):
             break
         }
@@ -70,7 +77,7 @@ struct ConnectionStateMachine {
     var responseKeepsAlive: Bool {
         switch state {
         case .processing(let keepAlive), .writing(_, let keepAlive): return keepAlive && !draining
-        case .idle, .readingHead, .readingBody, .lingering, .closed: return false
+        case .connected, .idle, .readingHead, .readingBody, .lingering, .closed: return false
         }
     }
 
@@ -78,7 +85,7 @@ struct ConnectionStateMachine {
     mutating func writeStarted(now: MonotonicInstant, keepAlive: Bool) {
         switch state {
         case .lingering, .closed: return
-        case .idle, .readingHead, .readingBody, .processing, .writing: break
+        case .connected, .idle, .readingHead, .readingBody, .processing, .writing: break
         }
         state = .writing(since: now, keepAlive: keepAlive && !draining)
     }
@@ -105,7 +112,7 @@ struct ConnectionStateMachine {
         case .processing, .writing:
             // Finish the response if we can; the write will fail by itself if the peer is gone.
             return .none
-        case .idle, .readingHead, .readingBody, .lingering:
+        case .connected, .idle, .readingHead, .readingBody, .lingering:
             state = .closed
             return .close
         case .closed:
@@ -117,7 +124,7 @@ struct ConnectionStateMachine {
     mutating func beginDrain() -> Action {
         draining = true
         switch state {
-        case .idle, .readingHead, .lingering:
+        case .connected, .idle, .readingHead, .lingering:
             state = .closed
             return .close
         case .readingBody, .processing, .writing, .closed:
@@ -128,6 +135,10 @@ struct ConnectionStateMachine {
     /// A periodic deadline check.
     mutating func checkTimeouts(now: MonotonicInstant, timeouts: HTTPTimeouts) -> Action {
         switch state {
+        case .connected(let since) where now.since(since) >= timeouts.headerRead:
+            // Nothing was asked, so there is nothing to answer: closed silently.
+            state = .closed
+            return .close
         case .idle(let since) where now.since(since) >= timeouts.keepAliveIdle:
             state = .closed
             return .close
@@ -143,7 +154,7 @@ struct ConnectionStateMachine {
         case .lingering(let since) where now.since(since) >= timeouts.lingeringClose:
             state = .closed
             return .close
-        case .idle, .readingHead, .readingBody, .processing, .writing, .lingering, .closed:
+        case .connected, .idle, .readingHead, .readingBody, .processing, .writing, .lingering, .closed:
             return .none
         }
     }

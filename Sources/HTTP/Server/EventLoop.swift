@@ -43,18 +43,27 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Starts the periodic deadline check.
-    func startTimer(interval: Duration, timeouts: HTTPTimeouts) {
+    func startTimer(interval: Duration, timeouts: HTTPTimeouts, clock: @escaping @Sendable () -> MonotonicInstant) {
         let nanos = Int(interval.nanoseconds)
         let source = DispatchSource.makeTimerSource(queue: timerQueue)
         source.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
-        source.setEventHandler {
-            self.ioLoop.execute {
-                let now = MonotonicInstant.now()
-                for connection in self.connections.values { connection.checkTimeouts(now: now, timeouts: timeouts) }
-            }
-        }
+        source.setEventHandler { self.checkTimeouts(timeouts: timeouts, clock: clock) {} }
         source.resume()
         timerLock.withLock { _ in timer = source }
+    }
+
+    /// One deadline check of every connection, on the loop's thread; `done` runs after it.
+    func checkTimeouts(timeouts: HTTPTimeouts, clock: @escaping @Sendable () -> MonotonicInstant, done: @escaping @Sendable () -> Void) {
+        ioLoop.execute {
+            let now = clock()
+            for connection in self.connections.values { connection.checkTimeouts(now: now, timeouts: timeouts) }
+            done()
+        }
+    }
+
+    /// The states of this loop's connections, read on its thread.
+    func connectionStates(_ done: @escaping @Sendable ([ConnectionStateMachine.State]) -> Void) {
+        ioLoop.execute { done(self.connections.values.map(\.state)) }
     }
 
     /// Stops the deadline check.

@@ -44,12 +44,37 @@ public final class HTTPServer: Sendable {
             configuration: configuration, responder: responder, accessLog: accessLog, metrics: metrics,
             onLastConnectionClosed: { [weak self] in self?.finish() })
         contextBox.withLock { $0 = context }
-        metrics?.observeOpenConnections { [weak context] in context?.openConnections.load(ordering: .relaxed) ?? 0 }
+        metrics?.observeConnections { [weak context] in
+            guard let context else { return ConnectionCounts() }
+            return ConnectionCounts(open: context.openConnections.load(ordering: .relaxed),
+                                    refusedForServerLimit: context.refusedForServerLimit.load(ordering: .relaxed),
+                                    refusedForAddressLimit: context.refusedForAddressLimit.load(ordering: .relaxed))
+        }
         let listener = Listener(fd: fd, loops: loops, context: context)
         state.withLock { $0.phase = .running(listener) }
-        for loop in loops { loop.startTimer(interval: configuration.timeouts.checkInterval, timeouts: configuration.timeouts) }
+        for loop in loops { loop.startTimer(interval: configuration.timeouts.checkInterval, timeouts: configuration.timeouts, clock: configuration.clock) }
         listener.start()
         return port
+    }
+
+    /// Checks every connection's deadlines now, on the configured clock, and returns once done (the
+    /// periodic check does the same every `checkInterval`; tests that move their clock call this).
+    public func checkTimeouts() async {
+        let (timeouts, clock) = (configuration.timeouts, configuration.clock)
+        for loop in loops {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                loop.checkTimeouts(timeouts: timeouts, clock: clock) { continuation.resume() }
+            }
+        }
+    }
+
+    /// Every open connection's state (tests wait for one before moving their clock).
+    func connectionStates() async -> [ConnectionStateMachine.State] {
+        var states: [ConnectionStateMachine.State] = []
+        for loop in loops {
+            states += await withCheckedContinuation { continuation in loop.connectionStates { continuation.resume(returning: $0) } }
+        }
+        return states
     }
 
     /// Connections currently open.

@@ -15,6 +15,15 @@ public struct HTTPServerConfiguration: Sendable {
     public var backlog: Int32 = 1024
     /// Open connections at most; one more is answered 503 and closed at once.
     public var maxConnections: Int = 4096
+    /// Open connections one client address (the socket's peer) may hold, so one address cannot
+    /// starve the rest; one more is answered 503 and closed. Trusted proxies are exempt: they carry
+    /// many clients' connections.
+    public var maxConnectionsPerAddress: Int = 512
+    /// Proxies and load balancers whose `X-Forwarded-For` (or `Forwarded`) header names the client.
+    /// Requests from any other peer are attributed to the peer, whatever they claim.
+    public var trustedProxies = AddressSet()
+    /// The monotonic clock timeouts are measured on; tests pass a clock they move themselves.
+    public var clock: @Sendable () -> MonotonicInstant = { MonotonicInstant.now() }
     /// Connection groups, spread over the process's event loops (`IOEventLoop.all`, one per core).
     public var eventLoopCount: Int = IOEventLoop.all.count
     /// Parser bounds.

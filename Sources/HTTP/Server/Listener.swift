@@ -43,6 +43,12 @@ final class Listener: @unchecked Sendable {
             guard case .success(let (client, peer)) = result else { continue }
             let open = context.openConnections.add(1, ordering: .acquiringAndReleasing).newValue
             if open > context.configuration.maxConnections {
+                context.refusedForServerLimit.add(1, ordering: .relaxed)
+                refuse(client)
+                continue
+            }
+            guard context.admit(peer: peer) else {
+                context.refusedForAddressLimit.add(1, ordering: .relaxed)
                 refuse(client)
                 continue
             }
@@ -51,7 +57,7 @@ final class Listener: @unchecked Sendable {
         }
     }
 
-    /// Over the connection limit: a one-shot 503 and close, so the client learns why at once.
+    /// Over a connection limit: a one-shot 503 and close, so the client learns why at once.
     private func refuse(_ client: Int32) {
         let requestId = RequestID.generate()
         let bytes = ResponseEncoder.encode(.error(HTTPError.tooManyConnections, requestId: requestId), context: .init(

@@ -8,6 +8,11 @@ final class ServerContext: Sendable {
     let metrics: HTTPMetrics?
     let openConnections = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
+    /// Connections refused for the server's limit and for one address's.
+    let refusedForServerLimit = Atomic<Int>(0)
+    let refusedForAddressLimit = Atomic<Int>(0)
+    /// Open connections by peer address (trusted proxies are not counted).
+    private let perAddress = Mutex<[String: Int]>([:])
     private let onLastConnectionClosed: @Sendable () -> Void
 
     init(
@@ -22,6 +27,31 @@ final class ServerContext: Sendable {
         self.accessLog = accessLog
         self.metrics = metrics
         self.onLastConnectionClosed = onLastConnectionClosed
+    }
+
+    /// The configured clock's now.
+    func now() -> MonotonicInstant {
+        configuration.clock()
+    }
+
+    /// Whether one more connection from `peer` fits its address's share; if so it is counted.
+    func admit(peer: String) -> Bool {
+        guard !configuration.trustedProxies.contains(peer) else { return true }
+        return perAddress.withLock { counts in
+            let open = counts[peer, default: 0]
+            guard open < configuration.maxConnectionsPerAddress else { return false }
+            counts[peer] = open + 1
+            return true
+        }
+    }
+
+    /// An admitted connection from `peer` is gone.
+    func release(peer: String) {
+        guard !configuration.trustedProxies.contains(peer) else { return }
+        perAddress.withLock { counts in
+            let open = counts[peer, default: 0]
+            if open <= 1 { counts[peer] = nil } else { counts[peer] = open - 1 }
+        }
     }
 
     /// Called once per connection when its descriptor is closed.

@@ -20,6 +20,8 @@ public enum HTTPParseError: Error, Equatable, Sendable {
     case invalidHeaderValue
     case missingHost
     case duplicateHost
+    /// A Host value that is not `uri-host [":" port]` (RFC 9110 §7.2).
+    case invalidHost
     case invalidContentLength
     case conflictingContentLength
     case contentLengthWithTransferEncoding
@@ -46,7 +48,7 @@ public enum HTTPParseError: Error, Equatable, Sendable {
         case .unsupportedExpectation: return .expectationFailed
         case .invalidRequestLine, .invalidMethod, .invalidTarget, .invalidVersion, .invalidLineEnding,
              .invalidByte, .missingColon, .invalidHeaderName, .whitespaceBeforeColon, .obsoleteLineFolding,
-             .invalidHeaderValue, .missingHost, .duplicateHost, .invalidContentLength,
+             .invalidHeaderValue, .missingHost, .duplicateHost, .invalidHost, .invalidContentLength,
              .conflictingContentLength, .contentLengthWithTransferEncoding, .transferEncodingNotChunked,
              .invalidChunkSize, .chunkSizeOverflow, .invalidChunkExtension, .chunkLineTooLong,
              .invalidChunkTerminator, .invalidTrailer:
@@ -87,6 +89,7 @@ public enum HTTPParseError: Error, Equatable, Sendable {
         case .invalidHeaderValue: return "Invalid byte in a header field value."
         case .missingHost: return "HTTP/1.1 requests need exactly one Host header."
         case .duplicateHost: return "More than one Host header."
+        case .invalidHost: return "The Host header is not a host with an optional port."
         case .invalidContentLength: return "Content-Length must be digits only."
         case .conflictingContentLength: return "Conflicting Content-Length values."
         case .contentLengthWithTransferEncoding: return "Content-Length and Transfer-Encoding together."

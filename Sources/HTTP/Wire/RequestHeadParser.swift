@@ -68,11 +68,60 @@ enum RequestHeadParser {
         throw .invalidTarget
     }
 
-    /// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host field.
+    /// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host field, and a server answers 400
+    /// to one whose value is invalid.
     private static func checkHost(_ head: RequestHead) throws(HTTPParseError) {
         let hosts = head.headers["Host"]
         if hosts.count > 1 { throw .duplicateHost }
         if hosts.isEmpty && head.version.defaultsToKeepAlive { throw .missingHost }
+        if let host = hosts.first, !isValidHost(Array(host.utf8)) { throw .invalidHost }
+    }
+
+    /// RFC 9110 §7.2: `Host = uri-host [ ":" port ]`, with RFC 3986 §3.2.2's `uri-host` (an IP
+    /// literal in brackets, or a reg-name of unreserved, percent-encoded and sub-delim characters,
+    /// which covers IPv4 addresses) and `port = *DIGIT`. Empty is valid (a target without authority).
+    static func isValidHost(_ value: [UInt8]) -> Bool {
+        var index = 0
+        if value.first == UInt8(ascii: "[") {
+            guard let close = value.firstIndex(of: UInt8(ascii: "]")), close > 1, isIPLiteral(value[1..<close]) else { return false }
+            index = close + 1
+        } else {
+            while index < value.count, value[index] != UInt8(ascii: ":") {
+                let byte = value[index]
+                if byte == UInt8(ascii: "%") {
+                    guard index + 2 < value.count, ByteClass.hexValue(value[index + 1]) != nil, ByteClass.hexValue(value[index + 2]) != nil else { return false }
+                    index += 3
+                    continue
+                }
+                guard isUnreserved(byte) || isSubDelimiter(byte) else { return false }
+                index += 1
+            }
+        }
+        guard index < value.count else { return true }
+        guard value[index] == UInt8(ascii: ":") else { return false }
+        return value[(index + 1)...].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    /// `IPv6address / IPvFuture` inside the brackets, by their characters (hex digits, colons and
+    /// dots; or `v` HEXDIG+ "." and unreserved, sub-delims or colons).
+    private static func isIPLiteral(_ inner: ArraySlice<UInt8>) -> Bool {
+        if inner.first == UInt8(ascii: "v") || inner.first == UInt8(ascii: "V") {
+            guard let dot = inner.firstIndex(of: UInt8(ascii: ".")), dot > inner.startIndex + 1, dot < inner.endIndex - 1,
+                  inner[(inner.startIndex + 1)..<dot].allSatisfy({ ByteClass.hexValue($0) != nil }) else { return false }
+            return inner[(dot + 1)...].allSatisfy { isUnreserved($0) || isSubDelimiter($0) || $0 == UInt8(ascii: ":") }
+        }
+        return inner.contains(UInt8(ascii: ":"))
+            && inner.allSatisfy { ByteClass.hexValue($0) != nil || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+    }
+
+    private static func isSubDelimiter(_ byte: UInt8) -> Bool {
+        Array("!$&'()*+,;=".utf8).contains(byte)
     }
 
     private static func decimalDigit(_ byte: UInt8) -> UInt8? {
