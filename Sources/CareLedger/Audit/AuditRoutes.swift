@@ -15,7 +15,7 @@ enum AuditRoutes {
             let events = try await audit.events(filter, on: pool)
             // Reading the trail is itself on the trail.
             try await audit.record(context.permitted("audit_event", patientId: filter.patientId), on: pool)
-            return JSONBody.response(.ok, pagination.page(events, cursor: \.seq) { $0 })
+            return try JSONBody.response(.ok, pagination.page(events, cursor: \.seq) { $0 })
         }
     }
 }

@@ -18,10 +18,10 @@ enum ClaimFeedRoutes {
             let page = try await LedgerFeed(try context.request.query()).poll(ledger, seq: { $0.seq ?? -1 }, fetch: fetch)
             let documents = try await claims.open(page.shown, on: pool)
             try await audit.record(context.permitted("claim", reason: reason), forEach: page.shown.map { ($0.event.claimId, $0.patientId) }, on: pool)
-            let items = page.shown.map { row in
-                JSONBody.object(FeedItem(row), adding: [("document", documents[row.event.queueId] ?? Array("null".utf8))])
+            let items = try page.shown.map { row in
+                try JSONBody.object(FeedItem(row), adding: [("document", documents[row.event.queueId] ?? Array("null".utf8))])
             }
-            return JSONBody.page(encodedItems: items, next: page.next, cursor: .some(page.cursor))
+            return try JSONBody.page(encodedItems: items, next: page.next, cursor: .some(page.cursor))
         }
 
         api.on(.get, "/v1/claims/feed", .claimsFeed) { context in

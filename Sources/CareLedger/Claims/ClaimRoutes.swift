@@ -74,7 +74,7 @@ enum ClaimRoutes {
                 return try await submitted(earlier, store: store, ledger: ledger)
             }
             let entry = await ledger.sequencedEntry(queueId: written.queueId)
-            return JSONBody.response(.created, Submitted(
+            return try JSONBody.response(.created, Submitted(
                 id: id, status: written.adjudication == nil ? "submitted" : "adjudicated", documentHash: submission.hash, total: MoneyView(claim.total),
                 ledger: entry.map(LedgerRef.init), adjudication: written.adjudication, createdAt: Timestamp.format(now)))
         }
@@ -90,7 +90,7 @@ enum ClaimRoutes {
             if let adjudicated = events.first(where: { $0.event.kind == .adjudicated }) {
                 raw.append(("response", documents[adjudicated.event.queueId] ?? Array("null".utf8)))
             }
-            return .json(.ok, JSONBody.object(ClaimView(claim, history: events.map(ClaimEventView.init)), adding: raw))
+            return .json(.ok, try JSONBody.object(ClaimView(claim, history: events.map(ClaimEventView.init)), adding: raw))
         }
     }
 
@@ -120,7 +120,7 @@ enum ClaimRoutes {
                 return queueId
             }
             let entry = await ledger.sequencedEntry(queueId: queueId)
-            return JSONBody.response(kind == .adjudicated ? .created : .ok, Changed(
+            return try JSONBody.response(kind == .adjudicated ? .created : .ok, Changed(
                 claimId: claim.id, status: status.rawValue, outcome: outcome, documentHash: sealed.hash, ledger: entry.map(LedgerRef.init),
                 createdAt: Timestamp.format(now)))
         }
@@ -177,7 +177,7 @@ enum ClaimRoutes {
         guard let submission = events.first(where: { $0.event.kind == .submitted }) else { throw HTTPError.internalError }
         let entry = try await ledger.store.entries(queueIds: [submission.event.queueId], on: ledger.pool)[submission.event.queueId]
         let adjudication = events.first { $0.event.kind == .adjudicated && $0.event.ruleId != nil }
-        return JSONBody.response(.created, Submitted(
+        return try JSONBody.response(.created, Submitted(
             id: id, status: claim.status.rawValue, documentHash: submission.event.documentHash, total: MoneyView(claim.total),
             ledger: entry.map(LedgerRef.init), adjudication: adjudication.map(ClaimEventView.init), createdAt: Timestamp.format(claim.createdAt)))
     }

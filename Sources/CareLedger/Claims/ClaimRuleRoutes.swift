@@ -34,7 +34,7 @@ enum ClaimRuleRoutes {
                 return queueId
             }
             let entry = await ledger.sequencedEntry(queueId: queueId)
-            return Response.json(.created, JSONBody.object(RuleView(id: id, ruleHash: hash, createdAt: now, retiredAt: nil, ledger: entry.map(LedgerRef.init)),
+            return Response.json(.created, try JSONBody.object(RuleView(id: id, ruleHash: hash, createdAt: now, retiredAt: nil, ledger: entry.map(LedgerRef.init)),
                                                            adding: [("rule", canonical)]))
         }
 
@@ -42,10 +42,10 @@ enum ClaimRuleRoutes {
             let pagination = try Pagination(try context.request.query())
             let rows = try await store.activeRules(insurerOrg: context.caller.orgId, after: pagination.after, limit: pagination.limit + 1, on: pool)
             let shown = rows.prefix(pagination.limit)
-            let items = shown.map { rule in
-                JSONBody.object(RuleView(id: rule.id, ruleHash: rule.hash, createdAt: rule.createdAt, retiredAt: nil, ledger: nil), adding: [("rule", rule.document)])
+            let items = try shown.map { rule in
+                try JSONBody.object(RuleView(id: rule.id, ruleHash: rule.hash, createdAt: rule.createdAt, retiredAt: nil, ledger: nil), adding: [("rule", rule.document)])
             }
-            return JSONBody.page(encodedItems: items, next: rows.count > pagination.limit ? shown.last?.id : nil)
+            return try JSONBody.page(encodedItems: items, next: rows.count > pagination.limit ? shown.last?.id : nil)
         }
 
         api.on(.delete, "/v1/claims/rules/{ruleId}", .claimsRules) { context in
@@ -62,7 +62,7 @@ enum ClaimRuleRoutes {
                 return (rule, queueId)
             }
             let entry = await ledger.sequencedEntry(queueId: retired.1)
-            return Response.json(.ok, JSONBody.object(RuleView(id: id, ruleHash: retired.0.hash, createdAt: retired.0.createdAt, retiredAt: now,
+            return Response.json(.ok, try JSONBody.object(RuleView(id: id, ruleHash: retired.0.hash, createdAt: retired.0.createdAt, retiredAt: now,
                                                                ledger: entry.map(LedgerRef.init)), adding: [("rule", retired.0.document)]))
         }
     }

@@ -60,18 +60,17 @@ enum JSONBody {
         return value
     }
 
-    /// A JSON response.
-    static func response(_ status: HTTPStatus, _ value: some Encodable) -> Response {
-        // Our response types hold only strings, numbers, booleans and optionals, which always encode.
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return .json(status, Array(data))
+    /// A JSON response. A value that does not encode (a non-finite number, say) is a 500 in the
+    /// error shape, never a success with a made-up body.
+    static func response(_ status: HTTPStatus, _ value: some Encodable) throws(HTTPError) -> Response {
+        .json(status, try encoded(value))
     }
 
     /// The JSON object `value` encodes to, with members whose values are JSON text already (stored
     /// canonical documents, sent exactly as they are rather than decoded and encoded again).
-    static func object(_ value: some Encodable, adding members: [(name: String, json: [UInt8])]) -> [UInt8] {
-        var body = Array((try? encoder.encode(value)) ?? Data("{}".utf8))
-        guard body.last == UInt8(ascii: "}") else { return body }
+    static func object(_ value: some Encodable, adding members: [(name: String, json: [UInt8])]) throws(HTTPError) -> [UInt8] {
+        var body = try encoded(value)
+        guard body.last == UInt8(ascii: "}") else { throw HTTPError.internalError }
         body.removeLast()
         for member in members {
             if body.count > 1 { body.append(UInt8(ascii: ",")) }
@@ -83,14 +82,22 @@ enum JSONBody {
 
     /// A page of items already encoded as JSON: `{"items":[...],"next":...}`, plus `"cursor"` (where a
     /// feed's poller goes on from) when given, even as null.
-    static func page(encodedItems: [[UInt8]], next: String?, cursor: String?? = .none) -> Response {
+    static func page(encodedItems: [[UInt8]], next: String?, cursor: String?? = .none) throws(HTTPError) -> Response {
         var items: [UInt8] = [UInt8(ascii: "[")]
         for (position, item) in encodedItems.enumerated() {
             if position > 0 { items.append(UInt8(ascii: ",")) }
             items += item
         }
         items.append(UInt8(ascii: "]"))
-        return .json(.ok, object(PageLinks(next: next, cursor: cursor), adding: [("items", items)]))
+        return .json(.ok, try object(PageLinks(next: next, cursor: cursor), adding: [("items", items)]))
+    }
+
+    private static func encoded(_ value: some Encodable) throws(HTTPError) -> [UInt8] {
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw HTTPError.internalError
+        }
     }
 
     private struct PageLinks: Encodable {

@@ -49,7 +49,7 @@ enum ConsentRoutes {
                 return queueId
             }
             let entry = await ledger.sequencedEntry(queueId: queueId)
-            return JSONBody.response(.created, ConsentCreated(
+            return try JSONBody.response(.created, ConsentCreated(
                 id: id, status: "active", documentHash: hash, seq: entry.map { String($0.seq) }, leafHash: entry.map { Base64.encode($0.leafHash) }))
         }
 
@@ -59,7 +59,7 @@ enum ConsentRoutes {
             let pagination = try Pagination(try context.request.query())
             let consents = try await store.consents(patientId: patientId, after: pagination.after, limit: pagination.limit + 1, on: pool)
             try await audit.record(context.permitted("consent", patientId: patientId, reason: "listed"), on: pool)
-            return JSONBody.response(.ok, pagination.page(consents, cursor: \.rule.id) { ConsentView($0) })
+            return try JSONBody.response(.ok, pagination.page(consents, cursor: \.rule.id) { ConsentView($0) })
         }
 
         api.on(.post, "/v1/consents/{consentId}/revoke", .consentsRevoke) { context in
@@ -78,7 +78,7 @@ enum ConsentRoutes {
                 try await audit.record(context.permitted("consent", consentId, patientId: consent.rule.patientId, reason: "revoked"), on: transaction)
                 return try await store.consent(consentId, on: transaction).map(ConsentView.init) ?? ConsentView(consent)
             }
-            return JSONBody.response(.ok, view)
+            return try JSONBody.response(.ok, view)
         }
     }
 

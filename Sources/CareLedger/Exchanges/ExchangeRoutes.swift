@@ -47,7 +47,7 @@ enum ExchangeRoutes {
             }
             if request.breakGlassReason != nil { context.metrics.brokeTheGlass() }
             let entry = await ledger.sequencedEntry(queueId: queueId)
-            return JSONBody.response(.created, Sent(id: id, documentHash: documentHash, ledger: entry.map(LedgerRef.init), createdAt: Timestamp.format(now)))
+            return try JSONBody.response(.created, Sent(id: id, documentHash: documentHash, ledger: entry.map(LedgerRef.init), createdAt: Timestamp.format(now)))
         }
 
         api.on(.get, "/v1/exchanges/{exchangeId}", .exchangesRead) { context in
@@ -88,7 +88,7 @@ enum ExchangeRoutes {
             let head = ExchangeView(id: id, from: exchange.senderOrg, to: exchange.recipientOrg, patient: exchange.patientId, purpose: exchange.purpose,
                                     category: exchange.category, documentHash: exchange.documentHash, breakGlass: exchange.breakGlassReason != nil,
                                     createdAt: Timestamp.format(exchange.createdAt), receivedAt: receivedAt.map(Timestamp.format))
-            return .json(.ok, JSONBody.object(head, adding: [("document", document)]))
+            return .json(.ok, try JSONBody.object(head, adding: [("document", document)]))
         }
     }
 
@@ -103,7 +103,7 @@ enum ExchangeRoutes {
             let page = try await LedgerFeed(query).poll(ledger, seq: \.seq) { seqs, limit in
                 try await store.box(orgId: context.caller.orgId, inbox: box == "inbox", seqs: seqs, limit: limit, on: pool)
             }
-            return JSONBody.response(.ok, BoxPage(items: page.shown.map(BoxItem.init), next: page.next, cursor: page.cursor))
+            return try JSONBody.response(.ok, BoxPage(items: page.shown.map(BoxItem.init), next: page.next, cursor: page.cursor))
         }
     }
 
@@ -128,7 +128,7 @@ enum ExchangeRoutes {
                                 headers: HTTPHeaders([("Retry-After", "1")]))
             }
             try await audit.record(context.permitted("exchange", id, patientId: exchange.patientId, reason: "proof"), on: pool)
-            return JSONBody.response(.ok, Page(items: receipts, next: nil))
+            return try JSONBody.response(.ok, Page(items: receipts, next: nil))
         }
     }
 
@@ -136,7 +136,7 @@ enum ExchangeRoutes {
     private static func replay(_ exchangeId: String, store: ExchangeStore, ledger: LedgerService) async throws -> Response {
         guard let exchange = try await store.exchange(exchangeId, on: ledger.pool) else { throw HTTPError.internalError }
         let entry = try await ledger.store.entries(queueIds: [exchange.sentQueueId], on: ledger.pool)[exchange.sentQueueId]
-        return JSONBody.response(.created, Sent(id: exchange.id, documentHash: exchange.documentHash, ledger: entry.map(LedgerRef.init),
+        return try JSONBody.response(.created, Sent(id: exchange.id, documentHash: exchange.documentHash, ledger: entry.map(LedgerRef.init),
                                                 createdAt: Timestamp.format(exchange.createdAt)))
     }
 }

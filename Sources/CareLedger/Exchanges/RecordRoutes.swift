@@ -47,14 +47,14 @@ enum RecordRoutes {
                 throw Denial.notVisible("patient", patientId)
             }
             try await audit.record(context.permitted("record", patientId, patientId: patientId, reason: "record index"), on: pool)
-            return JSONBody.response(.ok, page)
+            return try JSONBody.response(.ok, page)
         }
 
         api.on(.get, "/v1/me/record", .meRecord) { context in
             guard let patientId = context.caller.patientId else { throw APIError.forbidden }
             let page = try await visibleIndex(patientId: patientId, context: context, pagination: try Pagination(try context.request.query()), everything: true)
             try await audit.record(context.permitted("record", patientId, patientId: patientId, reason: "own record"), on: pool)
-            return JSONBody.response(.ok, page)
+            return try JSONBody.response(.ok, page)
         }
 
         api.on(.get, "/v1/me/access-log", .meAccessLog) { context in
@@ -63,7 +63,7 @@ enum RecordRoutes {
             let afterSeq = try pagination.afterSequence()
             let events = try await audit.events(AuditStore.Filter(patientId: patientId, afterSeq: afterSeq, limit: pagination.limit), on: pool)
             try await audit.record(context.permitted("audit_event", patientId: patientId, reason: "own access log"), on: pool)
-            return JSONBody.response(.ok, pagination.page(events, cursor: \.seq) { AccessLogItem($0) })
+            return try JSONBody.response(.ok, pagination.page(events, cursor: \.seq) { AccessLogItem($0) })
         }
     }
 }

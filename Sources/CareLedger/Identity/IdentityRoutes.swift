@@ -11,7 +11,7 @@ enum IdentityRoutes {
 
         api.on(.get, "/v1/me", .meRead) { context in
             let caller = context.caller
-            return JSONBody.response(.ok, Me(
+            return try JSONBody.response(.ok, Me(
                 orgId: caller.orgId, orgName: caller.orgName, orgKind: caller.orgKind.rawValue, keyId: caller.keyId,
                 role: caller.role.rawValue, patientId: caller.patientId, deviceId: caller.deviceId,
                 expiresAt: caller.expiresAt.map(Timestamp.format)))
@@ -29,7 +29,7 @@ enum IdentityRoutes {
                 try await audit.record(context.permitted("organization", organization.id), on: transaction)
                 return organization
             }
-            return JSONBody.response(.created, organization)
+            return try JSONBody.response(.created, organization)
         }
 
         api.on(.get, "/v1/orgs", .orgsList) { context in
@@ -38,13 +38,13 @@ enum IdentityRoutes {
             let only = context.caller.role == .admin ? nil : context.caller.orgId
             let organizations = try await store.organizations(after: pagination.after, limit: pagination.limit, only: only, on: pool)
             try await audit.record(context.permitted("organization"), on: pool)
-            return JSONBody.response(.ok, pagination.page(organizations, cursor: \.id) { $0 })
+            return try JSONBody.response(.ok, pagination.page(organizations, cursor: \.id) { $0 })
         }
 
         api.on(.get, "/v1/orgs/{orgId}", .orgsRead) { context in
             let organization = try await visibleOrganization(context, store: store, on: pool)
             try await audit.record(context.permitted("organization", organization.id), on: pool)
-            return JSONBody.response(.ok, organization)
+            return try JSONBody.response(.ok, organization)
         }
 
         api.on(.patch, "/v1/orgs/{orgId}", .orgsUpdate) { context in
@@ -66,7 +66,7 @@ enum IdentityRoutes {
                 try await audit.record(context.permitted("organization", orgId, reason: "status set to \(body.status)"), on: transaction)
                 return updated
             }
-            return JSONBody.response(.ok, organization)
+            return try JSONBody.response(.ok, organization)
         }
 
         api.on(.post, "/v1/orgs/{orgId}/keys", .keysCreate) { context in
@@ -78,7 +78,7 @@ enum IdentityRoutes {
                 try await audit.record(context.permitted("api_key", created.0.keyId), on: transaction)
                 return created
             }
-            return JSONBody.response(.created, CreatedKey(key: created, apiKey: key.certificateSHA256 == nil ? token.text : nil))
+            return try JSONBody.response(.created, CreatedKey(key: created, apiKey: key.certificateSHA256 == nil ? token.text : nil))
         }
 
         api.on(.get, "/v1/orgs/{orgId}/keys", .keysList) { context in
@@ -86,7 +86,7 @@ enum IdentityRoutes {
             let pagination = try Pagination(try context.request.query())
             let keys = try await store.keys(of: organization.id, after: pagination.after, limit: pagination.limit, on: pool)
             try await audit.record(context.permitted("api_key"), on: pool)
-            return JSONBody.response(.ok, pagination.page(keys, cursor: \.keyId) { $0 })
+            return try JSONBody.response(.ok, pagination.page(keys, cursor: \.keyId) { $0 })
         }
 
         api.on(.delete, "/v1/orgs/{orgId}/keys/{keyId}", .keysRevoke) { context in
@@ -99,7 +99,7 @@ enum IdentityRoutes {
                 try await audit.record(context.permitted("api_key", keyId, reason: "revoked"), on: transaction)
                 return key
             }
-            return JSONBody.response(.ok, key)
+            return try JSONBody.response(.ok, key)
         }
     }
 

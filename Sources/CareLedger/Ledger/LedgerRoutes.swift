@@ -19,7 +19,7 @@ enum LedgerRoutes {
 
         api.on(.get, "/v1/ledger/head", read, publicWhen: publicRead) { _ in
             let head = try await latestHead(ledger)
-            return JSONBody.response(.ok, HeadBody(origin: origin, head: head))
+            return try JSONBody.response(.ok, HeadBody(origin: origin, head: head))
         }
 
         api.on(.get, "/v1/ledger/checkpoint", read, publicWhen: publicRead) { _ in
@@ -34,7 +34,7 @@ enum LedgerRoutes {
                     verifierKey: (try? Ed25519PublicKey(rawRepresentation: key.publicKey)).map { NoteVerifier(name: key.name, publicKey: $0).text } ?? "",
                     createdAt: Timestamp.format(key.createdAt))
             }
-            return JSONBody.response(.ok, Page(items: keys, next: nil))
+            return try JSONBody.response(.ok, Page(items: keys, next: nil))
         }
 
         api.on(.get, "/v1/ledger/entries", read, publicWhen: publicRead) { request in
@@ -49,7 +49,7 @@ enum LedgerRoutes {
             let to = end - from <= page ? end : from + page
             let entries = try await store.entries(from: from, to: to, on: pool)
             let next = to < end ? String(to) : nil
-            return JSONBody.response(.ok, Page(items: entries.map(EntryBody.init), next: next))
+            return try JSONBody.response(.ok, Page(items: entries.map(EntryBody.init), next: next))
         }
 
         api.on(.get, "/v1/ledger/entries/{seq}", read, publicWhen: publicRead) { request in
@@ -57,7 +57,7 @@ enum LedgerRoutes {
             guard seq >= 0, let entry = try await store.entry(seq: seq, on: pool) else {
                 throw HTTPError.notFound("No entry with that sequence number yet.")
             }
-            return JSONBody.response(.ok, EntryBody(entry))
+            return try JSONBody.response(.ok, EntryBody(entry))
         }
 
         api.on(.get, "/v1/ledger/proofs/inclusion", read, publicWhen: publicRead) { request in
@@ -67,7 +67,7 @@ enum LedgerRoutes {
             guard seq < head.treeSize, let found = try await ledger.inclusion(seq: seq, size: head.treeSize) else {
                 throw HTTPError.notFound("No entry \(seq) in the tree of size \(head.treeSize).")
             }
-            return JSONBody.response(.ok, InclusionBody(
+            return try JSONBody.response(.ok, InclusionBody(
                 seq: seq, treeSize: head.treeSize, entry: String(decoding: found.entry, as: UTF8.self),
                 leafHash: Base64.encode(found.leafHash), proof: found.proof.map(Base64.encode), checkpoint: head.checkpoint))
         }
@@ -81,14 +81,14 @@ enum LedgerRoutes {
             guard from <= head.treeSize else { throw APIError.badRequest("'from' must not exceed 'to' (\(head.treeSize)).") }
             let proof = try await ledger.proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
             let fromHead = try await store.head(size: from, on: pool)
-            return JSONBody.response(.ok, ConsistencyBody(
+            return try JSONBody.response(.ok, ConsistencyBody(
                 from: from, to: head.treeSize, proof: proof.map(Base64.encode), fromCheckpoint: fromHead?.checkpoint, toCheckpoint: head.checkpoint))
         }
 
         api.on(.get, "/v1/ledger/receipts/{seq}", read, publicWhen: publicRead) { request in
             let seq = try request.parameters.require("seq", as: Int64.self)
             guard let receipt = try await ledger.receipt(seq: seq) else { throw HTTPError.notFound("No entry with that sequence number yet.") }
-            return JSONBody.response(.ok, receipt)
+            return try JSONBody.response(.ok, receipt)
         }
 
         api.on(.post, "/v1/ledger/anchors", .ledgerAnchor) { context in
@@ -102,7 +102,7 @@ enum LedgerRoutes {
                 return queueId
             }
             let entry = await ledger.sequencedEntry(queueId: queueId)
-            return JSONBody.response(.created, AnchorBody(
+            return try JSONBody.response(.created, AnchorBody(
                 id: id, hash: body.hash, kind: body.kind, reference: body.reference, seq: entry.map { String($0.seq) },
                 leafHash: entry.map { Base64.encode($0.leafHash) }, status: entry == nil ? "queued" : "sequenced"))
         }

@@ -44,7 +44,7 @@ enum PatientRoutes {
                 throw HTTPError(status: .conflict, code: "conflict", message: "An identifier of this patient is already registered, to patient \(existing).",
                                 headers: HTTPHeaders([("Location", "/v1/patients/\(existing)")]))
             }
-            return JSONBody.response(.created, Registered(id: id, identifiers: indexes.count))
+            return try JSONBody.response(.created, Registered(id: id, identifiers: indexes.count))
         }
 
         api.on(.get, "/v1/patients", .patientsRead) { context in
@@ -86,7 +86,7 @@ enum PatientRoutes {
             if other != nil {
                 throw APIError.conflict("That identifier belongs to another patient.")
             }
-            return JSONBody.response(.created, Registered(id: id, identifiers: 1))
+            return try JSONBody.response(.created, Registered(id: id, identifiers: 1))
         }
     }
 
@@ -109,7 +109,7 @@ enum PatientRoutes {
                 try await audit.record(context.permitted("patient", id, patientId: id, reason: "erased: \(body.reason)"), on: transaction)
                 return erased
             }
-            return JSONBody.response(.ok, ErasureDone(id: id, status: "erased", alreadyErased: !erased))
+            return try JSONBody.response(.ok, ErasureDone(id: id, status: "erased", alreadyErased: !erased))
         }
     }
 
