@@ -27,7 +27,10 @@ let package = Package(
         // HTTP and Postgres so a request, its handler and its database waits stay on one thread.
         .target(name: "IOLoop", dependencies: ["CEpoll"]),
         // HTTP/1.1 transport: wire parsing, sockets, connections, routing. Knows nothing of health data.
-        .target(name: "HTTP", dependencies: ["IOLoop"]),
+        .target(name: "HTTP", dependencies: ["IOLoop", "Telemetry"]),
+        // What every part writes for operators: JSON log lines (non-blocking sinks) and the Prometheus
+        // text format, with wall-clock time. Knows nothing of HTTP or health data.
+        .target(name: "Telemetry"),
         // TLS for the HTTP server over OpenSSL (a ConnectionTransport per connection).
         .target(name: "TLS", dependencies: ["COpenSSL", "HTTP", "Crypto"]),
         // The only code touching libpq: connections, pool, queries with binds, LISTEN, migrations.
@@ -41,9 +44,9 @@ let package = Package(
         // signed checkpoints, receipts. Knows nothing of HTTP or PostgreSQL.
         .target(name: "Ledger", dependencies: ["Crypto"]),
         // The domain: one folder per area, each registering its own routes.
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres"]),
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres", "Telemetry"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
-        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "TLS"]),
+        .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "Telemetry", "TLS"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),
         // Load generators for Benchmarks/; not shipped.
         .executableTarget(name: "careledger-bench", dependencies: ["CareLedger", "Crypto", "IOLoop", "Postgres"],
@@ -51,11 +54,11 @@ let package = Package(
 
         // Helpers shared by test targets (throwaway schemas and databases); never shipped.
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop", "TestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop", "Telemetry", "TestSupport"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),
-        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "TestSupport"]),
+        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "Postgres", "Telemetry", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import HTTP
 import Postgres
+import Telemetry
 
 /// What the application's areas need, built once by the composition root.
 public struct ApplicationContext: Sendable {

@@ -6,6 +6,7 @@ import Dispatch
 import HTTP
 import Postgres
 import TLS
+import Telemetry
 
 /// `careledger serve`: runs the API server until SIGTERM or SIGINT, then drains and exits.
 struct ServeCommand: Command {

@@ -4,6 +4,7 @@ import HTTP
 import Postgres
 import Testing
 import TestSupport
+import Telemetry
 
 @Suite struct OpsRoutesTests {
     static let migrationsDirectory = RepositoryPaths.root.appendingPathComponent("Migrations").path

@@ -28,7 +28,7 @@ if [ "$which" = parser ] || [ "$which" = all ]; then
     fuzz parser Sources/HTTP/Wire/*.swift Tests/HTTPTests/DecodeHarness.swift Tests/Fuzz/ParserFuzz.swift
 fi
 if [ "$which" = router ] || [ "$which" = all ]; then
-    fuzz router Sources/HTTP/Wire/*.swift Sources/HTTP/Messages/*.swift Sources/HTTP/Routing/*.swift Sources/HTTP/Errors/*.swift \
+    fuzz router Sources/HTTP/Wire/*.swift Sources/HTTP/Messages/*.swift Sources/HTTP/Routing/*.swift Sources/HTTP/Errors/*.swift Sources/Telemetry/JSONText.swift \
         Tests/HTTPTests/DecodeHarness.swift Tests/Fuzz/RouterFuzz.swift
 fi
 if ls "$out/crashes/"* >/dev/null 2>&1; then

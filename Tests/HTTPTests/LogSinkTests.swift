@@ -5,6 +5,7 @@ import Foundation
 @testable import HTTP
 import Synchronization
 import Testing
+import Telemetry
 
 @Suite struct LogSinkTests {
     /// Nobody reads the pipe: logging must not block the caller, and what could not be kept is

@@ -1,5 +1,6 @@
 @testable import HTTP
 import Testing
+import Telemetry
 
 @Suite struct RouterTests {
     private func request(_ method: HTTPMethod, _ target: String) -> Request {

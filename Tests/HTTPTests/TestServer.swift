@@ -1,6 +1,7 @@
 @testable import HTTP
 import TestSupport
 import Synchronization
+import Telemetry
 
 /// A log sink that keeps lines in memory for assertions.
 final class CapturingLogSink: LogSink {

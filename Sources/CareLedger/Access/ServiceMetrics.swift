@@ -1,5 +1,6 @@
 import HTTP
 import Synchronization
+import Telemetry
 
 /// Counters of what the gate and the areas decided, for `GET /metrics`: refusals by error code (the
 /// consent ones among them), break-the-glass accesses, and requests refused for their rate.

@@ -1,5 +1,6 @@
 import HTTP
 import Postgres
+import Telemetry
 
 /// Maps database failures to HTTP in one place: an unreachable or saturated database is a 503 the
 /// client can retry; anything else the database refuses is a plain 500. Details stay out of the

@@ -3,6 +3,7 @@ import HTTP
 import Ledger
 import Postgres
 import Synchronization
+import Telemetry
 
 /// Wakes a waiting task, or lets the next wait return at once.
 final class WakeSignal: Sendable {

@@ -3,6 +3,7 @@ import HTTP
 import Ledger
 import Postgres
 import Synchronization
+import Telemetry
 
 /// The ledger as the rest of the application sees it: queue an item inside a domain transaction,
 /// then (after commit) wait briefly for its sequence number. Owns the sequencer (elected), the

@@ -1,6 +1,7 @@
 import Crypto
 import HTTP
 import Postgres
+import Telemetry
 
 /// Who may read `GET /metrics`: clients from the listed addresses, and anyone presenting the
 /// metrics token as a bearer (read from a file; compared in constant time). API keys play no part:

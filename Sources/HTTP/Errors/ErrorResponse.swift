@@ -1,3 +1,8 @@
+// The fuzzers compile this file into one module together with JSONText.
+#if canImport(Telemetry)
+import Telemetry
+#endif
+
 extension Response {
     /// The one error shape of the whole API: `{"error":{"code","message","requestId"}}`.
     public static func error(_ error: any Error, requestId: String) -> Response {

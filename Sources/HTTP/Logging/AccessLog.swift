@@ -1,3 +1,5 @@
+import Telemetry
+
 /// One JSON line per request: time, request id, method, route template, status, duration and bytes.
 /// Never a body, a raw path or a query value, since those can carry identifiers.
 public struct AccessLog: Sendable {

@@ -1,4 +1,5 @@
 import Synchronization
+import Telemetry
 
 /// Request counts and latency histograms by route template, method and status, in the Prometheus
 /// text exposition format. Fed by every connection as it answers (the same point the access log is

@@ -1,4 +1,5 @@
 import Dispatch
+import Telemetry
 
 /// Accepts connections on the listening socket and deals them out to the event loops round-robin.
 ///

@@ -47,7 +47,7 @@ public final class BufferedLogSink: LogSink {
                 return false
             }
             state.buffer.append(contentsOf: line.utf8)
-            state.buffer.append(ByteClass.lf)
+            state.buffer.append(0x0A)
             guard state.buffer.count >= Self.flushThreshold, !state.flushQueued else { return false }
             state.flushQueued = true
             return true
@@ -70,7 +70,7 @@ public final class BufferedLogSink: LogSink {
                 let now = WallClock.now()
                 let time = WallClock.rfc3339(seconds: now.seconds, milliseconds: now.milliseconds)
                 bytes += Array(#"{"time":"\#(time)","level":"warning","msg":"log lines dropped while output was blocked","count":\#(dropped)}"#.utf8)
-                bytes.append(ByteClass.lf)
+                bytes.append(0x0A)
             }
             bytes.withUnsafeBytes { raw in
                 var offset = 0
