@@ -154,7 +154,7 @@ struct ServeCommand: Command {
             let report = try await Migrator(pool: pool).migrate(migrations)
             log.log(.info, "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
         }
-        let ledger = LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
+        let ledger = try LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
         ledger.start()
         let httpMetrics = HTTPMetrics()
         let router = try Application.makeRouter(ApplicationContext(

@@ -16,7 +16,7 @@ enum LedgerBench {
         configuration.maxConnections = 40
         let pool = PostgresPool(configuration: configuration)
         let signer = try LedgerSigner(origin: "bench.careledger/log", key: Ed25519PrivateKey())
-        let ledger = LedgerService(pool: pool, signer: signer)
+        let ledger = try LedgerService(pool: pool, signer: signer)
         ledger.start()
         defer { pool.closeIdle() }
         let before = try await pool.query("SELECT count(*) AS n FROM ledger_entries")[0].decode("n", as: Int64.self)

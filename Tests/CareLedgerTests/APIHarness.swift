@@ -110,14 +110,14 @@ extension LedgerService {
     static func started(_ pool: PostgresPool) throws -> LedgerService {
         var settings = LedgerService.Settings()
         settings.sequencingWait = .seconds(5)
-        let service = LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()), settings: settings)
+        let service = try LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()), settings: settings)
         service.start()
         return service
     }
 
     /// A ledger service that is never started: routes exist, nothing sequences.
     static func unstarted(_ pool: PostgresPool) throws -> LedgerService {
-        LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()))
+        try LedgerService(pool: pool, signer: try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey()))
     }
 }
 

@@ -121,15 +121,17 @@ import TestSupport
                 first.stop()
                 second.stop()
             }
-            func call(_ port: Int, _ method: String, _ path: String, key: String, body: String? = nil) async throws -> [String: String] {
+            func call(_ port: Int, _ method: String, _ path: String, key: String, body: String? = nil) async throws -> Data {
                 var arguments = ["curl", "-s", "-X", method, "-H", "Authorization: Bearer \(key)", "http://127.0.0.1:\(port)\(path)"]
                 if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
-                let result = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: [:])
-                return try JSONDecoder().decode([String: String].self, from: Data(result.stdout.utf8))
+                return Data(try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: [:]).stdout.utf8)
             }
-            let org = try #require(try await call(first.port, "POST", "/v1/orgs", key: adminKey, body: #"{"name":"Lab","kind":"hospital"}"#)["id"])
-            let key = try #require(try await call(first.port, "POST", "/v1/orgs/\(org)/keys", key: adminKey, body: #"{"role":"hospital"}"#)["apiKey"])
-            let results = try await withThrowingTaskGroup(of: [String: String].self) { group in
+            func field(_ data: Data, _ name: String) -> Any? {
+                (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?[name]
+            }
+            let org = try #require(field(try await call(first.port, "POST", "/v1/orgs", key: adminKey, body: #"{"name":"Lab","kind":"hospital"}"#), "id") as? String)
+            let key = try #require(field(try await call(first.port, "POST", "/v1/orgs/\(org)/keys", key: adminKey, body: #"{"role":"hospital"}"#), "apiKey") as? String)
+            let results = try await withThrowingTaskGroup(of: Data.self) { group in
                 for index in 0..<40 {
                     let port = index % 2 == 0 ? first.port : second.port
                     let hash = SHA256.hexDigest(Array("doc \(index)".utf8))
@@ -138,8 +140,8 @@ import TestSupport
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            let seqs = results.compactMap { $0["seq"].flatMap(Int.init) }
-            #expect(seqs.count == 40 && Set(seqs).count == 40, "\(results.filter { $0["seq"] == nil })")
+            let seqs = results.compactMap { field($0, "seq") as? Int }
+            #expect(seqs.count == 40 && Set(seqs).count == 40, "\(results.filter { field($0, "seq") == nil }.map { String(decoding: $0, as: UTF8.self) })")
             first.stop()
             second.stop()
             let verify = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)

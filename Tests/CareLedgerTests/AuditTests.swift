@@ -19,7 +19,7 @@ import Testing
             repeat {
                 let reply = await api.call(.get, "/v1/audit?limit=3" + (cursor.map { "&after=\($0)" } ?? ""), key: auditor.apiKey)
                 #expect(reply.status == 200)
-                seqs += reply.items.compactMap { ($0["seq"] as? String).flatMap(Int.init) }
+                seqs += reply.items.compactMap { $0["seq"] as? Int }
                 cursor = reply["next"]
             } while cursor != nil
             #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count && seqs.count >= 6)

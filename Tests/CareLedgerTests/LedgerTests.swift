@@ -20,7 +20,7 @@ import Testing
             for index in 0..<5 {
                 let reply = await anchor(api, key: key, index)
                 #expect(reply.status == 201 && reply["status"] == "sequenced", "\(reply.text)")
-                seqs.append(Int64(reply["seq"] ?? "") ?? -1)
+                seqs.append((reply.json["seq"] as? Int).map(Int64.init) ?? -1)
                 #expect(reply["id"]?.hasPrefix("anc_") == true && reply["leafHash"] != nil)
             }
             #expect(seqs == seqs.sorted() && Set(seqs).count == 5)

@@ -202,6 +202,8 @@ import Testing
         try await waitUntil("the request is in its handler") { test.gate.waiting == 1 }
         test.server.shutdown()
         #expect(try await idle.isClosedByServer())
+        // A pass over every loop after the shutdown's own: the busy connection knows it is draining.
+        _ = await test.server.connectionStates()
         test.gate.open()
         let reply = try await busy.readReply()
         #expect(reply.status == 200 && reply.bodyText == "slow")

@@ -1,14 +1,15 @@
-import HTTP
-import Synchronization
 import Telemetry
+import Synchronization
 
 /// Counters of what the gate and the areas decided, for `GET /metrics`: refusals by error code (the
-/// consent ones among them), break-the-glass accesses, and requests refused for their rate.
+/// consent ones among them), break-the-glass accesses, requests refused for their rate, and stored
+/// claim rules that no longer parse.
 final class ServiceMetrics: Sendable {
     private struct State {
         var denials: [String: Int] = [:]
         var breakTheGlass = 0
         var rateLimited = 0
+        var unreadableClaimRules = 0
     }
 
     private let state = Mutex(State())
@@ -25,6 +26,10 @@ final class ServiceMetrics: Sendable {
         state.withLock { $0.rateLimited += 1 }
     }
 
+    func unreadableClaimRule() {
+        state.withLock { $0.unreadableClaimRules += 1 }
+    }
+
     func render(into out: inout PrometheusText) {
         let state = self.state.withLock { $0 }
         out.family("careledger_denials_total", .counter, help: "Requests refused by the access gate or an object check, by error code.")
@@ -37,5 +42,8 @@ final class ServiceMetrics: Sendable {
         out.single("careledger_break_the_glass_total", .counter, help: "Emergency accesses without consent (flagged and audited).", state.breakTheGlass)
         out.single("careledger_rate_limited_total", .counter,
                    help: "Requests answered 429, for a key's rate or an address's failed authentications.", state.rateLimited)
+        out.single("careledger_claim_rules_unreadable_total", .counter,
+                   help: "Times a stored claim rule no longer parsed when a claim was submitted (it decided nothing; the log names it).",
+                   state.unreadableClaimRules)
     }
 }

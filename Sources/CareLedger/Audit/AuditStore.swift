@@ -14,7 +14,7 @@ struct AuditStore: Sendable {
 
     /// An event as stored: its place in the trail, its time, and what it records.
     struct Row: Encodable {
-        let seq: String
+        let seq: Int64
         let time: String
         let event: AuditEvent
 
@@ -29,36 +29,44 @@ struct AuditStore: Sendable {
     }
 
     /// Appends `event` where `runner` says: inside the transaction of the change it records, or alone.
-    ///
-    /// The insert first takes the audit lock shared (before its seq is drawn), so the batcher, which
-    /// takes it exclusively, never reads past an event whose transaction is still open.
     func record(_ event: AuditEvent, on runner: some QueryRunner) async throws {
-        try await runner.query("""
-            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema())))
-            INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id,
-                                      patient_id, purpose, decision, reason, client_address)
-            SELECT \(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action),
-                   \(event.resourceType), \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue),
-                   \(event.decision.rawValue), \(event.reason), \(event.clientAddress)
-            FROM gate
-            """)
+        try await runner.query("\(Self.insert([event]))")
     }
 
     /// Appends one event per resource, `template` with each resource's id and patient: a feed page
     /// records every item it delivered (so each shows in its patient's access log), in one statement.
     func record(_ template: AuditEvent, forEach resources: [(id: String, patientId: String?)], on runner: some QueryRunner) async throws {
         guard !resources.isEmpty else { return }
-        try await runner.query("""
-            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema())))
-            INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id,
-                                      patient_id, purpose, decision, reason, client_address)
-            SELECT \(template.requestId), \(template.actorOrg), \(template.keyId), \(template.role?.rawValue), \(template.action),
-                   \(template.resourceType), r.id, r.patient_id, \(template.purpose?.rawValue),
-                   \(template.decision.rawValue), \(template.reason), \(template.clientAddress)
-            FROM gate, unnest(\(PostgresArray(resources.map { Optional($0.id) }))::text[], \(PostgresArray(resources.map(\.patientId)))::text[])
-                 WITH ORDINALITY AS r(id, patient_id, position)
-            ORDER BY r.position
-            """)
+        let events = resources.map { resource in
+            var event = template
+            event.resourceId = resource.id
+            event.patientId = resource.patientId
+            return event
+        }
+        try await runner.query("\(Self.insert(events))")
+    }
+
+    /// The one insert into `audit_events`, for `record` and for single-statement writes that compose
+    /// it as a CTE (an exchange send audits in the statement that stores it). It first takes the
+    /// audit lock shared (before any seq is drawn), so the batcher, which takes it exclusively,
+    /// never reads past an event whose transaction is still open.
+    static func insert(_ events: [AuditEvent]) -> PostgresFragment {
+        """
+        INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision,
+                                  reason, client_address)
+        SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
+               e.decision, e.reason, e.client_address
+        FROM (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))) AS gate, unnest(
+            \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
+            \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
+            \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
+            \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
+            \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
+            \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
+            WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
+                                 decision, reason, client_address, position)
+        ORDER BY e.position
+        """
     }
 
     /// Events after `afterSeq` as they are hashed into audit batches: every column, as text.
@@ -122,7 +130,7 @@ struct AuditStore: Sendable {
                 purpose: try row.decode("purpose", as: String?.self).flatMap(PurposeOfUse.init),
                 decision: AuditEvent.Decision(rawValue: try row.decode("decision")) ?? .deny, reason: try row.decode("reason"),
                 clientAddress: try row.decode("client_address", as: String?.self))
-            return Row(seq: String(try row.decode("seq", as: Int64.self)), time: Timestamp.format(try row.decode("time", as: Date.self)), event: event)
+            return Row(seq: try row.decode("seq", as: Int64.self), time: Timestamp.format(try row.decode("time", as: Date.self)), event: event)
         }
     }
 }

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import HTTP
 
 /// The two polled feeds: `GET /v1/claims/feed` (an insurer's claims as submitted and cancelled, and
@@ -8,33 +7,17 @@ import HTTP
 /// asks again from its last stored cursor gets the same items again, which carry the claim id and
 /// event to deduplicate on.
 enum ClaimFeedRoutes {
-    static func register(in api: inout APIRouteBuilder, ledger: LedgerService, claims: ClaimDocuments) {
-        let store = ClaimStore()
-        let audit = api.access.audit
-        let pool = api.access.pool
-
-        @Sendable func serve(_ context: APIContext, reason: String,
-                             fetch: (_ seqs: ClosedRange<Int64>, _ limit: Int) async throws -> [ClaimEventRow]) async throws -> Response {
-            let page = try await LedgerFeed(try context.request.query()).poll(ledger, seq: { $0.seq ?? -1 }, fetch: fetch)
-            let documents = try await claims.open(page.shown, on: pool)
-            try await audit.record(context.permitted("claim", reason: reason), forEach: page.shown.map { ($0.event.claimId, $0.patientId) }, on: pool)
+    static func register(in api: inout APIRouteBuilder, service: ClaimService) {
+        @Sendable func serve(_ context: APIContext, responses: Bool) async throws -> Response {
+            let (page, documents) = try await service.feed(responses: responses, try LedgerFeed(try context.query()), context.call)
             let items = try page.shown.map { row in
                 try JSONBody.object(FeedItem(row), adding: [("document", documents[row.event.queueId] ?? Array("null".utf8))])
             }
             return try JSONBody.page(encodedItems: items, next: page.next, cursor: .some(page.cursor))
         }
 
-        api.on(.get, "/v1/claims/feed", .claimsFeed) { context in
-            try await serve(context, reason: "claims feed") { seqs, limit in
-                try await store.insurerFeed(insurerOrg: context.caller.orgId, seqs: seqs, limit: limit, on: pool)
-            }
-        }
-
-        api.on(.get, "/v1/claims/responses/feed", .claimsResponses) { context in
-            try await serve(context, reason: "claim responses feed") { seqs, limit in
-                try await store.responseFeed(hospitalOrg: context.caller.orgId, seqs: seqs, limit: limit, on: pool)
-            }
-        }
+        api.on(.get, "/v1/claims/feed", .claimsFeed) { context in try await serve(context, responses: false) }
+        api.on(.get, "/v1/claims/responses/feed", .claimsResponses) { context in try await serve(context, responses: true) }
     }
 }
 
@@ -51,7 +34,7 @@ private struct FeedItem: Encodable {
     let outcome: String?
     let ruleId: String?
     let ruleHash: String?
-    let ledgerSeq: String
+    let ledgerSeq: Int64
     let at: String
 
     init(_ row: ClaimEventRow) {
@@ -66,7 +49,7 @@ private struct FeedItem: Encodable {
         outcome = row.event.outcome
         ruleId = row.event.ruleId
         ruleHash = row.event.ruleHash
-        ledgerSeq = cursor
+        ledgerSeq = row.seq ?? -1
         at = Timestamp.format(row.event.createdAt)
     }
 }

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import HTTP
 import Ledger
 
 /// An insurer's automatic adjudication rule: data (JSON conditions), never code, so what decided a
@@ -30,20 +29,20 @@ struct ClaimRule: Sendable {
     var servicedAfter: String?
 
     /// Reads a rule document; every problem is a 400 naming the field.
-    init(_ document: JSONValue) throws(HTTPError) {
-        guard case .object(let members) = document else { throw APIError.badRequest("The rule must be a JSON object.") }
-        if let unknown = members.map(\.key).sorted().first(where: { !Self.fields.contains($0) }) { throw APIError.badRequest("Unknown field '\(unknown)'.") }
+    init(_ document: JSONValue) throws(DomainError) {
+        guard case .object(let members) = document else { throw DomainError.invalid("The rule must be a JSON object.") }
+        if let unknown = members.map(\.key).sorted().first(where: { !Self.fields.contains($0) }) { throw DomainError.invalid("Unknown field '\(unknown)'.") }
         guard let name = document["name"]?.stringValue, (1...200).contains(name.count) else {
-            throw APIError.badRequest("'name' must be a string of 1 to 200 characters.")
+            throw DomainError.invalid("'name' must be a string of 1 to 200 characters.")
         }
         guard let action = document["action"]?.stringValue, let decision = Decision(rawValue: action) else {
-            throw APIError.badRequest("'action' must be approve or deny.")
+            throw DomainError.invalid("'action' must be approve or deny.")
         }
         guard case .object(let conditions) = document["when"], !conditions.isEmpty else {
-            throw APIError.badRequest("'when' must be an object with at least one condition.")
+            throw DomainError.invalid("'when' must be an object with at least one condition.")
         }
         if let unknown = conditions.map(\.key).sorted().first(where: { !Self.conditionFields.contains($0) }) {
-            throw APIError.badRequest("Unknown condition 'when.\(unknown)'; conditions are \(Self.conditionFields.sorted().joined(separator: ", ")).")
+            throw DomainError.invalid("Unknown condition 'when.\(unknown)'; conditions are \(Self.conditionFields.sorted().joined(separator: ", ")).")
         }
         self.name = name
         self.decision = decision
@@ -54,26 +53,29 @@ struct ClaimRule: Sendable {
         if let money = when?["totalBelow"] {
             do {
                 totalBelow = try Money(money, path: "when.totalBelow")
+            } catch .invalidResource(let path, let problem) {
+                // A rule is the insurer's request, not a resource: its problems are plain 400s.
+                throw DomainError.invalid("\(path): \(problem).")
             } catch {
-                throw APIError.badRequest(error.message)
+                throw error
             }
         }
         if let day = when?["servicedAfter"] {
             guard let text = day.stringValue, text.utf8.count == 10, FHIRClaim.day(text) == text else {
-                throw APIError.badRequest("'when.servicedAfter' must be a date, YYYY-MM-DD.")
+                throw DomainError.invalid("'when.servicedAfter' must be a date, YYYY-MM-DD.")
             }
             servicedAfter = text
         }
     }
 
-    private static func list(_ value: JSONValue?, _ name: String) throws(HTTPError) -> Set<String>? {
+    private static func list(_ value: JSONValue?, _ name: String) throws(DomainError) -> Set<String>? {
         guard let value else { return nil }
         guard case .array(let elements) = value, (1...maximumListLength).contains(elements.count) else {
-            throw APIError.badRequest("'when.\(name)' must be an array of 1 to \(maximumListLength) strings.")
+            throw DomainError.invalid("'when.\(name)' must be an array of 1 to \(maximumListLength) strings.")
         }
         var strings: Set<String> = []
         for element in elements {
-            guard let text = element.stringValue, !text.isEmpty else { throw APIError.badRequest("'when.\(name)' must hold non-empty strings.") }
+            guard let text = element.stringValue, !text.isEmpty else { throw DomainError.invalid("'when.\(name)' must hold non-empty strings.") }
             strings.insert(text)
         }
         return strings

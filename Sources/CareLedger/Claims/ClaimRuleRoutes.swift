@@ -1,69 +1,27 @@
-import Crypto
 import FoundationEssentials
 import HTTP
-import Ledger
 
-/// An insurer's automatic adjudication rules: `POST`, `GET /v1/claims/rules` and
-/// `DELETE /v1/claims/rules/{ruleId}`. Registering and retiring are anchored (`claim.rule.registered`,
-/// `claim.rule.retired`) with the rule's hash, so which rules were in force when is provable, and an
-/// adjudication's entry names the rule and hash that made it.
+/// `POST`, `GET /v1/claims/rules` and `DELETE /v1/claims/rules/{ruleId}`: an insurer's rules.
 enum ClaimRuleRoutes {
-    static let maximumActiveRules = 100
-
     static func register(in api: inout APIRouteBuilder, ledger: LedgerService) {
-        let store = ClaimStore()
-        let audit = api.access.audit
-        let pool = api.access.pool
+        let service = ClaimRuleService(pool: api.access.pool, ledger: ledger)
 
         api.on(.post, "/v1/claims/rules", .claimsRules) { context in
-            let document = try JSONBody.parse(context.request)
-            _ = try ClaimRule(document)
-            let canonical = JCS.canonicalize(document)
-            let id = ResourceID.generate("rul")
-            let now = Date()
-            let hash = "sha256:" + SHA256.hexDigest(canonical)
-            let queueId = try await pool.withTransaction { transaction -> Int64 in
-                guard try await store.activeRuleCount(insurerOrg: context.caller.orgId, on: transaction) < maximumActiveRules else {
-                    throw Denial.conflict("An insurer may have at most \(maximumActiveRules) active rules; retire one first.", "claim-rule", id)
-                }
-                let queueId = try await ledger.enqueue(LedgerItem(type: "claim.rule.registered", actor: context.caller.orgId, ref: id, hash: hash),
-                                                       on: transaction)
-                try await store.insertRule(StoredClaimRule(id: id, insurerOrg: context.caller.orgId, document: canonical, hash: hash, queueId: queueId,
-                                                           createdAt: now, retiredAt: nil, retiredQueueId: nil), on: transaction)
-                try await audit.record(context.permitted("claim-rule", id), on: transaction)
-                return queueId
-            }
-            let entry = await ledger.sequencedEntry(queueId: queueId)
-            return Response.json(.created, try JSONBody.object(RuleView(id: id, ruleHash: hash, createdAt: now, retiredAt: nil, ledger: entry.map(LedgerRef.init)),
-                                                           adding: [("rule", canonical)]))
+            let registered = try await service.register(try JSONBody.parse(context.request), context.call)
+            return .json(.created, try RuleView.json(registered.rule, ledger: registered.entry.map(LedgerRef.init)))
         }
 
         api.on(.get, "/v1/claims/rules", .claimsRules) { context in
-            let pagination = try Pagination(try context.request.query())
-            let rows = try await store.activeRules(insurerOrg: context.caller.orgId, after: pagination.after, limit: pagination.limit + 1, on: pool)
+            let pagination = try Pagination(try context.query())
+            let rows = try await service.activeRules(pagination, context.call)
             let shown = rows.prefix(pagination.limit)
-            let items = try shown.map { rule in
-                try JSONBody.object(RuleView(id: rule.id, ruleHash: rule.hash, createdAt: rule.createdAt, retiredAt: nil, ledger: nil), adding: [("rule", rule.document)])
-            }
+            let items = try shown.map { try RuleView.json($0, ledger: nil) }
             return try JSONBody.page(encodedItems: items, next: rows.count > pagination.limit ? shown.last?.id : nil)
         }
 
         api.on(.delete, "/v1/claims/rules/{ruleId}", .claimsRules) { context in
-            let id = try context.request.parameters.require("ruleId", as: String.self)
-            let now = Date()
-            let retired = try await pool.withTransaction { transaction -> (StoredClaimRule, Int64) in
-                guard let rule = try await store.rule(id, lock: true, on: transaction), rule.insurerOrg == context.caller.orgId, rule.retiredAt == nil else {
-                    throw Denial.notVisible("claim-rule", id)
-                }
-                let queueId = try await ledger.enqueue(LedgerItem(type: "claim.rule.retired", actor: context.caller.orgId, ref: id, hash: rule.hash),
-                                                       on: transaction)
-                try await store.retireRule(id, at: now, queueId: queueId, on: transaction)
-                try await audit.record(context.permitted("claim-rule", id, reason: "retired"), on: transaction)
-                return (rule, queueId)
-            }
-            let entry = await ledger.sequencedEntry(queueId: retired.1)
-            return Response.json(.ok, try JSONBody.object(RuleView(id: id, ruleHash: retired.0.hash, createdAt: retired.0.createdAt, retiredAt: now,
-                                                               ledger: entry.map(LedgerRef.init)), adding: [("rule", retired.0.document)]))
+            let retired = try await service.retire(try context.parameter("ruleId"), context.call)
+            return .json(.ok, try RuleView.json(retired.rule, ledger: retired.entry.map(LedgerRef.init)))
         }
     }
 }
@@ -76,11 +34,9 @@ private struct RuleView: Encodable {
     /// The entry of this change (registration or retirement), when the request made one.
     let ledger: LedgerRef?
 
-    init(id: String, ruleHash: String, createdAt: Date, retiredAt: Date?, ledger: LedgerRef?) {
-        self.id = id
-        self.ruleHash = ruleHash
-        self.createdAt = Timestamp.format(createdAt)
-        self.retiredAt = retiredAt.map(Timestamp.format)
-        self.ledger = ledger
+    /// The view with the rule's canonical document, sent as stored.
+    static func json(_ rule: StoredClaimRule, ledger: LedgerRef?) throws(HTTPError) -> [UInt8] {
+        try JSONBody.object(RuleView(id: rule.id, ruleHash: rule.hash, createdAt: Timestamp.format(rule.createdAt),
+                                     retiredAt: rule.retiredAt.map(Timestamp.format), ledger: ledger), adding: [("rule", rule.document)])
     }
 }

@@ -75,31 +75,27 @@ struct ClaimStore: Sendable {
     private static let ruleColumns: StaticString = "id, insurer_org, rule, rule_hash, queue_id, created_at, retired_at, retired_queue_id"
 
     /// Writes a new claim, its `claim.submitted` queue row and event, and (when given) its
-    /// idempotency key as one statement: one round trip instead of four. The queue insert mirrors
-    /// `LedgerStore.enqueue`; keep them in step. Returns the queue id.
+    /// idempotency key as one statement: one round trip instead of four. The queue and idempotency
+    /// inserts are their owners' fragments. Returns the queue id.
     func submit(_ claim: StoredClaim, document: (sealed: [UInt8], hash: String), idempotency: Idempotency?,
                 on runner: some QueryRunner) async throws -> Int64 {
+        let item = LedgerItem(type: ClaimEvent.Kind.submitted.entryType, actor: claim.hospitalOrg, ref: claim.id, hash: document.hash)
         let rows = try await runner.query("""
-            WITH idempotency AS (
-                INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id)
-                SELECT \(claim.hospitalOrg), \(idempotency?.key), \(idempotency?.requestHash), \(claim.id) WHERE \(idempotency?.key)::text IS NOT NULL
-                RETURNING 1),
+            WITH idempotency AS (\(IdempotencyStore.insert([(claim.hospitalOrg, idempotency, claim.id)]))),
             stored AS (
                 INSERT INTO claims (id, hospital_org, insurer_org, patient_id, status, total, currency, created_at)
                 VALUES (\(claim.id), \(claim.hospitalOrg), \(claim.insurerOrg), \(claim.patientId), 'submitted',
                         \("\(claim.total.value)")::numeric, \(claim.total.currency), \(claim.createdAt))
                 RETURNING id),
-            queued AS (
-                INSERT INTO ledger_queue (type, actor, ref, hash)
-                VALUES (\(ClaimEvent.Kind.submitted.entryType), \(claim.hospitalOrg), \(claim.id), \(document.hash))
-                RETURNING id)
+            queued AS (\(LedgerStore.queueAppend([item])))
             INSERT INTO claim_events (queue_id, claim_id, kind, insurer_org, hospital_org, actor_org, document, document_hash, created_at)
             SELECT queued.id, stored.id, 'submitted', \(claim.insurerOrg), \(claim.hospitalOrg), \(claim.hospitalOrg),
                    \(PostgresBytes(document.sealed)), \(document.hash), \(claim.createdAt)
             FROM queued, stored
             RETURNING queue_id
             """)
-        return try rows[0].decode("queue_id", as: Int64.self)
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the claim insert returned no queue id") }
+        return try row.decode("queue_id", as: Int64.self)
     }
 
     /// Records `event` and moves the claim to `status`, in the caller's transaction.

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import HTTP
 import Ledger
 
 /// An amount of money, exact: FHIR Money values are decimals, and sums of them must not drift the
@@ -13,11 +12,11 @@ struct Money: Equatable, Sendable, CustomStringConvertible {
     var description: String { "\(value) \(currency)" }
 
     /// A FHIR Money at `path`: `value` a number (as the JSON wrote it) and `currency` a three-letter code.
-    init(_ json: JSONValue?, path: String) throws(HTTPError) {
-        guard case .object = json else { throw APIError.invalidResource(path, "must be a Money object with value and currency") }
+    init(_ json: JSONValue?, path: String) throws(DomainError) {
+        guard case .object = json else { throw DomainError.invalidResource(path, "must be a Money object with value and currency") }
         self.value = try Self.decimal(json?["value"], path: "\(path).value")
         guard let currency = json?["currency"]?.stringValue, currency.utf8.count == 3, currency.utf8.allSatisfy({ (65...90).contains($0) }) else {
-            throw APIError.invalidResource("\(path).currency", "must be a three-letter ISO 4217 code")
+            throw DomainError.invalidResource("\(path).currency", "must be a three-letter ISO 4217 code")
         }
         self.currency = currency
     }
@@ -28,10 +27,10 @@ struct Money: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// A JSON number as the exact decimal its shortest form spells (135.57, not 135.56999...).
-    static func decimal(_ json: JSONValue?, path: String) throws(HTTPError) -> Decimal {
-        guard let number = json?.numberValue else { throw APIError.invalidResource(path, "must be a number") }
+    static func decimal(_ json: JSONValue?, path: String) throws(DomainError) -> Decimal {
+        guard let number = json?.numberValue else { throw DomainError.invalidResource(path, "must be a number") }
         guard let decimal = Decimal(string: ECMAScriptNumber.format(number)), decimal.magnitude < maximum else {
-            throw APIError.invalidResource(path, "is out of range")
+            throw DomainError.invalidResource(path, "is out of range")
         }
         return decimal
     }
@@ -57,23 +56,23 @@ struct FHIRClaim: Sendable {
     /// as `YYYY-MM-DD`; partial dates stand for their last possible day.
     let serviceDates: [String]
 
-    init(_ value: JSONValue, path: String = "claim") throws(HTTPError) {
-        guard case .object = value else { throw APIError.invalidResource(path, "must be a FHIR Claim (a JSON object)") }
-        guard value["resourceType"]?.stringValue == "Claim" else { throw APIError.invalidResource("\(path).resourceType", "must be \"Claim\"") }
-        guard value["status"]?.stringValue == "active" else { throw APIError.invalidResource("\(path).status", "must be \"active\" to be submitted") }
+    init(_ value: JSONValue, path: String = "claim") throws(DomainError) {
+        guard case .object = value else { throw DomainError.invalidResource(path, "must be a FHIR Claim (a JSON object)") }
+        guard value["resourceType"]?.stringValue == "Claim" else { throw DomainError.invalidResource("\(path).resourceType", "must be \"Claim\"") }
+        guard value["status"]?.stringValue == "active" else { throw DomainError.invalidResource("\(path).status", "must be \"active\" to be submitted") }
         guard let use = value["use"]?.stringValue, Self.uses.contains(use) else {
-            throw APIError.invalidResource("\(path).use", "must be one of \(Self.uses.sorted().joined(separator: ", "))")
+            throw DomainError.invalidResource("\(path).use", "must be one of \(Self.uses.sorted().joined(separator: ", "))")
         }
         for field in ["type", "patient", "provider", "priority"] {
-            guard case .object = value[field] else { throw APIError.invalidResource("\(path).\(field)", "is missing or not an object") }
+            guard case .object = value[field] else { throw DomainError.invalidResource("\(path).\(field)", "is missing or not an object") }
         }
         guard let created = value["created"]?.stringValue, let createdDate = Self.day(created) else {
-            throw APIError.invalidResource("\(path).created", "must be a FHIR dateTime")
+            throw DomainError.invalidResource("\(path).created", "must be a FHIR dateTime")
         }
         guard case .array(let insurance) = value["insurance"], !insurance.isEmpty, insurance.allSatisfy({ if case .object = $0 { true } else { false } }) else {
-            throw APIError.invalidResource("\(path).insurance", "must be a non-empty array of objects")
+            throw DomainError.invalidResource("\(path).insurance", "must be a non-empty array of objects")
         }
-        guard case .array(let items) = value["item"], !items.isEmpty else { throw APIError.invalidResource("\(path).item", "must be a non-empty array") }
+        guard case .array(let items) = value["item"], !items.isEmpty else { throw DomainError.invalidResource("\(path).item", "must be a non-empty array") }
 
         var sum: Decimal = 0
         var currency: String?
@@ -81,12 +80,12 @@ struct FHIRClaim: Sendable {
         var serviceDates: [String] = []
         for (index, item) in items.enumerated() {
             let itemPath = "\(path).item[\(index)]"
-            guard case .object = item else { throw APIError.invalidResource(itemPath, "must be an object") }
-            guard case .object = item["productOrService"] else { throw APIError.invalidResource("\(itemPath).productOrService", "is missing or not an object") }
+            guard case .object = item else { throw DomainError.invalidResource(itemPath, "must be an object") }
+            guard case .object = item["productOrService"] else { throw DomainError.invalidResource("\(itemPath).productOrService", "is missing or not an object") }
             itemCodes.append(Self.codes(item["productOrService"]))
             let amount = try Self.amount(of: item, path: itemPath)
             if let currency, currency != amount.currency {
-                throw APIError.invalidResource("\(itemPath).net", "is in \(amount.currency), other items in \(currency)")
+                throw DomainError.invalidResource("\(itemPath).net", "is in \(amount.currency), other items in \(currency)")
             }
             currency = amount.currency
             sum += amount.value
@@ -94,11 +93,11 @@ struct FHIRClaim: Sendable {
                 serviceDates.append(day)
             }
         }
-        guard sum >= 0, let currency else { throw APIError.invalidResource("\(path).item", "must not add up to less than zero") }
+        guard sum >= 0, let currency else { throw DomainError.invalidResource("\(path).item", "must not add up to less than zero") }
         let computed = Money(value: sum, currency: currency)
         if let stated = value["total"] {
             let total = try Money(stated, path: "\(path).total")
-            guard total == computed else { throw APIError.invalidResource("\(path).total", "is \(total) but the items add up to \(computed)") }
+            guard total == computed else { throw DomainError.invalidResource("\(path).total", "is \(total) but the items add up to \(computed)") }
         }
         if serviceDates.isEmpty {
             serviceDates.append(value["billablePeriod"]?["end"]?.stringValue.flatMap(Self.day) ?? createdDate)
@@ -111,9 +110,9 @@ struct FHIRClaim: Sendable {
     }
 
     /// An item's amount: `net`, else `unitPrice` times `quantity` and `factor` (each 1 when absent).
-    private static func amount(of item: JSONValue, path: String) throws(HTTPError) -> Money {
+    private static func amount(of item: JSONValue, path: String) throws(DomainError) -> Money {
         if let net = item["net"] { return try Money(net, path: "\(path).net") }
-        guard let price = item["unitPrice"] else { throw APIError.invalidResource(path, "needs net or unitPrice") }
+        guard let price = item["unitPrice"] else { throw DomainError.invalidResource(path, "needs net or unitPrice") }
         let unitPrice = try Money(price, path: "\(path).unitPrice")
         let quantity = item["quantity"] == nil ? 1 : try Money.decimal(item["quantity"]?["value"], path: "\(path).quantity.value")
         let factor = item["factor"] == nil ? 1 : try Money.decimal(item["factor"], path: "\(path).factor")
@@ -154,32 +153,32 @@ struct FHIRClaimResponse: Sendable {
     let outcome: String
     let payment: Money?
 
-    init(_ value: JSONValue, claimTotal: Money) throws(HTTPError) {
+    init(_ value: JSONValue, claimTotal: Money) throws(DomainError) {
         let path = "ClaimResponse"
-        guard case .object = value else { throw APIError.invalidResource(path, "must be a FHIR ClaimResponse (a JSON object)") }
-        guard value["resourceType"]?.stringValue == "ClaimResponse" else { throw APIError.invalidResource("resourceType", "must be \"ClaimResponse\"") }
+        guard case .object = value else { throw DomainError.invalidResource(path, "must be a FHIR ClaimResponse (a JSON object)") }
+        guard value["resourceType"]?.stringValue == "ClaimResponse" else { throw DomainError.invalidResource("resourceType", "must be \"ClaimResponse\"") }
         guard let outcome = value["outcome"]?.stringValue, Self.outcomes.contains(outcome) else {
-            throw APIError.invalidResource("outcome", "must be one of \(Self.outcomes.sorted().joined(separator: ", "))")
+            throw DomainError.invalidResource("outcome", "must be one of \(Self.outcomes.sorted().joined(separator: ", "))")
         }
-        if let disposition = value["disposition"], disposition.stringValue == nil { throw APIError.invalidResource("disposition", "must be a string") }
+        if let disposition = value["disposition"], disposition.stringValue == nil { throw DomainError.invalidResource("disposition", "must be a string") }
         var payment: Money?
         if let paymentValue = value["payment"] {
             let amount = try Money(paymentValue["amount"], path: "payment.amount")
-            guard amount.currency == claimTotal.currency else { throw APIError.invalidResource("payment.amount.currency", "must be the claim's, \(claimTotal.currency)") }
+            guard amount.currency == claimTotal.currency else { throw DomainError.invalidResource("payment.amount.currency", "must be the claim's, \(claimTotal.currency)") }
             guard amount.value >= 0, amount.value <= claimTotal.value else {
-                throw APIError.invalidResource("payment.amount.value", "must be from 0 to the claim's total, \(claimTotal)")
+                throw DomainError.invalidResource("payment.amount.value", "must be from 0 to the claim's total, \(claimTotal)")
             }
             payment = amount
         }
         if let items = value["item"] {
-            guard case .array(let list) = items else { throw APIError.invalidResource("item", "must be an array") }
+            guard case .array(let list) = items else { throw DomainError.invalidResource("item", "must be an array") }
             for (index, item) in list.enumerated() {
                 guard let sequence = item["itemSequence"]?.numberValue, sequence >= 1, sequence == sequence.rounded() else {
-                    throw APIError.invalidResource("item[\(index)].itemSequence", "must be a positive integer")
+                    throw DomainError.invalidResource("item[\(index)].itemSequence", "must be a positive integer")
                 }
                 guard case .array(let adjudications) = item["adjudication"], !adjudications.isEmpty,
                       adjudications.allSatisfy({ if case .object = $0["category"] { true } else { false } }) else {
-                    throw APIError.invalidResource("item[\(index)].adjudication", "must be a non-empty array of adjudications with a category")
+                    throw DomainError.invalidResource("item[\(index)].adjudication", "must be a non-empty array of adjudications with a category")
                 }
             }
         }

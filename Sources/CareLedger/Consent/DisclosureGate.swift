@@ -1,5 +1,4 @@
 import FoundationEssentials
-import HTTP
 
 /// The check before one organization discloses a patient's data to another (an exchange, a claim):
 /// the discloser must be a custodian of the patient or covered by the patient's consent itself
@@ -18,31 +17,31 @@ struct DisclosureGate: Sendable {
 
     /// `recipientField` names the request field that carries the recipient, for the 400 when it is
     /// not an active organization (of the kind `recipientKind`, when given).
-    func check(_ context: APIContext, recipient: String, recipientField: String, recipientKind expectedKind: OrganizationKind? = nil,
+    func check(_ call: CallContext, recipient: String, recipientField: String, recipientKind expectedKind: OrganizationKind? = nil,
                patientId: String, purpose: PurposeOfUse, category: DataCategory, on runner: some QueryRunner) async throws -> Permitted {
-        let known = try await consents.disclosureFacts(recipient: recipient, sender: context.caller.orgId, patientId: patientId, on: runner)
+        let known = try await consents.disclosureFacts(recipient: recipient, sender: call.caller.orgId, patientId: patientId, on: runner)
         guard let recipientKind = known.recipientKind, expectedKind.map({ $0 == recipientKind }) ?? true else {
-            throw APIError.badRequest("'\(recipientField)' is not an active \(expectedKind?.rawValue ?? "organization").")
+            throw DomainError.invalid("'\(recipientField)' is not an active \(expectedKind?.rawValue ?? "organization").")
         }
         let rules = known.rules
         let now = Date()
         let discloserConsent = ConsentPolicy.decide(ConsentRequest(
-            actorOrg: context.caller.orgId, actorKind: context.caller.orgKind, patientId: patientId, purpose: purpose, category: category, time: now),
+            actorOrg: call.caller.orgId, actorKind: call.caller.orgKind, patientId: patientId, purpose: purpose, category: category, time: now),
             consents: rules)
         guard known.patientExists, known.senderIsCustodian || discloserConsent.permitted else {
             throw Denial.notVisible("patient", patientId)
         }
         if purpose == .emergencyTreatment {
-            guard context.caller.role == .hospital else { throw APIError.forbidden }
+            guard call.caller.role == .hospital else { throw DomainError.forbidden }
         } else {
             let disclosure = ConsentPolicy.decide(ConsentRequest(
                 actorOrg: recipient, actorKind: recipientKind, patientId: patientId, purpose: purpose, category: category, time: now), consents: rules)
             guard disclosure.permitted else {
-                throw Denial(error: HTTPError(status: .forbidden, code: "consent_denied", message: "The patient's consent does not permit this disclosure."),
+                throw Denial(error: .consentDenied,
                              reason: disclosure.reason + (disclosure.consentId.map { " (\($0))" } ?? ""), resourceType: "patient", resourceId: patientId)
             }
         }
-        guard let wrapped = known.wrappedDataKey else { throw APIError.erased }
+        guard let wrapped = known.wrappedDataKey else { throw DomainError.erased }
         return Permitted(recipientKind: recipientKind, wrappedDataKey: wrapped)
     }
 }

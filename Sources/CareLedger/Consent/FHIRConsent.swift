@@ -1,5 +1,4 @@
 import FoundationEssentials
-import HTTP
 import Ledger
 
 /// A FHIR R4 Consent resource mapped onto CareLedger's consent model, so systems that already speak
@@ -18,24 +17,24 @@ struct FHIRConsent {
 
     let rule: (ConsentRule.Grantee, Set<PurposeOfUse>, Set<DataCategory>, Bool, Date?, Date?, ConsentRule.Provision)
 
-    init(_ value: JSONValue) throws(HTTPError) {
-        guard value["status"]?.stringValue == "active" else { throw APIError.invalidResource("status", "only an active Consent can be recorded") }
+    init(_ value: JSONValue) throws(DomainError) {
+        guard value["status"]?.stringValue == "active" else { throw DomainError.invalidResource("status", "only an active Consent can be recorded") }
         let provision = value["provision"] ?? .object([])
-        guard case .object = provision else { throw APIError.invalidResource("provision", "must be an object") }
-        if provision["provision"] != nil { throw APIError.invalidResource("provision.provision", "nested provisions are not supported; send one Consent per provision") }
+        guard case .object = provision else { throw DomainError.invalidResource("provision", "must be an object") }
+        if provision["provision"] != nil { throw DomainError.invalidResource("provision.provision", "nested provisions are not supported; send one Consent per provision") }
         let type: ConsentRule.Provision
         switch provision["type"]?.stringValue {
         case nil, "permit": type = .permit
         case "deny": type = .deny
-        default: throw APIError.invalidResource("provision.type", "must be permit or deny")
+        default: throw DomainError.invalidResource("provision.type", "must be permit or deny")
         }
         guard case .array(let actors)? = provision["actor"], actors.count == 1,
               let reference = actors[0]["reference"]?["reference"]?.stringValue, reference.hasPrefix("Organization/") else {
-            throw APIError.invalidResource("provision.actor", "must name exactly one organization as Organization/<orgId>")
+            throw DomainError.invalidResource("provision.actor", "must name exactly one organization as Organization/<orgId>")
         }
         let orgId = String(reference.dropFirst("Organization/".count))
         guard ResourceID.isWellFormed(orgId, prefix: "org") else {
-            throw APIError.invalidResource("provision.actor[0].reference", "\(reference) is not a CareLedger organization")
+            throw DomainError.invalidResource("provision.actor[0].reference", "\(reference) is not a CareLedger organization")
         }
         let consentable: Set<PurposeOfUse> = [.treatment, .payment, .operations, .research, .publicHealth]
         var purposes = consentable
@@ -43,7 +42,7 @@ struct FHIRConsent {
             purposes = []
             for (index, coding) in codings.enumerated() {
                 guard let code = coding["code"]?.stringValue, let purpose = PurposeOfUse(rawValue: code), consentable.contains(purpose) else {
-                    throw APIError.invalidResource("provision.purpose[\(index)]", "must be a v3-ActReason code among TREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH")
+                    throw DomainError.invalidResource("provision.purpose[\(index)]", "must be a v3-ActReason code among TREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH")
                 }
                 purposes.insert(purpose)
             }
@@ -54,23 +53,23 @@ struct FHIRConsent {
             everything = false
             for (index, coding) in codings.enumerated() {
                 guard let code = coding["code"]?.stringValue, let category = DataCategory(rawValue: code) else {
-                    throw APIError.invalidResource("provision.class[\(index)]", "must name a data category (\(DataCategory.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw DomainError.invalidResource("provision.class[\(index)]", "must name a data category (\(DataCategory.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 categories.insert(category)
             }
         }
         let start = try Self.date(provision["period"]?["start"], path: "provision.period.start")
         let end = try Self.date(provision["period"]?["end"], path: "provision.period.end")
-        if let start, let end, end <= start { throw APIError.invalidResource("provision.period", "end must be after start") }
+        if let start, let end, end <= start { throw DomainError.invalidResource("provision.period", "end must be after start") }
         rule = (.organization(orgId), purposes, categories, everything, start, end, type)
     }
 
     /// A FHIR date (`YYYY-MM-DD`, midnight UTC) or dateTime.
-    private static func date(_ value: JSONValue?, path: String) throws(HTTPError) -> Date? {
+    private static func date(_ value: JSONValue?, path: String) throws(DomainError) -> Date? {
         guard let value else { return nil }
-        guard let text = value.stringValue else { throw APIError.invalidResource(path, "must be a date") }
+        guard let text = value.stringValue else { throw DomainError.invalidResource(path, "must be a date") }
         if text.count == 10, let date = Timestamp.parse(text + "T00:00:00Z") { return date }
-        guard let date = Timestamp.parse(text) else { throw APIError.invalidResource(path, "must be a FHIR date or dateTime") }
+        guard let date = Timestamp.parse(text) else { throw DomainError.invalidResource(path, "must be a FHIR date or dateTime") }
         return date
     }
 }

@@ -14,12 +14,17 @@ struct StoredExchange: Sendable {
     let breakGlassReason: String?
     let sentQueueId: Int64
     let createdAt: Date
-    let receivedAt: Date?
+    var receivedAt: Date?
     var receivedQueueId: Int64? = nil
 }
 
 /// The exchanges area's SQL.
 struct ExchangeStore: Sendable {
+    /// What the seal of an exchange's document authenticates besides the bytes.
+    static func sealContext(_ exchangeId: String) -> [UInt8] {
+        Array("exchange:\(exchangeId)".utf8)
+    }
+
     private static let columns: StaticString = """
         id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason, sent_queue_id,
         created_at, received_at, received_queue_id
@@ -35,33 +40,25 @@ struct ExchangeStore: Sendable {
     /// Writes sent exchanges, each with its ledger queue row, its audit event and (when given) its
     /// idempotency key, as one statement: one round trip and one commit for the lot, the send path's
     /// largest cost when it took five round trips per exchange (BEGIN, queue, insert, audit, COMMIT).
-    /// Returns each exchange's queue id, in order. The queue and audit inserts mirror
-    /// `LedgerStore.enqueue` and `AuditStore.record` (with the same shared audit lock); keep them in
-    /// step. A reused idempotency key fails on its primary key.
+    /// The queue, audit and idempotency inserts are their owners' fragments. Returns each exchange's
+    /// queue id, in order. A reused idempotency key fails on its primary key.
     func send(_ sends: [Send], on runner: some QueryRunner) async throws -> [Int64] {
         let exchanges = sends.map(\.exchange)
-        let events = sends.map(\.event)
+        let items = exchanges.map { LedgerItem(type: "exchange.sent", actor: $0.senderOrg, ref: $0.id, hash: $0.documentHash) }
+        let keys = sends.map { (orgId: $0.exchange.senderOrg, idempotency: $0.idempotency, resourceId: $0.exchange.id) }
         let rows = try await runner.query("""
-            WITH gate AS (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))),
-            input AS (
+            WITH input AS (
                 SELECT * FROM unnest(
                     \(PostgresArray(exchanges.map(\.id)))::text[], \(PostgresArray(exchanges.map(\.senderOrg)))::text[],
                     \(PostgresArray(exchanges.map(\.recipientOrg)))::text[], \(PostgresArray(exchanges.map(\.patientId)))::text[],
                     \(PostgresArray(exchanges.map(\.purpose)))::text[], \(PostgresArray(exchanges.map(\.category)))::text[],
                     \(PostgresArray(exchanges.map { PostgresBytes($0.sealedDocument) }))::bytea[],
                     \(PostgresArray(exchanges.map(\.documentHash)))::text[], \(PostgresArray(exchanges.map(\.breakGlassReason)))::text[],
-                    \(PostgresArray(exchanges.map(\.createdAt)))::timestamptz[],
-                    \(PostgresArray(sends.map { $0.idempotency?.key }))::text[], \(PostgresArray(sends.map { $0.idempotency?.requestHash }))::text[])
+                    \(PostgresArray(exchanges.map(\.createdAt)))::timestamptz[])
                     WITH ORDINALITY AS i(id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash,
-                                         break_glass_reason, created_at, idempotency_key, request_hash, position)),
-            idempotency AS (
-                INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id)
-                SELECT sender_org, idempotency_key, request_hash, id FROM input WHERE idempotency_key IS NOT NULL
-                RETURNING 1),
-            queued AS (
-                INSERT INTO ledger_queue (type, actor, ref, hash)
-                SELECT 'exchange.sent', sender_org, id, document_hash FROM input ORDER BY position
-                RETURNING id, ref),
+                                         break_glass_reason, created_at, position)),
+            idempotency AS (\(IdempotencyStore.insert(keys))),
+            queued AS (\(LedgerStore.queueAppend(items))),
             stored AS (
                 INSERT INTO exchanges (id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash, break_glass_reason,
                                        sent_queue_id, created_at)
@@ -69,22 +66,7 @@ struct ExchangeStore: Sendable {
                        i.break_glass_reason, q.id, i.created_at
                 FROM input i JOIN queued q ON q.ref = i.id
                 RETURNING 1),
-            audited AS (
-                INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision,
-                                          reason, client_address)
-                SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
-                       e.decision, e.reason, e.client_address
-                FROM gate, unnest(
-                    \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
-                    \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
-                    \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
-                    \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
-                    \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
-                    \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
-                    WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
-                                         decision, reason, client_address, position)
-                ORDER BY e.position
-                RETURNING 1)
+            audited AS (\(AuditStore.insert(sends.map(\.event))))
             SELECT q.id FROM input i JOIN queued q ON q.ref = i.id ORDER BY i.position
             """)
         return try rows.all.map { try $0.decode("id", as: Int64.self) }

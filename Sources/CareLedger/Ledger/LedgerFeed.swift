@@ -1,4 +1,3 @@
-import HTTP
 
 /// A list clients poll in ledger order (`after`, `limit`, and `wait` up to 30 s). The cursor is the
 /// seq of an item's ledger entry. The sequencer assigns seqs only to committed transactions, in
@@ -28,19 +27,12 @@ struct LedgerFeed {
     let limit: Int
     let wait: Duration
 
-    init(_ query: QueryParameters) throws(HTTPError) {
-        let pagination = try Pagination(query)
+    /// A poll from `pagination`'s cursor (a seq), waiting up to `wait` for a first item.
+    init(_ pagination: Pagination, wait: Duration) throws(DomainError) {
         afterSeq = try pagination.afterSequence() ?? -1
         after = pagination.after
         limit = pagination.limit
-        guard let text = query["wait"] else {
-            wait = .zero
-            return
-        }
-        guard let seconds = Int(text), (0...Self.maximumWait).contains(seconds) else {
-            throw APIError.badRequest("'wait' must be 0 to \(Self.maximumWait) seconds.")
-        }
-        wait = .seconds(seconds)
+        self.wait = wait
     }
 
     /// The page after the cursor. `fetch` gets a range of seqs, all visible, and returns the

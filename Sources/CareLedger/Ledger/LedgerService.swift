@@ -1,5 +1,4 @@
 import Crypto
-import HTTP
 import Ledger
 import Postgres
 import Synchronization
@@ -26,7 +25,7 @@ public final class LedgerService: Sendable {
     let store = LedgerStore()
     let sequencer: LedgerSequencer
     let waiter: LedgerWaiter
-    private let listener: PostgresListener?
+    private let listener: PostgresListener
     private let consumer = Mutex<Task<Void, Never>?>(nil)
     /// The latest signed head, as last read; dropped whenever a batch is announced. Every read
     /// endpoint needs it, and it changes only once per batch.
@@ -35,8 +34,17 @@ public final class LedgerService: Sendable {
     let batches: BatchNotifier
 
     /// A service for the log in `pool`'s database, signing with `signer`. `conninfo` opens the
-    /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`.
-    public init(pool: PostgresPool, signer: LedgerSigner, settings: Settings = Settings(), log: EventLog? = nil) {
+    /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`. A
+    /// listener that cannot be made fails the service: one that ran without it would leave the
+    /// sequencer and waiter to polling, or (as it once did) not start them at all.
+    public convenience init(pool: PostgresPool, signer: LedgerSigner, settings: Settings = Settings(), log: EventLog? = nil) throws(PostgresError) {
+        try self.init(pool: pool, signer: signer, settings: settings, log: log, channel: Self.channel)
+    }
+
+    /// The NOTIFY channel batches are announced on.
+    static let channel = "careledger_ledger"
+
+    init(pool: PostgresPool, signer: LedgerSigner, settings: Settings, log: EventLog?, channel: String) throws(PostgresError) {
         self.pool = pool
         self.signer = signer
         self.settings = settings
@@ -56,12 +64,11 @@ public final class LedgerService: Sendable {
                 waiter.deliver(entries)
                 batches.notify()
             })
-        listener = try? PostgresListener(conninfo: conninfo, channels: ["careledger_ledger"])
+        listener = try PostgresListener(conninfo: conninfo, channels: [channel])
     }
 
     /// Starts listening, waiting and (when elected) sequencing.
     public func start() {
-        guard let listener else { return }
         let events = listener.events()
         listener.start()
         let waiter = self.waiter
@@ -88,7 +95,7 @@ public final class LedgerService: Sendable {
     public func stop() async {
         await sequencer.stop()
         await waiter.stop()
-        listener?.stop()
+        listener.stop()
         let consumer = self.consumer.withLock { task -> Task<Void, Never>? in
             defer { task = nil }
             return task
@@ -96,9 +103,21 @@ public final class LedgerService: Sendable {
         consumer?.cancel()
     }
 
-    /// Queues `item` in the caller's transaction.
-    func enqueue(_ item: LedgerItem, on transaction: PostgresTransaction) async throws -> Int64 {
-        try await store.enqueue(item, on: transaction)
+    /// Anchors an organization's own document hash (`POST /v1/ledger/anchors`): the anchor and its
+    /// entry commit together; the answer carries the entry once sequenced.
+    func anchor(hash: String, kind: String, reference: String, _ call: CallContext) async throws -> (id: String, entry: LedgerEntryRow?) {
+        guard DocumentHash.isValid(hash) else { throw DomainError.invalid("'hash' must be sha256: followed by 64 lowercase hex digits.") }
+        guard (1...64).contains(kind.utf8.count), kind.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }) else {
+            throw DomainError.invalid("'kind' must be 1-64 characters of a-z 0-9 . - _")
+        }
+        _ = try DisplayName.validated(reference, field: "reference", required: true)
+        let id = ResourceID.generate("anc")
+        let queueId = try await pool.withTransaction { transaction in
+            let queueId = try await store.enqueue(LedgerItem(type: "anchor", actor: call.caller.orgId, ref: id, hash: hash), on: transaction)
+            try await store.createAnchor(id: id, orgId: call.caller.orgId, kind: kind, reference: reference, hash: hash, queueId: queueId, on: transaction)
+            return queueId
+        }
+        return (id, await sequencedEntry(queueId: queueId))
     }
 
     /// The entry for a committed queue id, if it is sequenced within the configured wait. Pokes
@@ -115,6 +134,66 @@ public final class LedgerService: Sendable {
         let head = try await store.latestHead(on: pool)
         if let head { cachedHead.store(head) }
         return head
+    }
+
+    /// Entries a page holds at most, and when the caller names no `to`.
+    static let maximumPage: Int64 = 1000
+    static let defaultPage: Int64 = 100
+
+    /// The latest signed head; the log has one from its first sequencing batch on.
+    func signedHead() async throws -> LedgerHead {
+        guard let head = try await latestHead() else { throw DomainError.notYetSigned("The ledger has no signed head yet; retry shortly.") }
+        return head
+    }
+
+    /// The signed head of `size` (which must have been published), or the latest.
+    func signedHead(size: Int64?) async throws -> LedgerHead {
+        guard let size else { return try await signedHead() }
+        guard size >= 1 else { throw DomainError.invalid("A tree size must be a positive integer.") }
+        guard let head = try await store.head(size: size, on: pool) else {
+            throw DomainError.notFound("No signed tree head of size \(size); use the size of a published checkpoint.")
+        }
+        return head
+    }
+
+    func keys() async throws -> [LedgerKey] {
+        try await store.keys(on: pool)
+    }
+
+    /// Entries from `from` to `to` (exclusive; the signed tree size when nil), a page at a time;
+    /// `next` is the following page's `from`.
+    func entries(from: Int64, to requestedTo: Int64?) async throws -> (entries: [LedgerEntryRow], next: Int64?) {
+        let size = try await signedHead().treeSize
+        let end = min(requestedTo ?? size, size)
+        guard from <= end else { throw DomainError.invalid("'from' must not be past 'to' or the tree size (\(size)).") }
+        // Differences, not sums: `from` may be anything up to Int64.max, and `from + page` would trap.
+        let page = requestedTo == nil ? Self.defaultPage : Self.maximumPage
+        let to = end - from <= page ? end : from + page
+        return (try await store.entries(from: from, to: to, on: pool), to < end ? to : nil)
+    }
+
+    func entry(seq: Int64) async throws -> LedgerEntryRow {
+        guard seq >= 0, let entry = try await store.entry(seq: seq, on: pool) else {
+            throw DomainError.notFound("No entry with that sequence number yet.")
+        }
+        return entry
+    }
+
+    /// The entry at `seq`, its leaf hash and its audit path in the signed tree of `size` (the latest when nil).
+    func inclusionProof(seq: Int64, size: Int64?) async throws -> (head: LedgerHead, entry: [UInt8], leafHash: [UInt8], path: [[UInt8]]) {
+        let head = try await signedHead(size: size)
+        guard seq < head.treeSize, let found = try await inclusion(seq: seq, size: head.treeSize) else {
+            throw DomainError.notFound("No entry \(seq) in the tree of size \(head.treeSize).")
+        }
+        return (head, found.entry, found.leafHash, found.proof)
+    }
+
+    /// The proof that the signed tree of `to` (the latest when nil) extends the one of `from`.
+    func consistencyProof(from: Int64, to: Int64?) async throws -> (head: LedgerHead, fromHead: LedgerHead?, path: [[UInt8]]) {
+        let head = try await signedHead(size: to)
+        guard from <= head.treeSize else { throw DomainError.invalid("'from' must not exceed 'to' (\(head.treeSize)).") }
+        let path = try await proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
+        return (head, try await store.head(size: from, on: pool), path)
     }
 
     /// A receipt for the entry at `seq` against the latest signed head, or nil if it is not in it yet.

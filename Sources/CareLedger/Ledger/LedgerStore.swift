@@ -64,12 +64,25 @@ struct LedgerStore: Sendable {
     /// Queues `item` in the caller's transaction: it is sequenced if and only if that commits.
     @discardableResult
     func enqueue(_ item: LedgerItem, on runner: some QueryRunner) async throws -> Int64 {
-        let rows = try await runner.query("""
-            INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
-            VALUES (\(item.type), \(item.actor), \(item.ref), \(item.hash), \(item.basis?.ref), \(item.basis?.hash))
-            RETURNING id
-            """)
-        return try rows[0].decode("id", as: Int64.self)
+        let rows = try await runner.query("\(Self.queueAppend([item]))")
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the queue insert returned no id") }
+        return try row.decode("id", as: Int64.self)
+    }
+
+    /// The one insert into `ledger_queue`: `items` in order, `RETURNING id, ref`. For `enqueue`, and for
+    /// single-statement writes that compose it as a CTE (an exchange send, a claim submission), so
+    /// the entry commits with its object or neither does.
+    static func queueAppend(_ items: [LedgerItem]) -> PostgresFragment {
+        """
+        INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
+        SELECT t, a, r, h, b, bh
+        FROM unnest(\(PostgresArray(items.map { Optional($0.type) }))::text[], \(PostgresArray(items.map { Optional($0.actor) }))::text[],
+                    \(PostgresArray(items.map { Optional($0.ref) }))::text[], \(PostgresArray(items.map { Optional($0.hash) }))::text[],
+                    \(PostgresArray(items.map { $0.basis?.ref }))::text[], \(PostgresArray(items.map { $0.basis?.hash }))::text[])
+             WITH ORDINALITY AS q(t, a, r, h, b, bh, position)
+        ORDER BY position
+        RETURNING id, ref
+        """
     }
 
     /// Takes the oldest queued items, up to `limit`, out of the queue (inside the sequencing

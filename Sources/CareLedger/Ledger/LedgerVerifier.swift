@@ -395,21 +395,19 @@ struct HashList: Sendable {
         storage.append(contentsOf: other.storage)
     }
 
-    /// The parents of the pairs `range` (parent i covers children 2i and 2i + 1).
+    /// The parents of the pairs `range` (parent i covers children 2i and 2i + 1), hashed by the
+    /// Ledger module's node hash straight from this buffer.
     func parents(of range: Range<Int>) -> HashList {
         var result = HashList()
-        guard !range.isEmpty, range.upperBound * 2 <= count else { return result }
+        guard !range.isEmpty, range.lowerBound >= 0, range.upperBound * 2 <= count else { return result }
         result.storage = [UInt8](unsafeUninitializedCapacity: range.count * 32) { output, initialized in
-            var input = [UInt8](repeating: 0x01, count: 65)
             storage.withUnsafeBytes { children in
-                input.withUnsafeMutableBytes { buffer in
-                    // All three are non-empty here (the range is, and so are the pairs under it).
-                    guard let childBase = children.baseAddress, let inputBase = buffer.baseAddress, let outputBase = output.baseAddress else { return }
-                    for (offset, parent) in range.enumerated() {
-                        inputBase.advanced(by: 1).copyMemory(from: childBase.advanced(by: parent * 64), byteCount: 64)
-                        SHA256.digest(UnsafeRawBufferPointer(buffer), into: UnsafeMutableRawPointer(outputBase.advanced(by: offset * 32)))
-                        initialized = (offset + 1) * 32
-                    }
+                // Both are non-empty here (the range is, and so are the pairs under it).
+                guard let outputBase = output.baseAddress else { return }
+                for (offset, parent) in range.enumerated() {
+                    MerkleHash.node(children: UnsafeRawBufferPointer(rebasing: children[(parent * 64)..<(parent * 64 + 64)]),
+                                    into: UnsafeMutableRawPointer(outputBase.advanced(by: offset * 32)))
+                    initialized = (offset + 1) * 32
                 }
             }
         }
@@ -498,7 +496,7 @@ struct ExchangeSentCheck: AnchoredObjectCheck {
             let document: [UInt8]
             do {
                 document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
-                                           authenticating: Array("exchange:\(exchange.id)".utf8))
+                                           authenticating: ExchangeStore.sealContext(exchange.id))
             } catch {
                 throw VerificationFailure(seq: seq, table: "exchanges", detail: "exchange \(exchange.id)'s sealed document does not open: altered")
             }

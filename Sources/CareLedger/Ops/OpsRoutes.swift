@@ -13,8 +13,14 @@ public enum OpsRoutes {
             .json(.ok, healthBody)
         }
         api.onPublic(.get, "/ready") { _ in
-            try await readiness.check()
-            return .json(.ok, readyBody)
+            switch try await readiness.check() {
+            case .ready:
+                return .json(.ok, readyBody)
+            case .databaseUnavailable:
+                throw DatabaseErrorMiddleware.unavailable
+            case .notReady(let message):
+                throw HTTPError(status: .serviceUnavailable, code: "not_ready", message: message, headers: HTTPHeaders([("Retry-After", "5")]))
+            }
         }
     }
 }

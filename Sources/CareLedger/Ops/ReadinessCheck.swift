@@ -1,8 +1,14 @@
-import HTTP
 import Postgres
 
 /// Whether this instance can serve: the database answers and every migration it knows is applied.
 public struct ReadinessCheck: Sendable {
+    /// What the check found.
+    enum Outcome: Equatable, Sendable {
+        case ready
+        case databaseUnavailable
+        case notReady(String)
+    }
+
     private let pool: PostgresPool
     private let migrations: [Migration]
 
@@ -12,23 +18,15 @@ public struct ReadinessCheck: Sendable {
         self.migrations = migrations
     }
 
-    /// Throws the error `/ready` answers with when not ready.
-    public func check() async throws {
+    func check() async throws -> Outcome {
         let pending: [String]
         do {
             pending = try await Migrator(pool: pool).pending(migrations)
         } catch let error as PostgresError where error.isUnavailable {
-            throw DatabaseErrorMiddleware.unavailable
+            return .databaseUnavailable
         } catch is MigrationError {
-            throw Self.notReady("The database schema does not match this build's migrations.")
+            return .notReady("The database schema does not match this build's migrations.")
         }
-        guard pending.isEmpty else {
-            throw Self.notReady("\(pending.count) migration(s) not applied.")
-        }
-    }
-
-    private static func notReady(_ message: String) -> HTTPError {
-        HTTPError(status: .serviceUnavailable, code: "not_ready", message: message,
-                  headers: HTTPHeaders([("Retry-After", "5")]))
+        return pending.isEmpty ? .ready : .notReady("\(pending.count) migration(s) not applied.")
     }
 }

@@ -1,4 +1,4 @@
-import HTTP
+
 import Ledger
 
 /// A FHIR R4 Patient as CareLedger accepts it: the resource exactly as sent, plus the identifiers
@@ -12,34 +12,34 @@ struct FHIRPatient {
     let bytes: [UInt8]
     let identifiers: [Identifier]
 
-    init(body: [UInt8]) throws(HTTPError) {
+    init(body: [UInt8]) throws(DomainError) {
         let value: JSONValue
         do {
             value = try JSONParser.parse(body)
         } catch {
-            throw APIError.badRequest("The body is not valid JSON: \(error).")
+            throw DomainError.invalid("The body is not valid JSON: \(error).")
         }
-        guard case .object = value else { throw APIError.badRequest("The body is not a JSON object.") }
-        guard value["resourceType"]?.stringValue == "Patient" else { throw APIError.invalidResource("resourceType", "must be \"Patient\"") }
+        guard case .object = value else { throw DomainError.invalid("The body is not a JSON object.") }
+        guard value["resourceType"]?.stringValue == "Patient" else { throw DomainError.invalidResource("resourceType", "must be \"Patient\"") }
         guard case .array(let list)? = value["identifier"], !list.isEmpty else {
-            throw APIError.invalidResource("identifier", "needs at least one identifier with system and value")
+            throw DomainError.invalidResource("identifier", "needs at least one identifier with system and value")
         }
         var identifiers: [Identifier] = []
         for (index, item) in list.enumerated() {
             guard let system = item["system"]?.stringValue, !system.isEmpty, system.utf8.count <= 500,
                   let text = item["value"]?.stringValue, !text.isEmpty, text.utf8.count <= 500 else {
-                throw APIError.invalidResource("identifier[\(index)]", "needs a non-empty system and value")
+                throw DomainError.invalidResource("identifier[\(index)]", "needs a non-empty system and value")
             }
             identifiers.append(Identifier(system: system, value: text))
         }
         if let gender = value["gender"] {
             guard let text = gender.stringValue, ["male", "female", "other", "unknown"].contains(text) else {
-                throw APIError.invalidResource("gender", "must be male, female, other or unknown")
+                throw DomainError.invalidResource("gender", "must be male, female, other or unknown")
             }
         }
         if let birthDate = value["birthDate"] {
             guard let text = birthDate.stringValue, Self.isFHIRDate(text) else {
-                throw APIError.invalidResource("birthDate", "must be a FHIR date: YYYY, YYYY-MM or YYYY-MM-DD")
+                throw DomainError.invalidResource("birthDate", "must be a FHIR date: YYYY, YYYY-MM or YYYY-MM-DD")
             }
         }
         bytes = body

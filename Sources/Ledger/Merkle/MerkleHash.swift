@@ -16,6 +16,18 @@ public enum MerkleHash {
         hash(prefix: 0x01, left, right)
     }
 
+    /// SHA-256(0x01 || left || right) of two adjacent 32-byte children at `children` (64 bytes),
+    /// written to `output` (32 bytes): for callers that keep a whole tree level in one buffer and
+    /// hash millions of pairs without an array per node.
+    public static func node(children: UnsafeRawBufferPointer, into output: UnsafeMutableRawPointer) {
+        precondition(children.count == 64, "a node hashes exactly two 32-byte children")
+        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 1) { input in
+            input[0] = 0x01
+            UnsafeMutableRawBufferPointer(rebasing: input[1...]).copyMemory(from: children)
+            SHA256.digest(UnsafeRawBufferPointer(input), into: output)
+        }
+    }
+
     /// The domain-separated hash, with the input assembled on the stack: the verifier computes
     /// millions of these, and heap copies of each input cost more than the hashing.
     private static func hash(prefix: UInt8, _ first: [UInt8], _ second: [UInt8]) -> [UInt8] {

@@ -18,25 +18,25 @@ enum JSONBody {
             let mediaType = contentType.prefix { $0 != ";" }.filter { $0 != " " && $0 != "\t" }.lowercased()
             guard mediaType == "application/json" || mediaType.hasSuffix("+json") else { throw APIError.unsupportedMediaType }
         }
-        guard !request.body.isEmpty else { throw APIError.badRequest("The request needs a JSON object body.") }
+        guard !request.body.isEmpty else { throw HTTPError.badRequest("The request needs a JSON object body.") }
         let data = Data(request.body)
         let keys: [String]
         do {
             keys = try JSONDecoder().decode(TopLevelKeys.self, from: data).keys
         } catch {
-            throw APIError.badRequest("The body is not a JSON object.")
+            throw HTTPError.badRequest("The body is not a JSON object.")
         }
         if let unknown = keys.sorted().first(where: { !fields.contains($0) }) {
-            throw APIError.badRequest("Unknown field '\(unknown)'.")
+            throw HTTPError.badRequest("Unknown field '\(unknown)'.")
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
-            throw APIError.badRequest(describe(error))
+            throw HTTPError.badRequest(describe(error))
         } catch let error as HTTPError {
             throw error
         } catch {
-            throw APIError.badRequest("The body could not be read.")
+            throw HTTPError.badRequest("The body could not be read.")
         }
     }
 
@@ -50,12 +50,12 @@ enum JSONBody {
         do {
             value = try JSONParser.parse(request.body)
         } catch {
-            throw APIError.badRequest("The body is not valid JSON: \(error).")
+            throw HTTPError.badRequest("The body is not valid JSON: \(error).")
         }
         guard let fields else { return value }
-        guard case .object(let members) = value else { throw APIError.badRequest("The body is not a JSON object.") }
+        guard case .object(let members) = value else { throw HTTPError.badRequest("The body is not a JSON object.") }
         if let unknown = members.map(\.key).sorted().first(where: { !fields.contains($0) }) {
-            throw APIError.badRequest("Unknown field '\(unknown)'.")
+            throw HTTPError.badRequest("Unknown field '\(unknown)'.")
         }
         return value
     }
@@ -143,19 +143,5 @@ private struct TopLevelKeys: Decodable {
 
     init(from decoder: any Decoder) throws {
         keys = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
-    }
-}
-
-/// A page of a list: the items, and the cursor for the next page (null on the last).
-struct Page<Item: Encodable>: Encodable {
-    let items: [Item]
-    let next: String?
-
-    private enum CodingKeys: String, CodingKey { case items, next }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(items, forKey: .items)
-        try container.encode(next, forKey: .next)
     }
 }
