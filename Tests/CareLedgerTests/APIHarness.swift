@@ -3,6 +3,8 @@ import Crypto
 import Dispatch
 import Foundation
 import HTTP
+import IOLoop
+import Synchronization
 import Postgres
 import TestSupport
 
@@ -64,8 +66,13 @@ struct APIHarness: Sendable {
         let request = Request(
             head: RequestHead(method: method, target: path, version: .http1_1, headers: HTTPHeaders(fields)),
             body: Array((body ?? "").utf8), requestId: "req-\(UUID().uuidString.prefix(8))", clientAddress: client)
-        return Reply(response: await router.respond(to: request))
+        // On an event loop, as the server runs handlers: reads then take the loop's pipelined
+        // connection, the path production takes, and the loops take turns as connections would.
+        let loop = IOEventLoop.all[Int(Self.nextLoop.wrappingAdd(1, ordering: .relaxed).oldValue % IOEventLoop.all.count)]
+        return Reply(response: await withTaskExecutorPreference(loop) { await router.respond(to: request) })
     }
+
+    private static let nextLoop = Atomic<Int>(0)
 
     /// A new organization's id (made by the admin).
     func createOrg(_ name: String, _ kind: String) async throws -> String {
