@@ -30,6 +30,10 @@ CARELEDGER_TEST_RESTART_URL="$(deploy/lib/pg-cluster.sh start "$work/restart" ca
 export CARELEDGER_TEST_RESTART_URL
 
 log "building"
-swift build --build-tests
+timeout 45m swift build --build-tests
 log "running tests"
-swift test --skip-build
+# A hung test fails the run within minutes, naming itself, instead of running into CI's limit.
+deploy/lib/test-watchdog.py --idle "${CARELEDGER_TEST_IDLE_SECONDS:-300}" --limit "${CARELEDGER_TEST_LIMIT_SECONDS:-2400}" -- \
+    swift test --skip-build
+log "fuzzing the request decoder and the router briefly"
+Tests/Fuzz/run.sh "${CARELEDGER_FUZZ_SECONDS:-15}"

@@ -13,7 +13,8 @@ struct VerifyCommand: Command {
         help: "A signed checkpoint saved outside the database; the log must extend it.", environment: nil, defaultValue: nil)
     static let keyOption = OptionSpec(
         name: "key", valueName: "file",
-        help: "The log's public key: a note verifier key (name+hash+base64) or base64 of the raw 32 bytes.", environment: nil, defaultValue: nil)
+        help: "The log's public key: a note verifier key (name+hash+base64), a PEM public key (openssl pkey -pubout), or base64 of the raw 32 bytes.",
+        environment: nil, defaultValue: nil)
     static let receiptOption = OptionSpec(name: "receipt", valueName: "file", help: "A receipt from GET /v1/ledger/receipts/{seq}.", environment: nil, defaultValue: nil)
     static let urlOption = OptionSpec(name: "url", valueName: "url", help: "A CareLedger server to monitor (http://); reads CARELEDGER_API_KEY unless the ledger is public.", environment: nil, defaultValue: nil)
     static let options = [trustedHeadOption, keyOption, receiptOption, urlOption, LedgerOptions.masterKeyFile]
@@ -80,12 +81,20 @@ struct VerifyCommand: Command {
         return data
     }
 
-    /// A note verifier key or base64 of a raw Ed25519 key.
+    /// A note verifier key, a PEM SubjectPublicKeyInfo, or base64 of a raw Ed25519 key.
     static func readKey(_ path: String) throws(CLIError) -> Ed25519PublicKey {
-        let text = String(decoding: try read(path), as: UTF8.self).filter { !$0.isWhitespace }
+        let contents = String(decoding: try read(path), as: UTF8.self)
+        if contents.contains("-----BEGIN") {
+            do {
+                return try Ed25519PublicKey(pem: contents)
+            } catch {
+                throw CLIError("'\(path)' is PEM but not an Ed25519 public key: \(error)")
+            }
+        }
+        let text = contents.filter { !$0.isWhitespace }
         if let verifier = try? NoteVerifier(text) { return verifier.publicKey }
         guard let raw = Base64.decode(text), let key = try? Ed25519PublicKey(rawRepresentation: raw) else {
-            throw CLIError("'\(path)' holds neither a note verifier key nor a base64 Ed25519 public key")
+            throw CLIError("'\(path)' holds neither a note verifier key, a PEM public key, nor a base64 Ed25519 public key")
         }
         return key
     }

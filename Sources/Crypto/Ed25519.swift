@@ -19,6 +19,25 @@ public struct Ed25519PublicKey: Sendable, Equatable {
         self.rawRepresentation = rawRepresentation
     }
 
+    /// Reads a PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), as `openssl pkey -pubout` writes.
+    public init(pem: String) throws(CryptoError) {
+        let bytes = Array(pem.utf8)
+        let read: OpaquePointer? = bytes.withUnsafeBufferPointer { buffer in
+            guard buffer.count <= Int(Int32.max), let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
+        }
+        guard let key = read else { throw CryptoError("not a PEM public key") }
+        defer { EVP_PKEY_free(key) }
+        guard EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 else { throw CryptoError("the PEM key is not an Ed25519 key") }
+        var raw = [UInt8](repeating: 0, count: 32)
+        var length = 32
+        guard EVP_PKEY_get_raw_public_key(key, &raw, &length) == 1, length == 32 else {
+            throw CryptoError("OpenSSL could not read the Ed25519 public key")
+        }
+        try self.init(rawRepresentation: raw)
+    }
+
     /// Whether `signature` is this key's signature of `message`. Malformed input is simply invalid.
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
         guard signature.count == 64,

@@ -180,11 +180,14 @@ import TestSupport
             for index in 0..<3 {
                 try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', \("r\(index)"), \("sha256:" + String(repeating: "0", count: 64)))")
             }
-            try await Task.sleep(for: .milliseconds(300))
+            func signedSize() async throws -> Int64 {
+                try await pool.query("SELECT coalesce(max(tree_size), 0) AS n FROM ledger_heads")[0].decode("n", as: Int64.self)
+            }
+            try await waitUntil("the server signs the three entries") { try await signedSize() == 3 }
             let first = try await monitor(["--full"])
             #expect(first.status == 0 && first.stdout.contains(#""entriesChecked":3"#), "\(first.stdout) \(first.stderr)")
             try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', 'r9', \("sha256:" + String(repeating: "1", count: 64)))")
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("the server signs the fourth") { try await signedSize() == 4 }
             let second = try await monitor()
             #expect(second.status == 0 && second.stdout.contains(#""previousSize":3"#) && second.stdout.contains(#""treeSize":4"#), "\(second.stdout) \(second.stderr)")
             // A trusted head the server can no longer extend (as if entries were cut off).

@@ -257,7 +257,7 @@ import TestSupport
             let clock = ContinuousClock()
             let started = clock.now
             async let polled = api.call(.get, "/v1/exchanges?box=inbox&after=\(cursor)&wait=10", key: hospitalB)
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("the long poll waits for a batch") { api.ledger.batches.waiting > 0 }
             let second = try #require(await send())
             let reply = await polled
             #expect(reply.items.map { $0["exchangeId"] as? String } == [second])

@@ -151,13 +151,9 @@ struct Loopback: Sendable {
 
     /// Returns once the log has its first signed head (the ledger routes answer 503 before that).
     func waitForSignedHead(key: String, deadline: Duration = .seconds(30)) async throws {
-        let clock = ContinuousClock()
-        let end = clock.now + deadline
-        while clock.now < end {
-            if try await send("GET", "/v1/ledger/head", key: key, body: nil).status == 200 { return }
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil("the first signed tree head", deadline: deadline, every: .milliseconds(20)) {
+            try await send("GET", "/v1/ledger/head", key: key, body: nil).status == 200
         }
-        throw HarnessError("no signed tree head within \(deadline)")
     }
 }
 

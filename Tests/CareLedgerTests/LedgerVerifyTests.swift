@@ -149,6 +149,18 @@ import TestSupport
             let wrongKey = try await runProcess(RepositoryPaths.executable, ["verify", "--receipt", receiptFile.path, "--key", otherKey.path], environment: [:])
             #expect(wrongKey.status == 1 && wrongKey.stderr.contains("receipt FAILED"))
 
+            // The log's key as people hold it: the PEM public key `openssl pkey -pubout` prints.
+            let privateFile = folder.appendingPathComponent("signing.pem"), pemFile = folder.appendingPathComponent("log.pem")
+            try api.ledger.signer.key.pemRepresentation().write(to: privateFile, atomically: true, encoding: .utf8)
+            let pubout = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["openssl", "pkey", "-in", privateFile.path, "-pubout", "-out", pemFile.path], environment: [:])
+            #expect(pubout.status == 0, "\(pubout.stderr)")
+            let withPEM = try await runProcess(RepositoryPaths.executable, ["verify", "--receipt", receiptFile.path, "--key", pemFile.path], environment: [:])
+            #expect(withPEM.status == 0 && withPEM.stdout.contains(#""verified":true"#), "\(withPEM.stderr)")
+            let rsaFile = folder.appendingPathComponent("rsa.pem")
+            _ = try await runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["sh", "-c", "openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024 2>/dev/null | openssl pkey -pubout -out '\(rsaFile.path)'"], environment: [:])
+            let notEd25519 = try await runProcess(RepositoryPaths.executable, ["verify", "--receipt", receiptFile.path, "--key", rsaFile.path], environment: [:])
+            #expect(notEd25519.status != 0 && notEd25519.stderr.contains("not an Ed25519 public key"), "\(notEd25519.stderr)")
+
             try await tamper(api, "UPDATE ledger_nodes SET hash = sha256(hash) WHERE level = 1 AND idx = 2")
             let broken = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)
             #expect(broken.status == 1 && broken.stderr.contains("FAILED: ledger_nodes at seq 4"), "\(broken.stderr)")

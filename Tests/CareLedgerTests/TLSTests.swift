@@ -129,8 +129,11 @@ func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessRes
             }
             let before = try await servedSerial()
             // A keep-alive connection open across the reload: one request before, one after.
+            // The client says when its first answer is in (a file), and asks again once told the
+            // reload took effect (another file); each side waits on the other, never on a clock.
+            let asked = pki.path("asked-once"), reloaded = pki.path("reloaded")
             async let acrossReload = run(["python3", "-c", """
-                import socket, ssl, time
+                import os, socket, ssl, time
                 context = ssl.create_default_context(cafile='\(pki.path("ca.pem"))')
                 tls = context.wrap_socket(socket.create_connection(('127.0.0.1', \(server.port))), server_hostname='localhost')
                 def ask():
@@ -142,14 +145,20 @@ func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessRes
                         answer += chunk
                     return answer.split(b' ')[1].decode()
                 first = ask()
-                time.sleep(1.5)
+                open('\(asked)', 'w').close()
+                deadline = time.time() + 30
+                while not os.path.exists('\(reloaded)') and time.time() < deadline:
+                    time.sleep(0.01)
                 print(first, ask())
                 """])
-            try await Task.sleep(for: .milliseconds(500))
+            try await waitUntil("the keep-alive client has its first answer") { FileManager.default.fileExists(atPath: asked) }
             try await pki.issue("server", by: "ca", extensions: true, serial: "4242")
             server.signal(SIGHUP)
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(try await servedSerial().contains("1092"), "serial 4242 is 0x1092 (was \(before))")
+            // serial 4242 is 0x1092
+            try await waitUntil("new connections get the new certificate (was \(before))", every: .milliseconds(50)) {
+                try await servedSerial().contains("1092")
+            }
+            FileManager.default.createFile(atPath: reloaded, contents: nil)
             #expect(try await curl(["\(base)/health"]).status == 0)
             let kept = try await acrossReload
             #expect(kept.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "200 200", "an open connection outlives the reload: \(kept.stdout) \(kept.stderr)")

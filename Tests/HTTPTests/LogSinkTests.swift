@@ -2,46 +2,46 @@
 import Glibc
 #endif
 import Foundation
-@testable import HTTP
 import Synchronization
-import Testing
 import Telemetry
+import Testing
 
 @Suite struct LogSinkTests {
     /// Nobody reads the pipe: logging must not block the caller, and what could not be kept is
     /// counted in a line of its own once the output moves again.
     @Test func aBlockedOutputNeverBlocksTheCallerAndDropsAreCounted() async throws {
+        // A reader that gives up closes its end; the sink's write must then fail, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { close(fds[0]) }
-        let sink = BufferedLogSink(fileDescriptor: fds[1], bufferLimit: 256 * 1024)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let sink = BufferedLogSink(fileDescriptor: writeEnd, bufferLimit: 256 * 1024)
         let line = String(repeating: "x", count: 1000)
         let started = ContinuousClock.now
         for _ in 0..<2_000 { sink.write(line) }  // 2 MB into a 64 KB pipe and a 256 KB buffer
         #expect(ContinuousClock.now - started < .seconds(2), "writes returned although the pipe is full")
 
-        // Drain the pipe while the sink catches up, then look for the count. The reader is a thread of
-        // its own, started before `flush` blocks this one until the pipe drains: a task could wait for
-        // a cooperative thread that the rest of the run holds, and never come.
-        let readEnd = fds[0]
-        let reading = DispatchQueue(label: "log-sink-test.reader")
+        // The reader drains the pipe to its end (EOF once the write end is closed), on a thread of
+        // its own; the flush, which blocks until the pipe drains, on another. Each has a deadline:
+        // a reader that stopped early (it once stopped at the "dropped" line while the sink still
+        // held lines) would leave the flush blocked forever.
         let collected = Collected()
-        reading.async {
+        let reader = Worker.detached {
             var chunk = [UInt8](repeating: 0, count: 65_536)
-            let deadline = ContinuousClock.now + .seconds(10)
-            collected.bytes.withLock { collected in
-                while ContinuousClock.now < deadline {
-                    let count = read(readEnd, &chunk, chunk.count)
-                    if count <= 0 { break }
-                    collected += chunk[0..<count]
-                    if String(decoding: collected.suffix(300), as: UTF8.self).contains("log lines dropped") { break }
-                }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let count = read(readEnd, &chunk, chunk.count)
+                if count <= 0 { break }
+                collected.bytes.withLock { $0 += chunk[0..<count] }
             }
+            close(readEnd)
         }
-        sink.flush()
-        close(fds[1])
-        // The queue is serial: this runs once the reader is done.
-        await withCheckedContinuation { continuation in reading.async { continuation.resume() } }
+        let flushed = Worker.detached {
+            sink.flush()
+            close(writeEnd)
+        }
+        #expect(flushed.wait(seconds: 20), "flush did not return: the pipe was never drained")
+        #expect(reader.wait(seconds: 20), "the reader never saw the end of the pipe")
         let text = collected.bytes.withLock { String(decoding: $0, as: UTF8.self) }
         #expect(text.contains(#""msg":"log lines dropped while output was blocked","count":"#))
         let kept = text.split(separator: "\n").filter { $0 == Substring(line) }.count
@@ -51,4 +51,22 @@ import Telemetry
 
 private final class Collected: Sendable {
     let bytes = Mutex<[UInt8]>([])
+}
+
+/// A thread running one closure, and a bounded wait for its end.
+private final class Worker: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+
+    static func detached(_ body: @escaping @Sendable () -> Void) -> Worker {
+        let thread = Worker()
+        Thread.detachNewThread {
+            body()
+            thread.done.signal()
+        }
+        return thread
+    }
+
+    func wait(seconds: Int) -> Bool {
+        done.wait(timeout: .now() + .seconds(seconds)) == .success
+    }
 }

@@ -9,14 +9,12 @@ import IOLoop
 @Suite struct PostgresPipelineTests {
     /// Reads on every loop until each has its pipeline (they open in the background on first use).
     private func openPipelines(_ pool: PostgresPool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while pool.statistics.pipelined < IOEventLoop.all.count, ContinuousClock.now < deadline {
+        try await waitUntil("every loop has its pipeline", every: .milliseconds(20)) {
             for loop in IOEventLoop.all {
                 try await withTaskExecutorPreference(loop) { _ = try await pool.query("SELECT 1 AS one") }
             }
-            try await Task.sleep(for: .milliseconds(20))
+            return pool.statistics.pipelined == IOEventLoop.all.count
         }
-        try #require(pool.statistics.pipelined == IOEventLoop.all.count)
     }
 
     /// The backend that answers a read from a task on `loop`: its pipeline's, once that is open.
@@ -138,17 +136,16 @@ import IOLoop
             try await admin.query("SELECT pg_terminate_backend(\(pid))")
             // Statements caught by the loss fail as unavailable; within seconds reads work again, on a
             // new pipeline.
-            let deadline = ContinuousClock.now + .seconds(5)
             var served: Int?
-            while served == nil, ContinuousClock.now < deadline {
+            try await waitUntil("reads work again", deadline: .seconds(5), every: .milliseconds(20)) {
                 do {
                     served = try await backendPID(pool, readingOn: loop)
                 } catch let error as PostgresError {
                     #expect(error.isUnavailable)
-                    try await Task.sleep(for: .milliseconds(20))
                 }
+                return served != nil
             }
-            #expect(served != nil && served != pid)
+            #expect(served != pid)
             try await openPipelines(pool)
             let replaced = try await backendPID(pool, readingOn: loop)
             #expect(replaced != pid)

@@ -13,7 +13,7 @@ import IOLoop
                         try await connection.query("SELECT pg_sleep(4)").count
                     }
                 }
-                try await Task.sleep(for: .milliseconds(100))
+                try await waitUntil("the only connection is taken") { pool.statistics.inUse == 1 }
                 let clock = ContinuousClock()
                 let started = clock.now
                 let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1 AS one") }

@@ -267,6 +267,11 @@ final class BatchNotifier: Sendable {
     private let waiters = Mutex<[Int: Waiter]>([:])
     private let nextToken = Atomic<Int>(0)
 
+    /// Polls waiting for the next batch now (for tests that must know one is waiting).
+    var waiting: Int {
+        waiters.withLock { $0.count }
+    }
+
     func notify() {
         let all = waiters.withLock { waiters -> [Waiter] in
             defer { waiters = [:] }
