@@ -70,15 +70,20 @@ import Testing
 
     @Test func migrateHelpIsStable() {
         #expect(MigrateCommand.help == """
-            USAGE: careledger migrate [--migrations-dir <dir>]
+            USAGE: careledger migrate [--migrations-dir <dir>] [--app-role <role>]
 
             Apply every migration in the folder that the database has not applied yet, each in
             its own transaction. Refuses to run if an applied migration's file has changed.
+            With --app-role, the role the server runs as gets SELECT and INSERT on the ledger, audit and
+            claim-event tables (never UPDATE or DELETE), DELETE on the ledger queue, UPDATE where objects
+            change state, and nothing else; run it again after each upgrade.
             Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
 
             OPTIONS:
               --migrations-dir <dir>
                     Folder of numbered SQL migrations. (env CARELEDGER_MIGRATIONS_DIR, default Migrations)
+              --app-role <role>
+                    Then grant this existing role exactly what `serve --no-migrate` needs: append-only on the log and the trails. (env CARELEDGER_APP_ROLE)
               -h, --help
                     Show this help.
 
