@@ -135,6 +135,34 @@ import TestSupport
         }
     }
 
+    /// Every official FHIR R4 example in the fixtures, Bundles with every kind of entry among them
+    /// (`bundle-transaction.json` carries a Parameters), goes through unchanged; what R4 does not
+    /// define is refused at its path.
+    @Test func everyFixtureGoesThroughAndOnlyNonR4TypesAreRefused() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await world(api)
+            let consent = await api.call(.post, "/v1/patients/\(world.patientId)/consents", key: world.patientKey,
+                                         body: #"{"grantee":{"orgId":"\#(world.orgB)"},"purposes":["TREAT"],"categories":["*"]}"#)
+            #expect(consent.status == 201)
+            let fixtures = try SharedFiles.files(under: "fixtures/fhir", extension: "json").filter { !$0.path.contains("/terminology/") }
+            #expect(fixtures.count >= 30 && fixtures.contains { $0.lastPathComponent == "bundle-transaction.json" })
+            for file in fixtures {
+                let document = String(decoding: try Data(contentsOf: file), as: UTF8.self)
+                let sent = await send(world, document: document, category: "lab")
+                #expect(sent.status == 201, "\(file.lastPathComponent): \(sent.text)")
+                #expect(sent["documentHash"] == "sha256:" + SHA256.hexDigest(try JCS.canonicalize(json: Array(document.utf8))), "\(file.lastPathComponent)")
+            }
+            #expect(FHIRDocument.r4ResourceTypes.count == 146 && FHIRDocument.r4ResourceTypes.contains("Parameters"))
+            for (type, path) in [("SubscriptionTopic", "document.resourceType"), ("Transport", "document.resourceType"),
+                                 ("Resource", "document.resourceType"), ("DomainResource", "document.resourceType"), ("patient", "document.resourceType")] {
+                let refused = await send(world, document: #"{"resourceType":"\#(type)"}"#)
+                #expect(refused.status == 422 && refused.text.contains(path) && refused.text.contains("is not a FHIR R4 resource type"), "\(type): \(refused.text)")
+            }
+            let nested = await send(world, document: #"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Parameters"}},{"resource":{"resourceType":"Citation"}}]}"#)
+            #expect(nested.status == 422 && nested.text.contains("document.entry[1].resource.resourceType"), "R4B's Citation is not R4: \(nested.text)")
+        }
+    }
+
     @Test func strangersLearnNothingAndBadDocumentsAreRefused() async throws {
         try await APIHarness.with { api in
             let world = try await world(api)
