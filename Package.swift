@@ -43,8 +43,9 @@ let package = Package(
         // The verifiable log, pure: canonical JSON (RFC 8785), Merkle trees and proofs (RFC 9162),
         // signed checkpoints, receipts. Knows nothing of HTTP or PostgreSQL.
         .target(name: "Ledger", dependencies: ["Crypto"]),
-        // The domain: one folder per area, each registering its own routes.
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres", "Telemetry"]),
+        // The domain: one folder per area, each Routes -> Service -> Store (its README is the recipe).
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres", "Telemetry"],
+                exclude: ["README.md"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "Telemetry", "TLS"]),
         .executableTarget(name: "careledger", dependencies: ["CareLedgerCLI"]),

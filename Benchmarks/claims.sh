@@ -46,7 +46,7 @@ get() { jq -r ".$1" <<<"$result"; }
     echo
     echo "## Claims feed, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) cores; server, PostgreSQL (default durability) and the Python client on it together. Command: \`${SERVE_FLAGS:+SERVE_FLAGS=\"$SERVE_FLAGS\" }Benchmarks/claims.sh $seconds $rate\` (git $(git rev-parse --short HEAD)); 4 hospitals submit the FHIR Claim example to 10 insurers long-polling their feeds (limit 200, wait 5)."
+    echo "Machine: $(nproc) cores; server, PostgreSQL (default durability) and the Python client on it together. Command: \`${SERVE_FLAGS:+SERVE_FLAGS=\"$SERVE_FLAGS\" }Benchmarks/claims.sh $seconds $rate\` (git ${BENCH_REVISION:-$(git rev-parse --short HEAD)}); 4 hospitals submit the FHIR Claim example to 10 insurers long-polling their feeds (limit 200, wait 5)."
     echo
     echo "| claims | achieved rate | submit p50 | submit p99 | 201 -> insurer p50 | p99 | max | undelivered | failures |"
     echo "|---|---|---|---|---|---|---|---|---|"

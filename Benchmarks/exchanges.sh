@@ -31,7 +31,7 @@ non2xx() { awk '/Non-2xx/ {print $5}' <<<"$1"; }
     echo
     echo "## Exchanges, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) cores; server and PostgreSQL (default durability) on it together. Command: \`${SERVE_FLAGS:+SERVE_FLAGS=\"$SERVE_FLAGS\" }Benchmarks/exchanges.sh $seconds\` (git $(git rev-parse --short HEAD)); wrk -t2 -c32."
+    echo "Machine: $(nproc) cores; server and PostgreSQL (default durability) on it together. Command: \`${SERVE_FLAGS:+SERVE_FLAGS=\"$SERVE_FLAGS\" }Benchmarks/exchanges.sh $seconds\` (git ${BENCH_REVISION:-$(git rev-parse --short HEAD)}); wrk -t2 -c32."
     echo
     echo "| request | req/s | p50 | p99 | non-2xx |"
     echo "|---|---|---|---|---|"

@@ -3,8 +3,13 @@
 # Sets: bin, work, DATABASE_URL, CARELEDGER_URL, CARELEDGER_API_KEY (the admin key), server.
 start_bench_server() {
     local port="$1"
-    swift build -c release --product careledger >/dev/null
-    bin=.build/release/careledger
+    # BENCH_BIN: a careledger binary built elsewhere (the previous commit, for a same-run comparison).
+    if [ -n "${BENCH_BIN:-}" ]; then
+        bin="$BENCH_BIN"
+    else
+        swift build -c release --product careledger >/dev/null
+        bin=.build/release/careledger
+    fi
     work="$(mktemp -d "${TMPDIR:-/tmp}/careledger-bench.XXXXXX")"
     [ "$(id -u)" -eq 0 ] && chmod 755 "$work"
     server=""

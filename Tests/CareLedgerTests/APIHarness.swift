@@ -5,6 +5,7 @@ import Foundation
 import HTTP
 import IOLoop
 import Synchronization
+import Telemetry
 import Postgres
 import TestSupport
 
@@ -28,13 +29,14 @@ struct APIHarness: Sendable {
 
     /// `runningLedger` starts the sequencer, waiter and listener (three more connections); without
     /// it the log has just its signed size-0 head, which is all most tests need.
-    static func with<T: Sendable>(limits: AccessLimits = generousLimits, runningLedger: Bool = false, patientKeys: PatientKeys? = nil, _ body: (APIHarness) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(limits: AccessLimits = generousLimits, runningLedger: Bool = false, patientKeys: PatientKeys? = nil,
+                                  log: EventLog? = nil, _ body: (APIHarness) async throws -> T) async throws -> T {
         try await TestDatabase.withSchema(maxConnections: 4) { pool in
             try await Migrator(pool: pool).migrate(try Migration.load(directory: OpsRoutesTests.migrationsDirectory))
             let bootstrap = try await Bootstrap.run(pool: pool)
             let ledger = runningLedger ? try LedgerService.started(pool) : try LedgerService.unstarted(pool)
             if !runningLedger { try await ledger.sequencer.sequenceBatch() }
-            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: nil, ledger: ledger, patientKeys: try patientKeys ?? .forTests(), limits: limits))
+            let (router, routes) = try Application.make(ApplicationContext(pool: pool, migrations: [], log: log, ledger: ledger, patientKeys: try patientKeys ?? .forTests(), limits: limits))
             do {
                 let value = try await body(APIHarness(pool: pool, router: router, routes: routes, adminKey: bootstrap.apiKey, platformOrg: bootstrap.orgId, ledger: ledger))
                 await ledger.stop()

@@ -5,6 +5,8 @@ import HTTP
 import Ledger
 import Postgres
 import Testing
+import Synchronization
+import Telemetry
 import TestSupport
 
 /// A hospital with a patient, the patient's insurer (covered by a payment consent), and a second
@@ -247,6 +249,25 @@ func canonical(_ object: Any?) throws -> [UInt8] {
         }
     }
 
+    /// A stored rule that no longer parses decides nothing, and says so: a log line naming it and a counter.
+    @Test func aStoredRuleThatNoLongerParsesIsLoggedAndCountedNotSkippedInSilence() async throws {
+        let lines = LogLines()
+        try await APIHarness.with(runningLedger: true, log: EventLog(sink: lines)) { api in
+            let world = try await ClaimWorld.make(api)
+            let rule = await api.call(.post, "/v1/claims/rules", key: world.insurer,
+                                      body: #"{"name":"Everything","action":"approve","when":{"totalBelow":{"value":1000000,"currency":"USD"}}}"#)
+            let ruleId = try #require(rule["id"])
+            // As after a change to the rule language: the stored document is no longer a rule.
+            try await api.pool.query("UPDATE claim_rules SET rule = convert_to('{\"name\":\"Everything\",\"action\":\"approve\",\"when\":{\"retired\":1}}', 'UTF8') WHERE id = \(ruleId)")
+            let submitted = await world.submit(try ClaimWorld.fixture("claim-example"))
+            #expect(submitted.status == 201 && submitted["status"] == "submitted", "the unreadable rule decided nothing: \(submitted.text)")
+            #expect(lines.captured.contains { $0.contains(#""level":"error""#) && $0.contains("stored claim rule does not parse") && $0.contains(ruleId) },
+                    "\(lines.captured)")
+            let metrics = await api.call(.get, "/metrics", key: nil, client: "127.0.0.1")
+            #expect(metrics.text.contains("careledger_claim_rules_unreadable_total 1"), "\(metrics.text.prefix(400))")
+        }
+    }
+
     @Test func rulesAreDataAndBadOnesAreRefused() async throws {
         try await APIHarness.with { api in
             let world = try await ClaimWorld.make(api)
@@ -287,4 +308,14 @@ func canonical(_ object: Any?) throws -> [UInt8] {
         #expect(FHIRClaim.day("2014") == "2014-12-31" && FHIRClaim.day("2014-02") == "2014-02-31" && FHIRClaim.day("2014-02-03T10:00:00Z") == "2014-02-03")
         #expect(FHIRClaim.day("14-02-03") == nil)
     }
+}
+
+/// Log lines kept in memory.
+final class LogLines: LogSink {
+    private let lines = Mutex<[String]>([])
+
+    func write(_ line: String) { lines.withLock { $0.append(line) } }
+    func flush() {}
+
+    var captured: [String] { lines.withLock { $0 } }
 }

@@ -176,3 +176,17 @@ import Testing
         #expect(clock.now - second >= .milliseconds(250))
     }
 }
+
+@Suite struct LedgerServiceStartTests {
+    /// A service that cannot listen for batches fails at once: it once ran on without its
+    /// sequencer and waiter, every create then waiting out its sequencing wait.
+    @Test func aListenerThatCannotBeMadeFailsTheService() throws {
+        let pool = PostgresPool(configuration: .init(conninfo: "postgresql:///unused?host=/nonexistent"))
+        let signer = try LedgerSigner(origin: "test.careledger/log", key: Ed25519PrivateKey())
+        #expect(throws: PostgresError.self) {
+            _ = try LedgerService(pool: pool, signer: signer, settings: LedgerService.Settings(), log: nil, channel: "Not A Channel")
+        }
+        #expect(throws: Never.self) { _ = try LedgerService(pool: pool, signer: signer) }
+    }
+}
+

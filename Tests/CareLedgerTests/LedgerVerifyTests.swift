@@ -82,6 +82,10 @@ import TestSupport
                    "UPDATE ledger_entries SET seq = 9223372036854775807 WHERE seq = \(size - 1)" }, table: "ledger_entries", seq: { $0 - 1 }),
         Tamper(description: "a head claiming Int64.max entries", sql: { size in
                    "UPDATE ledger_heads SET tree_size = 9223372036854775807 WHERE tree_size = \(size)" }, table: "ledger_entries", seq: { $0 }),
+        Tamper(description: "an entry no signed head covers", sql: { size in """
+                   INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, enqueued_at, sequenced_at)
+                   SELECT seq + 1, entry, leaf_hash, queue_id + 1000000, type, ref, enqueued_at, sequenced_at FROM ledger_entries WHERE seq = \(size - 1)
+                   """ }, table: "ledger_entries", seq: { $0 }),
         Tamper(description: "an audit batch starting at Int64.min", sql: { _ in
                    "UPDATE audit_batches SET first_seq = -9223372036854775808 WHERE first_seq = (SELECT min(first_seq) FROM audit_batches)" },
                table: "audit_batches", seq: { _ in nil }),
@@ -100,6 +104,28 @@ import TestSupport
             let found = try #require(try await failure(api), "\(tamper) went unnoticed")
             #expect(found.table == tamper.table, "\(found)")
             if let seq = tamper.seq(size) { #expect(found.seq == seq, "\(found)") } else { #expect(found.seq != nil, "\(found)") }
+        }
+    }
+
+    /// A server that keeps sequencing while verify runs is not mistaken for tampering: verify
+    /// covers the log as its latest signed head had it when it began.
+    @Test func aLiveLogVerifiesWhileItGrows() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let key = try await populate(api)
+            let writers = Task {
+                for index in 0..<150 {
+                    let hash = "sha256:" + SHA256.hexDigest(Array("live \(index)".utf8))
+                    _ = await api.call(.post, "/v1/ledger/anchors", key: key, body: #"{"hash":"\#(hash)","kind":"lab-report","reference":"l\#(index)"}"#)
+                }
+            }
+            var verified = 0
+            while !writers.isCancelled, verified < 15 {
+                let report = try await LedgerVerifier(pool: api.pool).verify()
+                #expect(report.entries > 0)
+                verified += 1
+            }
+            await writers.value
+            #expect(try await failure(api) == nil)
         }
     }
 

@@ -22,6 +22,10 @@ public enum TestDatabase {
         return base + (base.contains("?") ? "&" : "?") + "\(key)=\(encoded)"
     }
 
+    /// Every test session's statements and lock waits have a deadline, so a statement stuck behind
+    /// a lock fails the test that made it (SQLSTATE 57014 or 55P03) instead of hanging the run.
+    public static let statementDeadlines = "-c statement_timeout=120s -c lock_timeout=60s"
+
     /// A pool whose connections see only a fresh schema; the schema is dropped afterwards.
     public static func withSchema<T: Sendable>(
         maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2), multiplexing: Bool = true,
@@ -31,7 +35,7 @@ public enum TestDatabase {
         let schema = uniqueName("t")
         let admin = PostgresPool(configuration: .init(conninfo: base))
         try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
-        var configuration = PostgresPool.Configuration(conninfo: url(base, adding: "options", "-c search_path=\(schema)"))
+        var configuration = PostgresPool.Configuration(conninfo: url(base, adding: "options", "-c search_path=\(schema) \(statementDeadlines)"))
         configuration.maxConnections = maxConnections
         configuration.acquireTimeout = acquireTimeout
         configuration.multiplexing = multiplexing
@@ -57,7 +61,7 @@ public enum TestDatabase {
         try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
         let drop = PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
         do {
-            let value = try await body(url(base, adding: "dbname", name))
+            let value = try await body(url(url(base, adding: "dbname", name), adding: "options", statementDeadlines))
             try await admin.query(drop)
             return value
         } catch {

@@ -49,25 +49,39 @@ struct AuditStore: Sendable {
     /// The one insert into `audit_events`, for `record` and for single-statement writes that compose
     /// it as a CTE (an exchange send audits in the statement that stores it). It first takes the
     /// audit lock shared (before any seq is drawn), so the batcher, which takes it exclusively,
-    /// never reads past an event whose transaction is still open.
+    /// never reads past an event whose transaction is still open. One event binds its values
+    /// directly: every read writes one, and twelve one-element arrays cost the server a parse each.
     static func insert(_ events: [AuditEvent]) -> PostgresFragment {
-        """
-        INSERT INTO audit_events (request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision,
-                                  reason, client_address)
-        SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
-               e.decision, e.reason, e.client_address
-        FROM (SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))) AS gate, unnest(
-            \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
-            \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
-            \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
-            \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
-            \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
-            \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
-            WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
-                                 decision, reason, client_address, position)
-        ORDER BY e.position
-        """
+        let gate: PostgresFragment = "(SELECT pg_advisory_xact_lock_shared(\(LedgerStore.auditLock), hashtext(current_schema()))) AS gate"
+        if events.count == 1, let event = events.first {
+            return """
+                INSERT INTO audit_events (\(sql: columns))
+                SELECT \(event.requestId), \(event.actorOrg), \(event.keyId), \(event.role?.rawValue), \(event.action), \(event.resourceType),
+                       \(event.resourceId), \(event.patientId), \(event.purpose?.rawValue), \(event.decision.rawValue), \(event.reason),
+                       \(event.clientAddress)
+                FROM \(gate)
+                """
+        }
+        return """
+            INSERT INTO audit_events (\(sql: columns))
+            SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
+                   e.decision, e.reason, e.client_address
+            FROM \(gate), unnest(
+                \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
+                \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
+                \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
+                \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
+                \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
+                \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
+                WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
+                                     decision, reason, client_address, position)
+            ORDER BY e.position
+            """
     }
+
+    private static let columns: StaticString = """
+        request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose, decision, reason, client_address
+        """
 
     /// Events after `afterSeq` as they are hashed into audit batches: every column, as text.
     func batchEvents(after afterSeq: Int64, through lastSeq: Int64 = .max, limit: Int, on runner: some QueryRunner) async throws -> [(seq: Int64, value: JSONValue)] {

@@ -7,13 +7,14 @@ struct ClaimEventCheck: AnchoredObjectCheck {
     let kind: ClaimEvent.Kind
     var entryType: String { kind.entryType }
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], in scope: VerificationScope, keys: PatientKeys?) async throws -> Int {
+        let pool = scope.pool
         let rows = try await ClaimStore().allEvents(on: pool).filter { $0.event.kind == kind }
         let objects = rows.map { row in
             AnchoredObject(ref: row.event.claimId, queueId: row.event.queueId, hash: row.event.documentHash,
                            basis: row.event.ruleId.flatMap { id in row.event.ruleHash.map { LedgerBasis(ref: id, hash: $0) } })
         }
-        let matched = try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "claim_events")
+        let matched = try AnchoredObject.match(objects, entries: entries, pending: try await scope.unsequencedQueueIds(), table: "claim_events")
         guard let keys else { return matched }
         let documents = ClaimDocuments(keys: keys)
         // Erased patients have no data key: their documents are unreadable by design, not tampered.
@@ -41,7 +42,8 @@ struct ClaimRuleCheck: AnchoredObjectCheck {
     let retired: Bool
     var entryType: String { retired ? "claim.rule.retired" : "claim.rule.registered" }
 
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
+    func check(entries: [Int64: EntryFacts], in scope: VerificationScope, keys: PatientKeys?) async throws -> Int {
+        let pool = scope.pool
         let store = ClaimStore()
         let rules = try await store.allRules(on: pool)
         let hashes = Dictionary(uniqueKeysWithValues: rules.map { ($0.id, "sha256:" + SHA256.hexDigest($0.document)) })
@@ -49,7 +51,7 @@ struct ClaimRuleCheck: AnchoredObjectCheck {
             guard let queueId = retired ? rule.retiredQueueId : rule.queueId else { return nil }
             return AnchoredObject(ref: rule.id, queueId: queueId, hash: hashes[rule.id] ?? "")
         }
-        let matched = try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "claim_rules")
+        let matched = try AnchoredObject.match(objects, entries: entries, pending: try await scope.unsequencedQueueIds(), table: "claim_rules")
         guard !retired else { return matched }
         for row in try await store.allEvents(on: pool) {
             guard let ruleId = row.event.ruleId else { continue }

@@ -71,18 +71,25 @@ struct LedgerStore: Sendable {
 
     /// The one insert into `ledger_queue`: `items` in order, `RETURNING id, ref`. For `enqueue`, and for
     /// single-statement writes that compose it as a CTE (an exchange send, a claim submission), so
-    /// the entry commits with its object or neither does.
+    /// the entry commits with its object or neither does. One item binds its values directly.
     static func queueAppend(_ items: [LedgerItem]) -> PostgresFragment {
-        """
-        INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
-        SELECT t, a, r, h, b, bh
-        FROM unnest(\(PostgresArray(items.map { Optional($0.type) }))::text[], \(PostgresArray(items.map { Optional($0.actor) }))::text[],
-                    \(PostgresArray(items.map { Optional($0.ref) }))::text[], \(PostgresArray(items.map { Optional($0.hash) }))::text[],
-                    \(PostgresArray(items.map { $0.basis?.ref }))::text[], \(PostgresArray(items.map { $0.basis?.hash }))::text[])
-             WITH ORDINALITY AS q(t, a, r, h, b, bh, position)
-        ORDER BY position
-        RETURNING id, ref
-        """
+        if items.count == 1, let item = items.first {
+            return """
+                INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
+                VALUES (\(item.type), \(item.actor), \(item.ref), \(item.hash), \(item.basis?.ref), \(item.basis?.hash))
+                RETURNING id, ref
+                """
+        }
+        return """
+            INSERT INTO ledger_queue (type, actor, ref, hash, basis, basis_hash)
+            SELECT t, a, r, h, b, bh
+            FROM unnest(\(PostgresArray(items.map { Optional($0.type) }))::text[], \(PostgresArray(items.map { Optional($0.actor) }))::text[],
+                        \(PostgresArray(items.map { Optional($0.ref) }))::text[], \(PostgresArray(items.map { Optional($0.hash) }))::text[],
+                        \(PostgresArray(items.map { $0.basis?.ref }))::text[], \(PostgresArray(items.map { $0.basis?.hash }))::text[])
+                 WITH ORDINALITY AS q(t, a, r, h, b, bh, position)
+            ORDER BY position
+            RETURNING id, ref
+            """
     }
 
     /// Takes the oldest queued items, up to `limit`, out of the queue (inside the sequencing
@@ -200,9 +207,16 @@ struct LedgerStore: Sendable {
         return (try row.decode("n", as: Int.self), try row.decode("age", as: Double.self))
     }
 
-    /// Queue ids not yet sequenced.
-    func pendingQueueIds(on runner: some QueryRunner) async throws -> Set<Int64> {
-        Set(try await runner.query("SELECT id FROM ledger_queue").all.map { try $0.decode("id", as: Int64.self) })
+    /// Queue ids not sequenced within the first `size` entries: still queued, or sequenced later.
+    func queueIdsNotSequenced(within size: Int64, on runner: some QueryRunner) async throws -> Set<Int64> {
+        Set(try await runner.query("""
+            SELECT id FROM ledger_queue UNION ALL SELECT queue_id AS id FROM ledger_entries WHERE seq >= \(size)
+            """).all.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// The first entry at or after `seq`, if any.
+    func firstEntry(atOrAfter seq: Int64, on runner: some QueryRunner) async throws -> Int64? {
+        try await runner.query("SELECT min(seq) AS seq FROM ledger_entries WHERE seq >= \(seq)")[0].decode("seq", as: Int64?.self)
     }
 
     /// Sequenced entries for queue ids, by queue id.

@@ -44,7 +44,22 @@ protocol AnchoredObjectCheck: Sendable {
     var entryType: String { get }
     /// Checks every object against the entries of `entryType`, keyed by queue id; returns how many it
     /// checked. `keys` (the master key's) lets sealed documents be opened and re-hashed.
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int
+    func check(entries: [Int64: EntryFacts], in scope: VerificationScope, keys: PatientKeys?) async throws -> Int
+}
+
+/// The log a verification covers: every entry the latest signed head had when it began, so a
+/// server that goes on sequencing meanwhile (more entries, subtrees, heads) is not mistaken for
+/// tampering. Objects whose entries came later count as not sequenced yet.
+struct VerificationScope: Sendable {
+    let pool: PostgresPool
+    /// The covered tree size.
+    let size: Int64
+
+    /// The queue ids of objects that need not have an entry in scope: still queued, or sequenced
+    /// after it. Read after the objects are, so an object made meanwhile is in one or the other.
+    func unsequencedQueueIds() async throws -> Set<Int64> {
+        try await LedgerStore().queueIdsNotSequenced(within: size, on: pool)
+    }
 }
 
 /// Recomputes the whole log from what is stored: every leaf from its entry, every stored subtree
@@ -77,19 +92,26 @@ public struct LedgerVerifier: Sendable {
         var report = VerificationReport()
         let keys = try await loadKeys()
         report.keys = keys.count
+        let store = LedgerStore()
+        let scope = VerificationScope(pool: pool, size: try await store.latestHead(on: pool)?.treeSize ?? 0)
         let registered = Set(Self.checks.map(\.entryType))
         var facts: [String: [Int64: EntryFacts]] = [:]
-        var levels: [HashList] = [try await verifyEntries(registered: registered, facts: &facts)]
+        var levels: [HashList] = [try await verifyEntries(below: scope.size, registered: registered, facts: &facts)]
         report.entries = Int64(levels[0].count)
         // A truncated tail shows first as a signed head that covers entries no longer there.
-        if let head = try await LedgerStore().latestHead(on: pool), head.treeSize > report.entries {
-            throw fail("ledger_entries", report.entries, "entries \(report.entries)..<\(head.treeSize) are missing: the signed head of size \(head.treeSize) covers them")
+        guard report.entries == scope.size else {
+            throw fail("ledger_entries", report.entries, "entries \(report.entries)..<\(scope.size) are missing: the signed head of size \(scope.size) covers them")
         }
         report.nodes = try await verifyNodes(&levels)
         let (heads, origin) = try await verifyHeads(levels: levels, keys: keys)
         report.heads = heads
         for check in Self.checks {
-            report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], on: pool, keys: patientKeys)
+            report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], in: scope, keys: patientKeys)
+        }
+        // Entries no signed head covers: heads commit with their entries, so these were added around the log.
+        let latest = try await store.latestHead(on: pool)?.treeSize ?? 0
+        if let unsigned = try await store.firstEntry(atOrAfter: latest, on: pool) {
+            throw fail("ledger_entries", unsigned, "entry \(unsigned) is not covered by any signed head (the latest has size \(latest))")
         }
         report.documentsRehashed = patientKeys != nil
         report.erasedPatients = try await PatientStore().erasedCount(on: pool)
@@ -122,9 +144,9 @@ public struct LedgerVerifier: Sendable {
         let queueId: Int64
     }
 
-    private func fetchEntries(from seq: Int64) async throws -> [StoredEntry] {
+    private func fetchEntries(from seq: Int64, below size: Int64) async throws -> [StoredEntry] {
         let rows = try await pool.query("""
-            SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(seq) ORDER BY seq LIMIT \(Self.pageSize)
+            SELECT seq, entry, leaf_hash, queue_id FROM ledger_entries WHERE seq >= \(seq) AND seq < \(size) ORDER BY seq LIMIT \(Self.pageSize)
             """)
         return try rows.all.map { row in
             StoredEntry(seq: try row.decode("seq", as: Int64.self), entry: try row.bytes("entry"), leafHash: try row.bytes("leaf_hash"),
@@ -154,15 +176,15 @@ public struct LedgerVerifier: Sendable {
 
     /// Leaf hashes, in order, after checking each entry. The next page is fetched while this one is
     /// checked, and each page is checked on every core; failures are still reported in seq order.
-    private func verifyEntries(registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> HashList {
+    private func verifyEntries(below size: Int64, registered: Set<String>, facts: inout [String: [Int64: EntryFacts]]) async throws -> HashList {
         var leaves = HashList()
-        var page = try await fetchEntries(from: 0)
+        var page = try await fetchEntries(from: 0, below: size)
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         while !page.isEmpty {
             // The next page starts where a dense log continues, not at a stored seq plus one: a
             // tampered seq of Int64.max must be reported, not overflow.
             let nextSeq = Int64(leaves.count + page.count)
-            async let following = fetchEntries(from: nextSeq)
+            async let following = fetchEntries(from: nextSeq, below: size)
             let current = page
             let chunk = (current.count + workers - 1) / workers
             let results = await withTaskGroup(of: (Int, [Result<(leafHash: [UInt8], facts: EntryFacts), VerificationFailure>]).self) { group in
@@ -205,9 +227,10 @@ public struct LedgerVerifier: Sendable {
         return level
     }
 
-    private func fetchNodes(level: Int, from index: Int64) async throws -> [(idx: Int64, hash: [UInt8])] {
+    /// Subtrees of `level` from `index`, those a tree of `size` has complete (`size >> level` of them).
+    private func fetchNodes(level: Int, from index: Int64, size: Int64) async throws -> [(idx: Int64, hash: [UInt8])] {
         let rows = try await pool.query("""
-            SELECT idx, hash FROM ledger_nodes WHERE level = \(level) AND idx >= \(index) ORDER BY idx LIMIT \(Self.pageSize)
+            SELECT idx, hash FROM ledger_nodes WHERE level = \(level) AND idx >= \(index) AND idx < \(size >> level) ORDER BY idx LIMIT \(Self.pageSize)
             """)
         return try rows.all.map { (try $0.decode("idx", as: Int64.self), try $0.bytes("hash")) }
     }
@@ -215,17 +238,18 @@ public struct LedgerVerifier: Sendable {
     /// Recomputes every level from the one below and compares it with the stored subtree hashes
     /// (the next page is fetched while this one is compared).
     private func verifyNodes(_ levels: inout [HashList]) async throws -> Int64 {
+        let size = Int64(levels[0].count)
         var checked: Int64 = 0
         var level = 1
         while true {
             let currentLevel = level
-            async let firstPage = fetchNodes(level: currentLevel, from: 0)
+            async let firstPage = fetchNodes(level: currentLevel, from: 0, size: size)
             let expected = await Self.parentLevel(levels[level - 1])
             var page = try await firstPage
             var index: Int64 = 0
             while !page.isEmpty {
                 let nextIndex = index + Int64(page.count)
-                async let following = fetchNodes(level: currentLevel, from: nextIndex)
+                async let following = fetchNodes(level: currentLevel, from: nextIndex, size: size)
                 for (idx, hash) in page {
                     let firstLeaf = idx << level
                     guard idx == index, idx < expected.count else {
@@ -254,8 +278,8 @@ public struct LedgerVerifier: Sendable {
 
     /// Every head: signed by a listed key, its checkpoint matching the row and the recomputed root.
     private func verifyHeads(levels: [HashList], keys: [String: Ed25519PublicKey]) async throws -> (Int, String?) {
-        let rows = try await pool.query("SELECT tree_size, root_hash, key_id, checkpoint FROM ledger_heads ORDER BY tree_size")
         let size = Int64(levels[0].count)
+        let rows = try await pool.query("SELECT tree_size, root_hash, key_id, checkpoint FROM ledger_heads WHERE tree_size <= \(size) ORDER BY tree_size")
         var origin: String?
         for row in rows.all {
             let treeSize = try row.decode("tree_size", as: Int64.self)
@@ -306,71 +330,6 @@ public struct LedgerVerifier: Sendable {
     }
 }
 
-/// Audit batches: each hashes the audit events in its range, and its entry carries that hash.
-struct AuditBatchCheck: AnchoredObjectCheck {
-    let entryType = "audit.batch"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let rows = try await pool.query("SELECT first_seq, last_seq, hash, queue_id FROM audit_batches ORDER BY first_seq")
-        let queued = try await pool.query("SELECT id FROM ledger_queue WHERE type = \(entryType)")
-        let pending = Set(try queued.all.map { try $0.decode("id", as: Int64.self) })
-        var matched = 0
-        let audit = AuditStore()
-        for row in rows.all {
-            let first = try row.decode("first_seq", as: Int64.self), last = try row.decode("last_seq", as: Int64.self)
-            let stored: String = try row.decode("hash")
-            let queueId = try row.decode("queue_id", as: Int64.self)
-            guard first >= 1, first <= last else {
-                throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_batches", detail: "batch \(first)-\(last) is not a range of audit events")
-            }
-            let events = try await audit.batchEvents(after: first - 1, through: last, limit: Int.max, on: pool)
-            guard events.first?.seq == first, events.last?.seq == last, AuditStore.batchHash(events.map(\.value)) == stored else {
-                throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_events", detail: "audit events \(first)-\(last) no longer hash to their anchored batch")
-            }
-            guard let entry = entries[queueId] else {
-                if pending.contains(queueId) { continue }
-                throw VerificationFailure(seq: nil, table: "audit_batches", detail: "batch \(first)-\(last) has no ledger entry")
-            }
-            guard entry.hash == stored, entry.ref == "audit:\(first)-\(last)" else {
-                throw VerificationFailure(seq: entry.seq, table: "audit_batches", detail: "batch \(first)-\(last) differs from its ledger entry")
-            }
-            matched += 1
-        }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "audit_batches", detail: "\(entries.count - matched) audit.batch entries have no batch")
-        }
-        return matched
-    }
-}
-
-/// Anchors: each entry's ref is the anchor id and its hash the anchored document hash.
-struct AnchorCheck: AnchoredObjectCheck {
-    let entryType = "anchor"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let rows = try await pool.query("""
-            SELECT a.id, a.hash, a.queue_id, q.id IS NOT NULL AS pending
-            FROM ledger_anchors a LEFT JOIN ledger_queue q ON q.id = a.queue_id ORDER BY a.queue_id
-            """)
-        var matched = 0
-        for row in rows.all {
-            let id: String = try row.decode("id")
-            guard let entry = entries[try row.decode("queue_id", as: Int64.self)] else {
-                if try row.decode("pending", as: Bool.self) { continue }
-                throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "anchor \(id) has no ledger entry")
-            }
-            guard entry.ref == id, entry.hash == (try row.decode("hash") as String) else {
-                throw VerificationFailure(seq: entry.seq, table: "ledger_anchors", detail: "anchor \(id) differs from its ledger entry")
-            }
-            matched += 1
-        }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "\(entries.count - matched) anchor entries have no anchor")
-        }
-        return matched
-    }
-}
-
 /// Hashes of one tree level, 32 bytes each, end to end in one buffer: a million-entry log's levels
 /// would otherwise be millions of small heap arrays.
 struct HashList: Sendable {
@@ -412,108 +371,5 @@ struct HashList: Sendable {
             }
         }
         return result
-    }
-}
-
-/// Consents: each grant's and revocation's stored canonical document re-hashes to its entry's hash.
-struct ConsentGrantCheck: AnchoredObjectCheck {
-    let entryType = "consent.granted"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        try await ConsentDocumentCheck.check(entries: entries, pool: pool) { ($0.document, $0.queueId) }
-    }
-}
-
-struct ConsentRevocationCheck: AnchoredObjectCheck {
-    let entryType = "consent.revoked"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        try await ConsentDocumentCheck.check(entries: entries, pool: pool) { consent in
-            consent.revocation.flatMap { document in consent.revocationQueueId.map { (document, $0) } }
-        }
-    }
-}
-
-private enum ConsentDocumentCheck {
-    static func check(entries: [Int64: EntryFacts], pool: PostgresPool, document: (StoredConsent) -> ([UInt8], Int64)?) async throws -> Int {
-        let objects = try await ConsentStore().all(on: pool).compactMap { consent in
-            document(consent).map { AnchoredObject(ref: consent.rule.id, queueId: $0.1, hash: "sha256:" + SHA256.hexDigest($0.0)) }
-        }
-        return try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "consents")
-    }
-}
-
-/// What an anchored object claims: its id (the entry's ref), the queue id its entry came from, the
-/// hash the entry must carry, and the object its decision rests on, if any.
-struct AnchoredObject {
-    let ref: String
-    let queueId: Int64
-    let hash: String
-    var basis: LedgerBasis? = nil
-
-    /// Every object has its entry with the same ref and hash (or is still queued), and every entry
-    /// of the type has its object; returns how many matched.
-    static func match(_ objects: [AnchoredObject], entries: [Int64: EntryFacts], pending: Set<Int64>, table: String) throws -> Int {
-        var matched = 0
-        for object in objects {
-            guard let entry = entries[object.queueId] else {
-                if pending.contains(object.queueId) { continue }
-                throw VerificationFailure(seq: nil, table: table, detail: "\(object.ref) has no ledger entry")
-            }
-            guard entry.ref == object.ref, entry.hash == object.hash, entry.basis == object.basis else {
-                throw VerificationFailure(seq: entry.seq, table: table, detail: "\(object.ref) no longer hashes to its ledger entry")
-            }
-            matched += 1
-        }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: table, detail: "\(entries.count - matched) entries have no object in \(table)")
-        }
-        return matched
-    }
-}
-
-/// Exchanges: the entry carries the document's hash; with the master key the sealed document is
-/// opened and re-hashed. A patient whose data key was destroyed (erasure) is reported as erased by
-/// the caller, not as tampered: its documents can no longer be opened by anyone.
-struct ExchangeSentCheck: AnchoredObjectCheck {
-    let entryType = "exchange.sent"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let exchanges = ExchangeStore()
-        var stored: [StoredExchange] = []
-        for id in try await exchanges.allIds(on: pool) {
-            if let exchange = try await exchanges.exchange(id, on: pool) { stored.append(exchange) }
-        }
-        let matched = try AnchoredObject.match(
-            stored.map { AnchoredObject(ref: $0.id, queueId: $0.sentQueueId, hash: $0.documentHash) }, entries: entries,
-            pending: try await LedgerStore().pendingQueueIds(on: pool), table: "exchanges")
-        guard let keys else { return matched }
-        let patients = PatientStore()
-        for exchange in stored {
-            // Erased patients' documents cannot be opened by anyone; that is erasure, not tampering.
-            guard let wrapped = try await patients.patient(exchange.patientId, on: pool)?.wrappedDataKey else { continue }
-            let seq = entries[exchange.sentQueueId]?.seq
-            let document: [UInt8]
-            do {
-                document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
-                                           authenticating: ExchangeStore.sealContext(exchange.id))
-            } catch {
-                throw VerificationFailure(seq: seq, table: "exchanges", detail: "exchange \(exchange.id)'s sealed document does not open: altered")
-            }
-            guard "sha256:" + SHA256.hexDigest(document) == exchange.documentHash else {
-                throw VerificationFailure(seq: seq, table: "exchanges", detail: "exchange \(exchange.id)'s document no longer hashes to its ledger entry")
-            }
-        }
-        return matched
-    }
-}
-
-/// Proofs of delivery: each `exchange.received` entry matches the exchange's recorded receipt hash.
-struct ExchangeReceivedCheck: AnchoredObjectCheck {
-    let entryType = "exchange.received"
-
-    func check(entries: [Int64: EntryFacts], on pool: PostgresPool, keys: PatientKeys?) async throws -> Int {
-        let objects = try await ExchangeStore().receipts(on: pool).map { AnchoredObject(ref: $0.0, queueId: $0.1, hash: $0.2) }
-        return try AnchoredObject.match(objects, entries: entries, pending: try await LedgerStore().pendingQueueIds(on: pool), table: "exchanges")
     }
 }
