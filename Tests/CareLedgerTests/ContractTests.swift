@@ -9,11 +9,7 @@ import TestSupport
 @Suite struct ContractTests {
     @Test func schemathesisFindsNoServerErrorsAndNoResponseOutsideTheSchema() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            let environment = try serverEnvironment(conninfo)
-            let adminKey = try await migrateAndBootstrap(environment)
-            let server = try ServerProcess(environment: environment, arguments: [
-                "--no-migrate", "--key-rate-limit", "100000", "--auth-failure-limit", "100000", "--sequencing-wait-ms", "50",
-            ])
+            let (server, adminKey) = try await ServerProcess.serving(conninfo)
             defer { server.stop() }
             let base = "http://127.0.0.1:\(server.port)"
             func post(_ path: String, key: String, _ body: String) async throws -> [String: Any] {

@@ -19,11 +19,7 @@ import TestSupport
 
     @Test func everyRouteSurvivesTheExtremesOfEveryNumberAndCursor() async throws {
         try await TestDatabase.withDatabase { conninfo in
-            let environment = try serverEnvironment(conninfo)
-            let adminKey = try await migrateAndBootstrap(environment)
-            let server = try ServerProcess(environment: environment, arguments: [
-                "--no-migrate", "--key-rate-limit", "100000", "--auth-failure-limit", "100000", "--sequencing-wait-ms", "50",
-            ])
+            let (server, adminKey) = try await ServerProcess.serving(conninfo)
             defer { server.stop() }
             let client = Loopback(port: server.port)
             let keys = try await Self.keyPerRole(client, adminKey: adminKey)

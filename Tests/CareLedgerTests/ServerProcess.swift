@@ -56,6 +56,17 @@ final class ServerProcess: @unchecked Sendable {
         self.port = port
     }
 
+    /// A migrated, bootstrapped database served with rate limits only the limit tests meet, and a
+    /// short sequencing wait: the real binary as the contract and input tests drive it.
+    static func serving(_ conninfo: String) async throws -> (server: ServerProcess, adminKey: String) {
+        let environment = try serverEnvironment(conninfo)
+        let adminKey = try await migrateAndBootstrap(environment)
+        let server = try ServerProcess(environment: environment, arguments: [
+            "--no-migrate", "--key-rate-limit", "100000", "--auth-failure-limit", "100000", "--sequencing-wait-ms", "50",
+        ])
+        return (server, adminKey)
+    }
+
     /// The exit status, once stopped (a signal's number when it was killed by one).
     var terminationStatus: Int32 { process.terminationStatus }
 

@@ -43,25 +43,10 @@ struct AnchorCheck: AnchoredObjectCheck {
     let entryType = "anchor"
 
     func check(entries: [Int64: EntryFacts], in scope: VerificationScope, keys: PatientKeys?) async throws -> Int {
-        let pool = scope.pool
-        let rows = try await pool.query("SELECT id, hash, queue_id FROM ledger_anchors ORDER BY queue_id")
-        let pending = try await scope.unsequencedQueueIds()
-        var matched = 0
-        for row in rows.all {
-            let id: String = try row.decode("id")
-            guard let entry = entries[try row.decode("queue_id", as: Int64.self)] else {
-                if pending.contains(try row.decode("queue_id", as: Int64.self)) { continue }
-                throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "anchor \(id) has no ledger entry")
-            }
-            guard entry.ref == id, entry.hash == (try row.decode("hash") as String) else {
-                throw VerificationFailure(seq: entry.seq, table: "ledger_anchors", detail: "anchor \(id) differs from its ledger entry")
-            }
-            matched += 1
+        let objects = try await scope.pool.query("SELECT id, hash, queue_id FROM ledger_anchors ORDER BY queue_id").all.map { row in
+            AnchoredObject(ref: try row.decode("id"), queueId: try row.decode("queue_id", as: Int64.self), hash: try row.decode("hash"))
         }
-        guard matched == entries.count else {
-            throw VerificationFailure(seq: nil, table: "ledger_anchors", detail: "\(entries.count - matched) anchor entries have no anchor")
-        }
-        return matched
+        return try AnchoredObject.match(objects, entries: entries, pending: try await scope.unsequencedQueueIds(), table: "ledger_anchors")
     }
 }
 

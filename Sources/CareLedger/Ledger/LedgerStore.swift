@@ -214,9 +214,14 @@ struct LedgerStore: Sendable {
             """).all.map { try $0.decode("id", as: Int64.self) })
     }
 
-    /// The first entry at or after `seq`, if any.
-    func firstEntry(atOrAfter seq: Int64, on runner: some QueryRunner) async throws -> Int64? {
-        try await runner.query("SELECT min(seq) AS seq FROM ledger_entries WHERE seq >= \(seq)")[0].decode("seq", as: Int64?.self)
+    /// The first entry past the latest signed head, with that head's size: both read in one
+    /// statement, one snapshot, since a batch commits its entries and its head together.
+    func firstUnsignedEntry(on runner: some QueryRunner) async throws -> (seq: Int64, headSize: Int64)? {
+        let row = try await runner.query("""
+            WITH head AS (SELECT coalesce(max(tree_size), 0) AS size FROM ledger_heads)
+            SELECT (SELECT min(seq) FROM ledger_entries, head WHERE seq >= head.size) AS seq, head.size AS size FROM head
+            """)[0]
+        return try row.decode("seq", as: Int64?.self).map { ($0, try row.decode("size", as: Int64.self)) }
     }
 
     /// Sequenced entries for queue ids, by queue id.

@@ -109,9 +109,8 @@ public struct LedgerVerifier: Sendable {
             report.anchoredObjects[check.entryType] = try await check.check(entries: facts[check.entryType] ?? [:], in: scope, keys: patientKeys)
         }
         // Entries no signed head covers: heads commit with their entries, so these were added around the log.
-        let latest = try await store.latestHead(on: pool)?.treeSize ?? 0
-        if let unsigned = try await store.firstEntry(atOrAfter: latest, on: pool) {
-            throw fail("ledger_entries", unsigned, "entry \(unsigned) is not covered by any signed head (the latest has size \(latest))")
+        if let unsigned = try await store.firstUnsignedEntry(on: pool) {
+            throw fail("ledger_entries", unsigned.seq, "entry \(unsigned.seq) is not covered by any signed head (the latest has size \(unsigned.headSize))")
         }
         report.documentsRehashed = patientKeys != nil
         report.erasedPatients = try await PatientStore().erasedCount(on: pool)
