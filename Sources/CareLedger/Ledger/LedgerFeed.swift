@@ -1,4 +1,3 @@
-
 /// A list clients poll in ledger order (`after`, `limit`, and `wait` up to 30 s). The cursor is the
 /// seq of an item's ledger entry. The sequencer assigns seqs only to committed transactions, in
 /// batches that become visible whole and in order, so everything after a cursor that will ever

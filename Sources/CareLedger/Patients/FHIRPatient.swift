@@ -1,4 +1,3 @@
-
 import Ledger
 
 /// A FHIR R4 Patient as CareLedger accepts it: the resource exactly as sent, plus the identifiers
