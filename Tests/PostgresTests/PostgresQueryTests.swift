@@ -114,4 +114,18 @@ import TestSupport
             #expect(try rows.all.map { try $0.decode("v", as: Int.self) } == [3, 4, 5])
         }
     }
+
+    /// A fragment keeps its values as binds and takes the statement's next numbers wherever it goes,
+    /// nested too, so another store's insert composes without a value ever becoming SQL text.
+    @Test func fragmentsComposeAndTheirValuesBecomeTheStatementsNextBinds() async throws {
+        let inner: PostgresFragment = "SELECT \(7)::int AS n, \(Optional<String>.none)::text AS t"
+        let outer: PostgresFragment = "WITH x AS (\(inner)) SELECT n + \(1) AS m, t FROM x"
+        let query: PostgresQuery = "\(outer) WHERE n = \(7) AND \("it's")::text <> ''"
+        #expect(query.sql == "WITH x AS (SELECT $1::int AS n, $2::text AS t) SELECT n + $3 AS m, t FROM x WHERE n = $4 AND $5::text <> ''")
+        #expect(query.binds.map(\.text) == ["7", nil, "1", "7", "it's"])
+        try await TestDatabase.withSchema { pool in
+            let row = try #require(try await pool.query(query).first)
+            #expect(try row.decode("m", as: Int.self) == 8 && row.decode("t", as: String?.self) == nil)
+        }
+    }
 }
