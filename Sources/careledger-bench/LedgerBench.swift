@@ -8,7 +8,7 @@ import Postgres
 /// signed log entries. Reports sustained entries/s (until the queue is drained) and the time from a
 /// row's commit to its entry being sequenced. Expects a migrated database.
 ///
-/// `careledger-bench ledger-fill <entries>`: queues that many rows in one statement and lets the
+/// `careledger-bench ledger-fill <entries>`: queues that many rows, 10,000 a statement, and lets the
 /// sequencer take them in batches, to build a large log for the proof and verify benchmarks.
 enum LedgerBench {
     static func run(arguments: [String], url: String) async throws {
@@ -22,11 +22,12 @@ enum LedgerBench {
         let before = try await pool.query("SELECT count(*) AS n FROM ledger_entries")[0].decode("n", as: Int64.self)
         let clock = ContinuousClock()
         let started = clock.now
-        if arguments[0] == "ledger-fill", let count = Int(arguments[1]) {
-            try await pool.query("""
-                INSERT INTO ledger_queue (type, actor, ref, hash)
-                SELECT 'bench', 'org_bench', 'bench_' || g, 'sha256:' || encode(sha256(g::text::bytea), 'hex') FROM generate_series(1, \(count)) AS g
-                """)
+        if arguments[0] == "ledger-fill", let count = Int(arguments[1]), count >= 0 {
+            for start in stride(from: 1, through: count, by: 10_000) {
+                let numbers = start...min(count, start + 9_999)
+                try await ledger.enqueueLoad(type: "bench", actor: "org_bench", refs: numbers.map { "bench_\($0)" },
+                                             hashes: numbers.map { "sha256:" + SHA256.hexDigest(Array(String($0).utf8)) })
+            }
         } else if arguments[0] == "ledger", (3...4).contains(arguments.count), let writers = Int(arguments[1]), let seconds = Int(arguments[2]) {
             let deadline = started + .seconds(seconds)
             // With a rate (entries/s over all writers) each writer keeps to its share of a schedule,
@@ -42,9 +43,8 @@ enum LedgerBench {
                                 due += interval
                                 if due > clock.now { try await Task.sleep(until: due, clock: clock) }
                             }
-                            try await pool.query("""
-                                INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('bench', 'org_bench', \("w\(writer)-\(index)"), \("sha256:" + String(repeating: "ab", count: 32)))
-                                """)
+                            try await ledger.enqueueLoad(type: "bench", actor: "org_bench", refs: ["w\(writer)-\(index)"],
+                                                         hashes: ["sha256:" + String(repeating: "ab", count: 32)])
                             index += 1
                         }
                     }

@@ -1,4 +1,4 @@
-import CareLedger
+@testable import CareLedger
 import Ledger
 import Crypto
 import Foundation
@@ -174,11 +174,12 @@ import TestSupport
             func monitor(_ extra: [String] = []) async throws -> ProcessResult {
                 try await runProcess(RepositoryPaths.executable, ["verify", "--url", url, "--key", keyFile.path, "--trusted-head", headFile.path] + extra, environment: environment)
             }
-            // Something in the log: queue two entries straight into the database.
+            // Something in the log: three entries queued straight into the database, through the queue's insert.
             let pool = PostgresPool(configuration: .init(conninfo: conninfo))
             defer { pool.closeIdle() }
+            let queue = LedgerStore()
             for index in 0..<3 {
-                try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', \("r\(index)"), \("sha256:" + String(repeating: "0", count: 64)))")
+                try await queue.enqueue(LedgerItem(type: "note", actor: "x", ref: "r\(index)", hash: "sha256:" + String(repeating: "0", count: 64)), on: pool)
             }
             func signedSize() async throws -> Int64 {
                 try await pool.query("SELECT coalesce(max(tree_size), 0) AS n FROM ledger_heads")[0].decode("n", as: Int64.self)
@@ -186,7 +187,7 @@ import TestSupport
             try await waitUntil("the server signs the three entries") { try await signedSize() == 3 }
             let first = try await monitor(["--full"])
             #expect(first.status == 0 && first.stdout.contains(#""entriesChecked":3"#), "\(first.stdout) \(first.stderr)")
-            try await pool.query("INSERT INTO ledger_queue (type, actor, ref, hash) VALUES ('note', 'x', 'r9', \("sha256:" + String(repeating: "1", count: 64)))")
+            try await queue.enqueue(LedgerItem(type: "note", actor: "x", ref: "r9", hash: "sha256:" + String(repeating: "1", count: 64)), on: pool)
             try await waitUntil("the server signs the fourth") { try await signedSize() == 4 }
             let second = try await monitor()
             #expect(second.status == 0 && second.stdout.contains(#""previousSize":3"#) && second.stdout.contains(#""treeSize":4"#), "\(second.stdout) \(second.stderr)")

@@ -90,9 +90,8 @@ import TestSupport
             let firstId = try #require(await world.submit(claim)["id"])
             // More than a request's worth of windows of other entries, then a second claim.
             let filler = LedgerFeed.scanWindow * LedgerFeed.windowsPerRequest + 10
-            try await api.pool.query("""
-                INSERT INTO ledger_queue (type, actor, ref, hash) SELECT 'anchor', 'x', 'r' || n, 'sha256:00' FROM generate_series(1, \(filler)) AS n
-                """)
+            try await api.ledger.enqueueLoad(type: "anchor", actor: "x", refs: (1...filler).map { "r\($0)" },
+                                             hashes: Array(repeating: "sha256:00", count: filler))
             let secondId = try #require(await world.submit(claim)["id"])
             while try await api.ledger.sequencer.sequenceBatch() > 0 {}
 

@@ -103,6 +103,14 @@ public final class LedgerService: Sendable {
         consumer?.cancel()
     }
 
+    /// Queues entries that anchor no domain object, one statement through the queue's one insert:
+    /// what `careledger-bench` loads the sequencer with.
+    public func enqueueLoad(type: String, actor: String, refs: [String], hashes: [String]) async throws {
+        guard refs.count == hashes.count else { throw DomainError.invalid("one hash per ref") }
+        let items = zip(refs, hashes).map { LedgerItem(type: type, actor: actor, ref: $0, hash: $1) }
+        try await pool.query("\(LedgerStore.queueAppend(items))")
+    }
+
     /// Anchors an organization's own document hash (`POST /v1/ledger/anchors`): the anchor and its
     /// entry commit together; the answer carries the entry once sequenced.
     func anchor(hash: String, kind: String, reference: String, _ call: CallContext) async throws -> (id: String, entry: LedgerEntryRow?) {
