@@ -66,27 +66,22 @@ private struct ExchangeView: Encodable {
     }
 }
 
+/// One line of a box: the record-index line of the exchange, and whom it is about.
 private struct BoxItem: Encodable {
-    let exchangeId: String
-    let from: String
-    let to: String
+    let line: IndexItem
     let patient: String
-    let purpose: String
-    let category: String
-    let documentHash: String
-    let createdAt: String
-    let ledgerSeq: Int64
 
     init(_ row: ExchangeStore.BoxRow) {
-        exchangeId = row.index.id
-        from = row.index.senderOrg
-        to = row.index.recipientOrg
+        line = IndexItem(row.index)
         patient = row.patientId
-        purpose = row.index.purpose
-        category = row.index.category
-        documentHash = row.index.documentHash
-        createdAt = Timestamp.format(row.index.createdAt)
-        ledgerSeq = row.seq
+    }
+
+    private enum CodingKeys: String, CodingKey { case patient }
+
+    func encode(to encoder: any Encoder) throws {
+        try line.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(patient, forKey: .patient)
     }
 }
 
