@@ -51,6 +51,8 @@ import Testing
         let client = try await test.connect()
         try await client.send(get("/health"))
         #expect(try await client.readReply().status == 200)
+        try await client.send(get("/whoami"))
+        #expect(try await client.readReply().bodyText == "127.0.0.1 via 127.0.0.1", "an IPv4 client of a dual-stack socket is its IPv4 address")
         await test.stop()
     }
 

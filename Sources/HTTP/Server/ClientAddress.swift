@@ -23,6 +23,15 @@ struct IPAddress: Hashable, Sendable {
         }
     }
 
+    /// An address from its network-order bytes: 4 (IPv4) or 16 (IPv6).
+    init?(rawBytes: [UInt8]) {
+        switch rawBytes.count {
+        case 4: bytes = [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF] + rawBytes
+        case 16: bytes = rawBytes
+        default: return nil
+        }
+    }
+
     /// The address as the server writes client addresses: IPv4 dotted, IPv6 in RFC 5952 form.
     var text: String {
         var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)

@@ -113,26 +113,22 @@ enum SocketSystem {
         return .success((fd, addressText(storage)))
     }
 
+    /// The peer's address as `IPAddress.text` writes it (an IPv4 client of a dual-stack socket as IPv4).
     private static func addressText(_ storage: sockaddr_storage) -> String {
         var storage = storage
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         let family = Int32(storage.ss_family)
-        let converted: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+        let address: IPAddress? = withUnsafePointer(to: &storage) { pointer in
             let raw = UnsafeRawPointer(pointer)
             switch family {
             case AF_INET:
-                let address = raw.assumingMemoryBound(to: sockaddr_in.self)
-                return withUnsafePointer(to: address.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+                return withUnsafeBytes(of: raw.assumingMemoryBound(to: sockaddr_in.self).pointee.sin_addr) { IPAddress(rawBytes: Array($0)) }
             case AF_INET6:
-                let address = raw.assumingMemoryBound(to: sockaddr_in6.self)
-                return withUnsafePointer(to: address.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+                return withUnsafeBytes(of: raw.assumingMemoryBound(to: sockaddr_in6.self).pointee.sin6_addr) { IPAddress(rawBytes: Array($0)) }
             default:
                 return nil
             }
         }
-        guard converted != nil else { return "unknown" }
-        let address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
+        return address?.text ?? "unknown"
     }
 
     /// One non-blocking read into `buffer`.
