@@ -19,10 +19,13 @@ public struct ApplicationContext: Sendable {
     /// The HTTP server's request metrics, and who may read `/metrics`.
     public let httpMetrics: HTTPMetrics?
     public let metricsAccess: MetricsAccess
+    /// Thresholds of the prescribing checks.
+    public let prescribing: SafetyChecks.Settings
 
     /// Bundles the dependencies.
     public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, patientKeys: PatientKeys,
-                limits: AccessLimits = AccessLimits(), httpMetrics: HTTPMetrics? = nil, metricsAccess: MetricsAccess = MetricsAccess()) {
+                limits: AccessLimits = AccessLimits(), httpMetrics: HTTPMetrics? = nil, metricsAccess: MetricsAccess = MetricsAccess(),
+                prescribing: SafetyChecks.Settings = SafetyChecks.Settings()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
@@ -31,6 +34,7 @@ public struct ApplicationContext: Sendable {
         self.limits = limits
         self.httpMetrics = httpMetrics
         self.metricsAccess = metricsAccess
+        self.prescribing = prescribing
     }
 }
 
@@ -53,6 +57,7 @@ public enum Application {
         ExchangeRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys)
         RecordRoutes.register(in: &api)
         ClaimRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, log: context.log)
+        PrescriptionRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, settings: context.prescribing)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -29,6 +29,15 @@ public enum Action: String, CaseIterable, Sendable {
     case claimsAdjudicate = "claims.adjudicate"
     case claimsResponses = "claims.responses"
     case claimsRules = "claims.rules"
+    case allergiesRecord = "allergies.record"
+    case allergiesRead = "allergies.read"
+    case prescriptionsCreate = "prescriptions.create"
+    case prescriptionsCheck = "prescriptions.check"
+    case prescriptionsRead = "prescriptions.read"
+    case prescriptionsCancel = "prescriptions.cancel"
+    case prescriptionsDispense = "prescriptions.dispense"
+    case medicationsRead = "medications.read"
+    case meMedications = "me.medications"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -69,6 +78,15 @@ public enum PermissionMatrix {
         .claimsAdjudicate: [.insurer],
         .claimsResponses: [.hospital],
         .claimsRules: [.insurer],
+        .allergiesRecord: [.hospital, .pharmacy, .patient],
+        .allergiesRead: [.hospital, .pharmacy, .patient],
+        .prescriptionsCreate: [.hospital],
+        .prescriptionsCheck: [.hospital],
+        .prescriptionsRead: [.hospital, .pharmacy, .patient],
+        .prescriptionsCancel: [.hospital],
+        .prescriptionsDispense: [.pharmacy],
+        .medicationsRead: [.hospital, .pharmacy],
+        .meMedications: [.patient],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

@@ -3,7 +3,7 @@ import Synchronization
 
 /// Counters of what the gate and the areas decided, for `GET /metrics`: refusals by error code (the
 /// consent ones among them), break-the-glass accesses, requests refused for their rate, and stored
-/// claim rules that no longer parse.
+/// claim rules that no longer parse, and the prescribing checks (`PrescribingMetrics`).
 final class ServiceMetrics: Sendable {
     private struct State {
         var denials: [String: Int] = [:]
@@ -13,6 +13,8 @@ final class ServiceMetrics: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The prescribing checks' findings and what followed them.
+    let prescribing = PrescribingMetrics()
 
     func denied(code: String) {
         state.withLock { $0.denials[code, default: 0] += 1 }
@@ -45,5 +47,6 @@ final class ServiceMetrics: Sendable {
         out.single("careledger_claim_rules_unreadable_total", .counter,
                    help: "Times a stored claim rule no longer parsed when a claim was submitted (it decided nothing; the log names it).",
                    state.unreadableClaimRules)
+        prescribing.render(into: &out)
     }
 }

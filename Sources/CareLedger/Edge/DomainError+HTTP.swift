@@ -12,6 +12,13 @@ extension DomainError: HTTPResponseError {
         case .erased: .gone
         case .notYetSigned: .serviceUnavailable
         case .inconsistentStorage: .internalServerError
+        case .safetyCheckFailed: .unprocessableContent
+        case .prescription(let refusal):
+            switch refusal {
+            case .medicationMissing, .notYetValid, .expired, .quantityExceeded, .quantityUnitMismatch: .unprocessableContent
+            case .pharmacyNotNamed: .forbidden
+            case .cancelled, .notActive, .noFillsLeft: .conflict
+            }
         }
     }
 
@@ -27,6 +34,8 @@ extension DomainError: HTTPResponseError {
         case .erased: "erased"
         case .notYetSigned: "unavailable"
         case .inconsistentStorage: "internal_error"
+        case .safetyCheckFailed: "safety_check_failed"
+        case .prescription(let refusal): refusal.rawValue
         }
     }
 
@@ -40,6 +49,20 @@ extension DomainError: HTTPResponseError {
         case .consentRevoked: "The patient's consent no longer permits this disclosure."
         case .erased: "This patient's data was erased."
         case .inconsistentStorage: "Internal server error."
+        case .safetyCheckFailed(let count):
+            "The prescription's safety checks found \(count) high-severity problem(s) it does not override; see findings. Change the prescription, or send an override with a reason and an acknowledgement of each."
+        case .prescription(let refusal):
+            switch refusal {
+            case .medicationMissing: "The MedicationRequest names no medication (medicationCodeableConcept or medicationReference)."
+            case .pharmacyNotNamed: "The prescription names another pharmacy; only that pharmacy may fill it."
+            case .cancelled: "The prescription was cancelled; it cannot be filled or cancelled again."
+            case .notActive: "The prescription is not active (its MedicationRequest status is not 'active'); it cannot be filled."
+            case .notYetValid: "The prescription's validity period has not started."
+            case .expired: "The prescription's validity period has ended."
+            case .noFillsLeft: "Every fill the prescription allows has been dispensed."
+            case .quantityExceeded: "The quantity is more than the prescription allows per fill."
+            case .quantityUnitMismatch: "The quantity's unit is not the unit the prescription is written in."
+            }
         }
     }
 
@@ -47,7 +70,8 @@ extension DomainError: HTTPResponseError {
         switch self {
         case .patientAlreadyRegistered(let patientId): HTTPHeaders([("Location", "/v1/patients/\(patientId)")])
         case .notYetSigned: HTTPHeaders([("Retry-After", "1")])
-        case .invalid, .invalidResource, .notFound, .forbidden, .conflict, .consentDenied, .consentRevoked, .erased, .inconsistentStorage:
+        case .invalid, .invalidResource, .notFound, .forbidden, .conflict, .consentDenied, .consentRevoked, .erased, .inconsistentStorage,
+             .safetyCheckFailed, .prescription:
             HTTPHeaders()
         }
     }

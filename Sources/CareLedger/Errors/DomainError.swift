@@ -24,6 +24,23 @@ enum DomainError: Error, Equatable, Sendable {
     case notYetSigned(String)
     /// Stored data contradicts itself (a replayed create whose object is gone); nothing the caller can fix.
     case inconsistentStorage
+    /// A prescription's checks found high-severity problems that the request did not override.
+    case safetyCheckFailed(unacknowledged: Int)
+    /// A prescription or fill the rules of prescribing refuse.
+    case prescription(PrescriptionRefusal)
+
+    /// Why a prescription or a fill is refused, each with its own error code.
+    enum PrescriptionRefusal: String, Equatable, Sendable {
+        case medicationMissing = "medication_missing"
+        case pharmacyNotNamed = "pharmacy_not_named"
+        case cancelled = "prescription_cancelled"
+        case notActive = "prescription_not_active"
+        case notYetValid = "prescription_not_yet_valid"
+        case expired = "prescription_expired"
+        case noFillsLeft = "no_fills_remaining"
+        case quantityExceeded = "quantity_exceeded"
+        case quantityUnitMismatch = "quantity_unit_mismatch"
+    }
 
     /// `invalidResource` at `path`, as the FHIR readers name it.
     static func invalidResource(_ path: String, _ problem: String) -> DomainError {

@@ -17,9 +17,13 @@ public enum AppRoleGrants {
         "ledger_entries": .appendOnly, "ledger_nodes": .appendOnly, "ledger_heads": .appendOnly, "ledger_keys": .appendOnly,
         "ledger_anchors": .appendOnly, "audit_batches": .appendOnly, "audit_events": .appendOnly, "claim_events": .appendOnly,
         "patient_identifiers": .appendOnly, "patient_custodians": .appendOnly, "idempotency_keys": .appendOnly,
+        "allergies": .appendOnly, "dispenses": .appendOnly, "prescription_acknowledgements": .appendOnly,
         "ledger_queue": .queue,
         "organizations": .mutable, "api_keys": .mutable, "patients": .mutable, "consents": .mutable, "exchanges": .mutable,
-        "claims": .mutable, "claim_rules": .mutable,
+        "claims": .mutable, "claim_rules": .mutable, "prescriptions": .mutable,
+        "med_sources": .readOnly, "med_ingredients": .readOnly, "med_ingredient_codes": .readOnly, "med_classes": .readOnly,
+        "med_ingredient_classes": .readOnly, "med_products": .readOnly, "med_product_ingredients": .readOnly, "med_interactions": .readOnly,
+        "med_controlled": .readOnly, "med_mme_factors": .readOnly,
         "schema_migrations": .readOnly,
     ]
 

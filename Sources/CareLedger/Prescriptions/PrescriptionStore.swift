@@ -1,0 +1,263 @@
+import FoundationEssentials
+import Postgres
+
+/// An allergy as stored (its document still sealed).
+struct StoredAllergy: Sendable {
+    let id: String
+    let patientId: String
+    let recordedBy: String
+    let sealedDocument: [UInt8]
+    let documentHash: String
+    let queueId: Int64
+    let createdAt: Date
+}
+
+/// A prescription as stored: its state in clear, its documents sealed.
+struct StoredPrescription: Sendable {
+    let id: String
+    let patientId: String
+    let prescriberOrg: String
+    let prescriber: String
+    let dispenser: String?
+    let active: Bool
+    let fillsAllowed: Int
+    var fills: Int
+    let fillQuantity: FHIRQuantity?
+    let validFrom: Date?
+    let validUntil: Date?
+    let sealedDocument: [UInt8]
+    let sealedDecision: [UInt8]
+    let decisionHash: String
+    let knowledgeVersion: String
+    let queueId: Int64
+    let createdAt: Date
+    var cancelledAt: Date? = nil
+    var cancellationHash: String? = nil
+    var sealedCancellation: [UInt8]? = nil
+    var cancelQueueId: Int64? = nil
+}
+
+/// One fill of a prescription.
+struct StoredDispense: Sendable {
+    let queueId: Int64
+    let prescriptionId: String
+    let fillNumber: Int
+    let pharmacyOrg: String
+    let patientId: String
+    let quantity: Decimal
+    let sealedDocument: [UInt8]
+    let documentHash: String
+    let createdAt: Date
+}
+
+/// What seals authenticate besides the bytes: which object and which document of it.
+enum PrescriptionSeal {
+    static func allergy(_ id: String) -> [UInt8] { Array("allergy:\(id)".utf8) }
+    static func request(_ id: String) -> [UInt8] { Array("prescription:\(id):request".utf8) }
+    static func decision(_ id: String) -> [UInt8] { Array("prescription:\(id):decision".utf8) }
+    static func cancellation(_ id: String) -> [UInt8] { Array("prescription:\(id):cancelled".utf8) }
+    static func dispense(_ id: String, fill: Int) -> [UInt8] { Array("prescription:\(id):fill:\(fill)".utf8) }
+}
+
+/// The SQL of allergies, prescriptions, their fills and the prescribers' acknowledgements.
+struct PrescriptionStore: Sendable {
+    static let allergyType = "allergy.recorded"
+    static let createdType = "prescription.created"
+    static let cancelledType = "prescription.cancelled"
+    static let dispensedType = "prescription.dispensed"
+
+    /// How many of a patient's prescriptions a check reads, newest first: far more than anyone takes.
+    static let recordLimit = 1000
+
+    private static let prescriptionColumns: StaticString = """
+        id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fills, fill_quantity::text AS fill_quantity, fill_unit,
+        valid_from, valid_until, document, decision, decision_hash, knowledge_version, queue_id, created_at, cancelled_at, cancellation,
+        cancellation_hash, cancel_queue_id
+        """
+    private static let dispenseColumns: StaticString = """
+        queue_id, prescription_id, fill_number, pharmacy_org, patient_id, quantity::text AS quantity, document, document_hash, created_at
+        """
+
+    // MARK: Allergies
+
+    /// The allergy, its ledger queue row and its audit event, in one statement.
+    func insert(_ allergy: StoredAllergy, event: AuditEvent, on runner: some QueryRunner) async throws -> Int64 {
+        let item = LedgerItem(type: Self.allergyType, actor: allergy.recordedBy, ref: allergy.id, hash: allergy.documentHash)
+        let rows = try await runner.query("""
+            WITH queued AS (\(LedgerStore.queueAppend([item]))),
+            audited AS (\(AuditStore.insert([event])))
+            INSERT INTO allergies (id, patient_id, recorded_by, document, document_hash, queue_id, created_at)
+            SELECT \(allergy.id), \(allergy.patientId), \(allergy.recordedBy), \(PostgresBytes(allergy.sealedDocument)), \(allergy.documentHash),
+                   queued.id, \(allergy.createdAt)
+            FROM queued
+            RETURNING queue_id
+            """)
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the allergy insert returned no queue id") }
+        return try row.decode("queue_id", as: Int64.self)
+    }
+
+    func allergies(patientId: String, on runner: some QueryRunner) async throws -> [StoredAllergy] {
+        try await runner.query("""
+            SELECT id, patient_id, recorded_by, document, document_hash, queue_id, created_at FROM allergies
+            WHERE patient_id = \(patientId) ORDER BY id LIMIT \(Self.recordLimit)
+            """).all.map(Self.allergy)
+    }
+
+    func allAllergies(on runner: some QueryRunner) async throws -> [StoredAllergy] {
+        try await runner.query("SELECT id, patient_id, recorded_by, document, document_hash, queue_id, created_at FROM allergies ORDER BY id").all.map(Self.allergy)
+    }
+
+    // MARK: Prescriptions
+
+    /// The prescription, its `prescription.created` queue row, its audit event, the prescriber's
+    /// acknowledgements and (when given) the idempotency key, as one statement. Returns the queue id.
+    func create(_ prescription: StoredPrescription, acknowledgements: [[UInt8]], event: AuditEvent, idempotency: Idempotency?,
+                on runner: some QueryRunner) async throws -> Int64 {
+        let item = LedgerItem(type: Self.createdType, actor: prescription.prescriberOrg, ref: prescription.id, hash: prescription.decisionHash)
+        let rows = try await runner.query("""
+            WITH idempotency AS (\(IdempotencyStore.insert([(prescription.prescriberOrg, idempotency, prescription.id)]))),
+            queued AS (\(LedgerStore.queueAppend([item]))),
+            audited AS (\(AuditStore.insert([event]))),
+            stored AS (
+                INSERT INTO prescriptions (id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
+                                           valid_from, valid_until, document, decision, decision_hash, knowledge_version, queue_id, created_at)
+                SELECT \(prescription.id), \(prescription.patientId), \(prescription.prescriberOrg), \(prescription.prescriber),
+                       \(prescription.dispenser), \(prescription.active), \(prescription.fillsAllowed),
+                       \(prescription.fillQuantity.map { "\($0.value)" })::numeric, \(prescription.fillQuantity?.unit),
+                       \(prescription.validFrom), \(prescription.validUntil), \(PostgresBytes(prescription.sealedDocument)),
+                       \(PostgresBytes(prescription.sealedDecision)), \(prescription.decisionHash), \(prescription.knowledgeVersion), queued.id,
+                       \(prescription.createdAt)
+                FROM queued
+                RETURNING id, queue_id),
+            acknowledged AS (
+                INSERT INTO prescription_acknowledgements (patient_id, prescriber, finding, prescription_id, acknowledged_at)
+                SELECT \(prescription.patientId), \(prescription.prescriber), f, stored.id, \(prescription.createdAt)
+                FROM stored, unnest(\(PostgresArray(acknowledgements.map { PostgresBytes($0) }))::bytea[]) AS f)
+            SELECT queue_id FROM stored
+            """)
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the prescription insert returned no queue id") }
+        return try row.decode("queue_id", as: Int64.self)
+    }
+
+    func prescription(_ id: String, lock: Bool = false, on runner: some QueryRunner) async throws -> StoredPrescription? {
+        let rows = lock
+            ? try await runner.query("SELECT \(sql: Self.prescriptionColumns) FROM prescriptions WHERE id = \(id) FOR UPDATE")
+            : try await runner.query("SELECT \(sql: Self.prescriptionColumns) FROM prescriptions WHERE id = \(id)")
+        return try rows.first.map(Self.prescription)
+    }
+
+    /// The patient's prescriptions, newest first.
+    func prescriptions(patientId: String, on runner: some QueryRunner) async throws -> [StoredPrescription] {
+        try await runner.query("""
+            SELECT \(sql: Self.prescriptionColumns) FROM prescriptions WHERE patient_id = \(patientId)
+            ORDER BY created_at DESC, id LIMIT \(Self.recordLimit)
+            """).all.map(Self.prescription)
+    }
+
+    func allPrescriptions(on runner: some QueryRunner) async throws -> [StoredPrescription] {
+        try await runner.query("SELECT \(sql: Self.prescriptionColumns) FROM prescriptions ORDER BY id").all.map(Self.prescription)
+    }
+
+    func cancel(_ id: String, at time: Date, sealed: [UInt8], hash: String, actor: String, event: AuditEvent, on runner: some QueryRunner) async throws -> Int64 {
+        let item = LedgerItem(type: Self.cancelledType, actor: actor, ref: id, hash: hash)
+        let rows = try await runner.query("""
+            WITH queued AS (\(LedgerStore.queueAppend([item]))),
+            audited AS (\(AuditStore.insert([event])))
+            UPDATE prescriptions SET cancelled_at = \(time), cancellation = \(PostgresBytes(sealed)), cancellation_hash = \(hash),
+                   cancel_queue_id = queued.id
+            FROM queued WHERE prescriptions.id = \(id) AND cancelled_at IS NULL
+            RETURNING cancel_queue_id
+            """)
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the cancellation changed nothing") }
+        return try row.decode("cancel_queue_id", as: Int64.self)
+    }
+
+    // MARK: Fills
+
+    /// The fill, its queue row and audit event, and the prescription's fill count, in one
+    /// statement; the caller holds the prescription's row lock.
+    func dispense(_ dispense: StoredDispense, actor: String, event: AuditEvent, idempotency: Idempotency?, on runner: some QueryRunner) async throws -> Int64 {
+        let item = LedgerItem(type: Self.dispensedType, actor: actor, ref: dispense.prescriptionId, hash: dispense.documentHash)
+        let rows = try await runner.query("""
+            WITH idempotency AS (\(IdempotencyStore.insert([(dispense.pharmacyOrg, idempotency, "\(dispense.prescriptionId)#\(dispense.fillNumber)")]))),
+            queued AS (\(LedgerStore.queueAppend([item]))),
+            audited AS (\(AuditStore.insert([event]))),
+            counted AS (UPDATE prescriptions SET fills = \(dispense.fillNumber) WHERE id = \(dispense.prescriptionId) RETURNING id)
+            INSERT INTO dispenses (queue_id, prescription_id, fill_number, pharmacy_org, patient_id, quantity, document, document_hash, created_at)
+            SELECT queued.id, counted.id, \(dispense.fillNumber), \(dispense.pharmacyOrg), \(dispense.patientId), \("\(dispense.quantity)")::numeric,
+                   \(PostgresBytes(dispense.sealedDocument)), \(dispense.documentHash), \(dispense.createdAt)
+            FROM queued, counted
+            RETURNING queue_id
+            """)
+        guard let row = rows.first else { throw PostgresError(.decoding, message: "the fill insert returned no queue id") }
+        return try row.decode("queue_id", as: Int64.self)
+    }
+
+    func dispenses(prescriptionIds: [String], on runner: some QueryRunner) async throws -> [StoredDispense] {
+        guard !prescriptionIds.isEmpty else { return [] }
+        return try await runner.query("""
+            SELECT \(sql: Self.dispenseColumns) FROM dispenses WHERE prescription_id = ANY(\(PostgresArray(prescriptionIds.map(Optional.init)))::text[])
+            ORDER BY prescription_id, fill_number
+            """).all.map(Self.dispense)
+    }
+
+    func dispense(prescriptionId: String, fill: Int, on runner: some QueryRunner) async throws -> StoredDispense? {
+        try await runner.query("""
+            SELECT \(sql: Self.dispenseColumns) FROM dispenses WHERE prescription_id = \(prescriptionId) AND fill_number = \(fill)
+            """).first.map(Self.dispense)
+    }
+
+    func allDispenses(on runner: some QueryRunner) async throws -> [StoredDispense] {
+        try await runner.query("SELECT \(sql: Self.dispenseColumns) FROM dispenses ORDER BY queue_id").all.map(Self.dispense)
+    }
+
+    // MARK: Acknowledgements
+
+    /// When this prescriber last acknowledged each finding key for this patient.
+    func acknowledgements(patientId: String, prescriber: String, on runner: some QueryRunner) async throws -> [[UInt8]: (at: Date, prescription: String)] {
+        var latest: [[UInt8]: (at: Date, prescription: String)] = [:]
+        for row in try await runner.query("""
+            SELECT finding, prescription_id, acknowledged_at FROM prescription_acknowledgements
+            WHERE patient_id = \(patientId) AND prescriber = \(prescriber) ORDER BY acknowledged_at LIMIT 10000
+            """).all {
+            latest[try row.bytes("finding")] = (try row.decode("acknowledged_at", as: Date.self), try row.decode("prescription_id"))
+        }
+        return latest
+    }
+
+    // MARK: Rows
+
+    private static func allergy(_ row: PostgresRow) throws -> StoredAllergy {
+        StoredAllergy(id: try row.decode("id"), patientId: try row.decode("patient_id"), recordedBy: try row.decode("recorded_by"),
+                      sealedDocument: try row.bytes("document"), documentHash: try row.decode("document_hash"),
+                      queueId: try row.decode("queue_id", as: Int64.self), createdAt: try row.decode("created_at", as: Date.self))
+    }
+
+    private static func prescription(_ row: PostgresRow) throws -> StoredPrescription {
+        let unit = try row.decode("fill_unit", as: String?.self)
+        let quantity = try row.decode("fill_quantity", as: String?.self).flatMap { Decimal(string: $0) }.map { FHIRQuantity(value: $0, unit: unit) }
+        return StoredPrescription(
+            id: try row.decode("id"), patientId: try row.decode("patient_id"), prescriberOrg: try row.decode("prescriber_org"),
+            prescriber: try row.decode("prescriber"), dispenser: try row.decode("dispenser", as: String?.self), active: try row.decode("active"),
+            fillsAllowed: try row.decode("fills_allowed", as: Int.self), fills: try row.decode("fills", as: Int.self),
+            fillQuantity: quantity,
+            validFrom: try row.decode("valid_from", as: Date?.self), validUntil: try row.decode("valid_until", as: Date?.self),
+            sealedDocument: try row.bytes("document"), sealedDecision: try row.bytes("decision"), decisionHash: try row.decode("decision_hash"),
+            knowledgeVersion: try row.decode("knowledge_version"), queueId: try row.decode("queue_id", as: Int64.self),
+            createdAt: try row.decode("created_at", as: Date.self), cancelledAt: try row.decode("cancelled_at", as: Date?.self),
+            cancellationHash: try row.decode("cancellation_hash", as: String?.self),
+            sealedCancellation: try row.decode("cancellation", as: PostgresBytes?.self)?.bytes,
+            cancelQueueId: try row.decode("cancel_queue_id", as: Int64?.self))
+    }
+
+    private static func dispense(_ row: PostgresRow) throws -> StoredDispense {
+        guard let quantity = Decimal(string: try row.decode("quantity", as: String.self)) else {
+            throw PostgresError(.decoding, message: "bad fill quantity")
+        }
+        return StoredDispense(
+            queueId: try row.decode("queue_id", as: Int64.self), prescriptionId: try row.decode("prescription_id"),
+            fillNumber: try row.decode("fill_number", as: Int.self), pharmacyOrg: try row.decode("pharmacy_org"), patientId: try row.decode("patient_id"),
+            quantity: quantity, sealedDocument: try row.bytes("document"), documentHash: try row.decode("document_hash"),
+            createdAt: try row.decode("created_at", as: Date.self))
+    }
+}
