@@ -68,7 +68,167 @@ import TestSupport
         }
     }
 
+    /// Each check fires where it should and stays silent where it should not.
+    @Test func eachCheckFiresAndStaysSilent() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            // Allergy: penicillin G (RxNorm ingredient 7980) matches amoxicillin by class, not azithromycin.
+            _ = try await world.recordAllergy(try World.fixture("allergyintolerance-medication"))
+            #expect(World.codes(await world.check(World.request("308192"))) == ["ALGY:high"])
+            #expect(World.codes(await world.check(World.request("308460"))) == [])
+            // Interactions: warfarin with an NSAID and with acetaminophen; amlodipine is silent.
+            _ = try await world.prescribed(World.request("855332"))
+            #expect(World.codes(await world.check(World.request("310965"))) == ["DRG:high"])
+            #expect(World.codes(await world.check(World.request("313782"))) == ["DRG:high"])
+            #expect(World.codes(await world.check(World.request("197361"))) == [])
+            // Methotrexate with trimethoprim (in co-trimoxazole); a QT pair; opioid with benzodiazepine.
+            _ = try await world.prescribed(World.request("105585"))
+            let cotrimoxazole = World.codes(await world.check(World.request("198335")))
+            #expect(cotrimoxazole.contains("DRG:high") && cotrimoxazole.filter { $0.hasPrefix("DRG") }.count == 2, "\(cotrimoxazole)")
+            // Duplicate therapy: the same ingredient, then the same class; an unrelated drug is silent.
+            _ = try await world.prescribed(World.request("312941"))
+            // (Each SSRI also meets the warfarin on record: a moderate interaction.)
+            #expect(World.codes(await world.check(World.request("312938"))) == ["DRG:moderate", "DUPTHPY:moderate"])
+            #expect(World.codes(await world.check(World.request("310385"))) == ["DRG:moderate", "DUPTHPY:moderate"])
+            #expect(World.codes(await world.check(World.request("314076"))) == [])
+            // MAO inhibitor with the SSRI already prescribed.
+            #expect(World.codes(await world.check(World.request("312347"))) == ["DRG:high"])
+            // A code nobody knows: accepted, with a low finding that nothing could be checked.
+            let unknown = await world.prescribe(World.request("999999999"))
+            #expect(unknown.status == 201 && World.codes(unknown) == ["NOCHECK:low"], "\(unknown.text)")
+        }
+    }
+
+    @Test func opioidDoseInMorphineMilligramEquivalents() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            // Oxycodone 5 mg, one tablet 4 times a day: 5 x 4 x 1.5 = 30 MME, below every threshold.
+            #expect(World.codes(await world.check(World.request("1049621", perDay: 4))) == [])
+            // Oxycodone 10 mg four times a day: 60 MME, a warning.
+            let sixty = await world.check(World.request("1049683", perDay: 4))
+            #expect(World.codes(sixty) == ["DOSEH:moderate"])
+            #expect((World.findings(sixty).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "" ~= "60 MME")
+            // A 75 mcg/h fentanyl patch is 180 MME/day (CDC 2022: 2.4 per mcg/h).
+            let patch = await world.check(World.request("197696", dose: 1, perDay: nil, quantity: 10, unit: "patch"))
+            #expect(World.codes(patch) == ["DOSEH:high"])
+            #expect(((World.findings(patch).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "").contains("180 MME"))
+            // Hydromorphone uses 2022's factor of 5 (2016 had 4): 4 mg x 4 a day is 80 MME, not 64.
+            let hydromorphone = await world.check(World.request("897702", perDay: 4))
+            #expect(((World.findings(hydromorphone).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "").contains("80 MME"))
+            // No dosage: from the quantity over the supply: 60 tablets of 5 mg oxycodone in 10 days is 45 MME.
+            #expect(World.codes(await world.check(World.request("1049621", dose: nil, quantity: 60, supplyDays: 10))) == [])
+            // Active opioids add up: 60 MME on record plus 45 is over 90.
+            _ = try await world.prescribed(World.request("1049683", perDay: 4))
+            #expect(World.codes(await world.check(World.request("1049621", dose: nil, quantity: 60, supplyDays: 10))) == ["DOSEH:high", "DUPTHPY:moderate"])
+            // Injectable morphine has no CDC factor: said so in a low finding, not guessed.
+            let injection = World.codes(await world.check(World.request("1732136", unit: "mL")))
+            #expect(injection == ["DOSEH:low"], "\(injection)")
+        }
+    }
+
+    @Test func controlledSubstancesFromManyPrescribersOrPharmacies() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            // Three prescribers of tramadol in 90 days: a fourth is still below the threshold of 4 when it is the third.
+            for prescriber in ["1000000001", "1000000002"] {
+                _ = try await world.prescribed(World.request("835603", prescriber: prescriber))
+            }
+            #expect(!World.codes(await world.check(World.request("835603", prescriber: "1000000003"))).contains("ABUSE:high"))
+            _ = try await world.prescribed(World.request("835603", prescriber: "1000000003"))
+            let fourth = World.codes(await world.check(World.request("835603", prescriber: "1000000004")))
+            #expect(fourth.contains("ABUSE:high"), "\(fourth)")
+            // The same prescriber again is not a new one; a drug that is not controlled is never ABUSE.
+            #expect(!World.codes(await world.check(World.request("835603", prescriber: "1000000001"))).contains("ABUSE:high"))
+            #expect(!World.codes(await world.check(World.request("197361", prescriber: "1000000004"))).contains("ABUSE:high"))
+        }
+    }
+
+    /// High findings refuse the prescription until an override answers each; the override is the
+    /// mitigation, and at the renewal the same finding shows as acknowledged instead of blocking.
+    @Test func overridesAreRecordedAndCarryOverToRenewals() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let warfarin = try await world.prescribed(World.request("855332"))
+            let ibuprofen = World.request("310965")
+            let refused = await world.prescribe(ibuprofen)
+            #expect(refused.status == 422 && refused.errorCode == "safety_check_failed")
+            let finding = try #require(World.findings(refused).first)
+            let findingId = try #require(finding["id"] as? String)
+            #expect(finding["blocking"] as? Bool == true)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions WHERE patient_id = \(world.patientId)")[0].decode("n", as: Int.self) == 1,
+                    "a refused prescription stores nothing")
+
+            let short = await world.prescribe(ibuprofen, override: #"{"reason":"needed","acknowledgements":[{"finding":"\#(findingId)"}]}"#)
+            #expect(short.status == 400)
+            let unknown = await world.prescribe(ibuprofen, override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[{"finding":"fnd_nope"}]}"#)
+            #expect(unknown.status == 400)
+            let noAck = await world.prescribe(ibuprofen, override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[]}"#)
+            #expect(noAck.status == 422 && noAck.errorCode == "safety_check_failed")
+
+            let reason = "Short course, INR checked on day 3 by the clinic"
+            let accepted = await world.prescribe(ibuprofen, override: #"{"reason":"\#(reason)","acknowledgements":[{"finding":"\#(findingId)","note":"Patient told to report bleeding"}]}"#)
+            #expect(accepted.status == 201, "\(accepted.text)")
+            let issue = try #require(World.findings(accepted).first?["detectedIssue"] as? [String: Any])
+            let mitigation = try #require((issue["mitigation"] as? [[String: Any]])?.first)
+            #expect(((mitigation["action"] as? [String: Any])?["text"] as? String)?.contains("Patient told to report bleeding") == true)
+            #expect((issue["implicated"] as? [[String: Any]])?.contains { $0["reference"] as? String == "MedicationRequest/\(warfarin)" } == true)
+
+            // The decision record, anchored, holds the findings and the override.
+            let id = try #require(accepted["id"])
+            let read = await api.call(.get, "/v1/prescriptions/\(id)", key: world.hospitalA)
+            #expect(read["decisionHash"] == accepted["decisionHash"] && (read.json["detectedIssues"] as? [Any])?.count == 1)
+
+            // The renewal: same prescriber, same pair: shown as acknowledged, not blocking.
+            let renewal = await world.prescribe(ibuprofen)
+            #expect(renewal.status == 201, "\(renewal.text)")
+            let again = try #require(World.findings(renewal).first)
+            #expect(again["blocking"] as? Bool == false && (again["acknowledged"] as? [String: Any])?["prescription"] as? String == id)
+            // Another prescriber has not acknowledged it: it blocks for them.
+            #expect(await world.prescribe(World.request("310965", prescriber: "2222222222")).status == 422)
+        }
+    }
+
+    /// Checks always run over every organization's records; what the prescriber learns of another
+    /// organization's record follows the patient's consent (or break-the-glass).
+    @Test func consentDecidesWhatThePrescriberLearnsNeverWhetherThePatientIsProtected() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let warfarin = try await world.prescribed(World.request("855332"), key: world.hospitalB)
+
+            let hidden = await world.check(World.request("310965"))
+            #expect(World.codes(hidden) == ["DRG:high"], "the interaction is found without consent")
+            let redacted = try #require(World.findings(hidden).first)
+            let issue = try #require(redacted["detectedIssue"] as? [String: Any])
+            #expect(redacted["redacted"] as? Bool == true)
+            #expect(!(issue["detail"] as? String ?? "").contains("arfarin") && (issue["detail"] as? String ?? "").contains("another organization"))
+            #expect((issue["implicated"] as? [[String: Any]])?.count == 1, "only the proposed order is named")
+            #expect(await api.call(.get, "/v1/patients/\(world.patientId)/medications", key: world.hospitalA).items.isEmpty)
+
+            // Break-the-glass shows it.
+            let emergency = await world.check(World.request("310965"), headers: [("X-Purpose-Of-Use", "ETREAT"), ("X-Break-Glass-Reason", "Unconscious patient in the ER, bleeding")])
+            #expect(World.findings(emergency).first?["redacted"] as? Bool == false)
+
+            try await world.consent(medicationsTo: world.orgA)
+            let shown = await world.check(World.request("310965"))
+            let visible = try #require(World.findings(shown).first)
+            let detail = (visible["detectedIssue"] as? [String: Any])?["detail"] as? String ?? ""
+            #expect(visible["redacted"] as? Bool == false && detail.contains("arfarin"), "\(detail)")
+            #expect(((visible["detectedIssue"] as? [String: Any])?["implicated"] as? [[String: Any]])?.contains { $0["reference"] as? String == "MedicationRequest/\(warfarin)" } == true)
+            #expect(await api.call(.get, "/v1/patients/\(world.patientId)/medications", key: world.hospitalA).items.count == 1)
+
+            // Every check is in the patient's access log, saying it consulted another organization's record.
+            let log = await api.call(.get, "/v1/me/access-log", key: world.patientKey)
+            let checks = log.items.filter { $0["action"] as? String == "prescriptions.check" }
+            #expect(checks.count == 3 && checks.allSatisfy { ($0["reason"] as? String ?? "").contains("consulted 1 record") }, "\(log.text)")
+            #expect(await api.call(.get, "/v1/me/medications", key: world.patientKey).items.count == 1)
+        }
+    }
+
     static func issueCode(_ issue: [String: Any]) -> String? {
         ((issue["code"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
     }
+}
+
+private func ~= (text: String, fragment: String) -> Bool {
+    text.contains(fragment)
 }

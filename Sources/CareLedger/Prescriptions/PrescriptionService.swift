@@ -98,7 +98,8 @@ final class PrescriptionService: Sendable {
     func check(_ proposal: Proposal, _ call: CallContext) async throws -> Evaluation {
         let access = try await PatientAccess.open(proposal.patientId, call, keys: keys, on: pool)
         let now = Date()
-        let evaluation = try await evaluate(proposal, prescriptionId: nil, access, call, at: now, status: "preliminary")
+        var evaluation = try await evaluate(proposal, prescriptionId: nil, access, call, at: now)
+        issue(&evaluation, proposal, prescriptionId: nil, status: "preliminary", at: now)
         try await AuditStore().record(checkEvent(call, proposal.patientId, nil, evaluation, access), on: pool)
         call.metrics.prescribing.checked(patientId: proposal.patientId, prescriber: proposal.request.prescriber,
                                          requestHash: JCS.documentHash(proposal.request.document), findings: Self.counted(evaluation), at: now)
@@ -113,9 +114,10 @@ final class PrescriptionService: Sendable {
         let dispenser = try await dispenser(named: proposal.request.performer)
         let id = ResourceID.generate("rx")
         let now = Date()
-        var evaluation = try await evaluate(proposal, prescriptionId: id, access, call, at: now, status: "final")
+        var evaluation = try await evaluate(proposal, prescriptionId: id, access, call, at: now)
         let requestHash = JCS.documentHash(proposal.request.document)
         let acknowledged = try apply(proposal.override, to: &evaluation, prescriber: proposal.request, at: now)
+        issue(&evaluation, proposal, prescriptionId: id, status: "final", at: now)
         let unanswered = evaluation.findings.filter { $0.blocking && $0.mitigation == nil }
         guard unanswered.isEmpty else {
             try await AuditStore().record(checkEvent(call, proposal.patientId, nil, evaluation, access, refused: true), on: pool)
@@ -151,7 +153,7 @@ final class PrescriptionService: Sendable {
 
     /// Runs the checks over all of the patient's records, then shapes each finding for the caller:
     /// details of another organization's record only where consent (or the glass) lets the caller see it.
-    func evaluate(_ proposal: Proposal, prescriptionId: String?, _ access: PatientAccess, _ call: CallContext, at now: Date, status: String) async throws -> Evaluation {
+    func evaluate(_ proposal: Proposal, prescriptionId: String?, _ access: PatientAccess, _ call: CallContext, at now: Date) async throws -> Evaluation {
         let knowledge = try await knowledgeStore.knowledge(on: pool)
         let stored = try await store.prescriptions(patientId: proposal.patientId, on: pool)
         let fills = try await store.dispenses(prescriptionIds: stored.map(\.id), on: pool)
@@ -193,13 +195,16 @@ final class PrescriptionService: Sendable {
             }
             shown.append(item)
         }
-        var evaluation = Evaluation(findings: shown, knowledgeVersion: knowledge.version, consultedElsewhere: elsewhere, hidden: hidden)
+        return Evaluation(findings: shown, knowledgeVersion: knowledge.version, consultedElsewhere: elsewhere, hidden: hidden)
+    }
+
+    /// Each finding as its FHIR DetectedIssue, once its mitigation (if any) is known.
+    private func issue(_ evaluation: inout Evaluation, _ proposal: Proposal, prescriptionId: String?, status: String, at now: Date) {
         for index in evaluation.findings.indices {
             evaluation.findings[index].detectedIssue = DetectedIssues.resource(
                 evaluation.findings[index], patientId: proposal.patientId, prescriptionId: prescriptionId, request: proposal.request,
-                knowledgeVersion: knowledge.version, status: status, at: now)
+                knowledgeVersion: evaluation.knowledgeVersion, status: status, at: now)
         }
-        return evaluation
     }
 
     /// Applies the override to the findings (each acknowledged one gets its mitigation) and returns
@@ -473,18 +478,18 @@ struct PatientAccess: Sendable {
         if call.caller.role == .patient, call.caller.patientId != patientId { throw Denial.notVisible("patient", patientId) }
         let facts = try await ConsentStore().disclosureFacts(recipient: call.caller.orgId, sender: call.caller.orgId, patientId: patientId, on: pool)
         guard facts.patientExists else { throw Denial.notVisible("patient", patientId) }
-        var breakGlass = false
+        // Declared even by a custodian: it then also opens the other organizations' records.
+        let breakGlass = try BreakTheGlass.applies(to: call)
         let reason: String
         if call.caller.role == .patient {
             reason = "own record"
+        } else if breakGlass {
+            reason = "break-the-glass"
+            call.metrics.brokeTheGlass()
         } else if facts.senderIsCustodian {
             reason = "custodian"
         } else if let consent = permission(call, patientId, facts.rules) {
             reason = "consent \(consent)"
-        } else if try BreakTheGlass.applies(to: call) {
-            breakGlass = true
-            reason = "break-the-glass"
-            call.metrics.brokeTheGlass()
         } else if allowingRelationship, call.caller.role == .pharmacy {
             reason = "own fills"
         } else {

@@ -178,19 +178,19 @@ public struct SafetyChecks: Sendable {
                 let conceptsA = knowledge.concepts(of: a)
                 for b in other.ingredients.map(\.ingredient) where a != b {
                     let conceptsB = knowledge.concepts(of: b)
-                    for index in Set(conceptsA.flatMap { knowledge.interactionsByConcept[$0] ?? [] }).sorted() {
-                        let interaction = knowledge.interactions[index]
-                        let matches = (conceptsA.contains(interaction.left) && conceptsB.contains(interaction.right))
-                            || (conceptsA.contains(interaction.right) && conceptsB.contains(interaction.left))
-                        guard matches, seen.insert(interaction.id).inserted else { continue }
-                        let pair = [a, b].sorted().joined(separator: "+")
-                        findings.append(Finding(
-                            code: .interaction, severity: interaction.severity,
-                            detail: "\(knowledge.name(of: a).capitalizedFirst) with \(knowledge.name(of: b)) (\(order.request.medicationText)): \(interaction.effect) Management: \(interaction.management)",
-                            records: [Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: order.request.medicationText)],
-                            acknowledgementKey: "DRG|\(interaction.id)|\(pair)", identity: "DRG|\(interaction.id)|\(pair)|\(order.id ?? "")",
-                            source: interaction.source))
+                    // Of the rows that match this pair, the most specific speaks: the most severe
+                    // (warfarin with an NSAID, not also anticoagulants with NSAIDs).
+                    let matching = Set(conceptsA.flatMap { knowledge.interactionsByConcept[$0] ?? [] }).sorted().map { knowledge.interactions[$0] }.filter {
+                        (conceptsA.contains($0.left) && conceptsB.contains($0.right)) || (conceptsA.contains($0.right) && conceptsB.contains($0.left))
                     }
+                    guard let interaction = matching.max(by: { $0.severity < $1.severity }), seen.insert(interaction.id).inserted else { continue }
+                    let pair = [a, b].sorted().joined(separator: "+")
+                    findings.append(Finding(
+                        code: .interaction, severity: interaction.severity,
+                        detail: "\(knowledge.name(of: a).capitalizedFirst) with \(knowledge.name(of: b)) (\(order.request.medicationText)): \(interaction.effect) Management: \(interaction.management)",
+                        records: [Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: order.request.medicationText)],
+                        acknowledgementKey: "DRG|\(interaction.id)|\(pair)", identity: "DRG|\(interaction.id)|\(pair)|\(order.id ?? "")",
+                        source: interaction.source))
                 }
             }
         }
