@@ -224,6 +224,204 @@ import TestSupport
         }
     }
 
+    /// A prescription is filled only as written: fills, quantity, validity, the named pharmacy, never after cancel.
+    @Test func dispensingOnlyAsWritten() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            func dispense(_ rx: String, key: String, quantity: Double = 30, identifier: String? = nil, headers: [(String, String)] = []) async -> APIHarness.Reply {
+                let patient = identifier.map { #","patientIdentifier":{"system":"\#(World.identifierSystem)","value":"\#($0)"}"# } ?? ""
+                let body = """
+                    {"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","medicationCodeableConcept":{"coding":[{"system":"\(World.rxnorm)","code":"197361"}]},"quantity":{"value":\(quantity),"unit":"TAB","code":"TAB"}}\(patient)}
+                    """
+                return await api.call(.post, "/v1/prescriptions/\(rx)/dispense", key: key, body: body, headers: headers)
+            }
+            // Unnamed pharmacy: needs the id and a matching patient identifier.
+            let open = try await world.prescribed(World.request("197361", repeats: 1))
+            #expect(await dispense(open, key: world.pharmacy1).status == 404)
+            #expect(await dispense(open, key: world.pharmacy1, identifier: "someone-else").status == 404)
+            let over = await dispense(open, key: world.pharmacy1, quantity: 31, identifier: world.identifier)
+            #expect(over.status == 422 && over.errorCode == "quantity_exceeded")
+            let first = await dispense(open, key: world.pharmacy1, identifier: world.identifier, headers: [("Idempotency-Key", "fill-1")])
+            #expect(first.status == 201 && first.json["fill"] as? Int == 1, "\(first.text)")
+            let retried = await dispense(open, key: world.pharmacy1, identifier: world.identifier, headers: [("Idempotency-Key", "fill-1")])
+            #expect(retried.status == 201 && retried.json["fill"] as? Int == 1, "a retried fill is the same fill, not another")
+            #expect(await dispense(open, key: world.pharmacy2, identifier: world.identifier).status == 201)
+            let third = await dispense(open, key: world.pharmacy2, identifier: world.identifier)
+            #expect(third.status == 409 && third.errorCode == "no_fills_remaining")
+            // The pharmacies that filled it read it, without the findings; the patient and the prescriber read it whole.
+            let byPharmacy = await api.call(.get, "/v1/prescriptions/\(open)", key: world.pharmacy2)
+            #expect(byPharmacy.status == 200 && byPharmacy.json["detectedIssues"] == nil && byPharmacy["status"] == "filled")
+            #expect((byPharmacy.json["dispenses"] as? [Any])?.count == 2)
+            #expect(await api.call(.get, "/v1/prescriptions/\(open)", key: world.patientKey).json["detectedIssues"] != nil)
+            #expect(await api.call(.get, "/v1/prescriptions/\(open)", key: world.hospitalB).status == 404)
+
+            // Named pharmacy: only there.
+            let named = try await world.prescribed(World.request("197361", performer: world.pharmacyOrg1))
+            let elsewhere = await dispense(named, key: world.pharmacy2, identifier: world.identifier)
+            #expect(elsewhere.status == 403 && elsewhere.errorCode == "pharmacy_not_named")
+            // Expired and not yet valid.
+            let expired = try await world.prescribed(World.request("197361", validFrom: "2020-01-01", validUntil: "2021-01-01"))
+            let late = await dispense(expired, key: world.pharmacy1, identifier: world.identifier)
+            #expect(late.status == 422 && late.errorCode == "prescription_expired")
+            let future = try await world.prescribed(World.request("197361", validFrom: "2029-01-01"))
+            #expect(await dispense(future, key: world.pharmacy1, identifier: world.identifier).errorCode == "prescription_not_yet_valid")
+            // Cancelled by the prescribing organization only; then never filled.
+            #expect(await api.call(.post, "/v1/prescriptions/\(named)/cancel", key: world.hospitalB).status == 404)
+            let cancelled = await api.call(.post, "/v1/prescriptions/\(named)/cancel", key: world.hospitalA, body: #"{"reason":"Wrong strength"}"#)
+            #expect(cancelled.status == 200 && cancelled["status"] == "cancelled", "\(cancelled.text)")
+            #expect(await api.call(.post, "/v1/prescriptions/\(named)/cancel", key: world.hospitalA).errorCode == "prescription_cancelled")
+            #expect(await dispense(named, key: world.pharmacy1).errorCode == "prescription_cancelled")
+            // Every refused fill changed nothing and is in the trail.
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM dispenses")[0].decode("n", as: Int.self) == 2)
+            let denials = try await api.auditEvents(where: "action = 'prescriptions.dispense' AND decision = 'deny'")
+            #expect(denials.count >= 7)
+        }
+    }
+
+    /// Two pharmacies racing for the last fill: exactly one wins.
+    @Test func twoPharmaciesRacingForTheLastFillOneWins() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let body = #"{"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","medicationCodeableConcept":{"coding":[{"system":"\#(World.rxnorm)","code":"197361"}]},"quantity":{"value":30,"unit":"TAB","code":"TAB"}},"patientIdentifier":{"system":"\#(World.identifierSystem)","value":"\#(world.identifier)"}}"#
+            for _ in 0..<5 {
+                let rx = try await world.prescribed(World.request("197361"))
+                let statuses = await withTaskGroup(of: Int.self) { group in
+                    for key in [world.pharmacy1, world.pharmacy2] {
+                        group.addTask { await api.call(.post, "/v1/prescriptions/\(rx)/dispense", key: key, body: body).status }
+                    }
+                    return await group.reduce(into: []) { $0.append($1) }.sorted()
+                }
+                #expect(statuses == [201, 409], "\(statuses)")
+                #expect(try await api.pool.query("SELECT count(*) AS n FROM dispenses WHERE prescription_id = \(rx)")[0].decode("n", as: Int.self) == 1)
+            }
+        }
+    }
+
+    /// The decision is one ledger entry: its receipt verifies offline with `careledger verify
+    /// --receipt`, and `verify --database` re-hashes every sealed prescribing document.
+    @Test func decisionsAreProvable() async throws {
+        let keys = try PatientKeys.forTests()
+        try await APIHarness.with(runningLedger: true, patientKeys: keys) { api in
+            let world = try await World.make(api)
+            _ = try await world.recordAllergy(try World.fixture("allergyintolerance-medication"))
+            _ = try await world.prescribed(World.request("855332"))
+            let findingId = try #require(World.findings(await world.check(World.request("310965"))).first?["id"] as? String)
+            let accepted = await world.prescribe(World.request("310965"), override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[{"finding":"\#(findingId)"}]}"#)
+            let id = try #require(accepted["id"])
+            let fill = await api.call(.post, "/v1/prescriptions/\(id)/dispense", key: world.pharmacy1, body: #"{"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","medicationCodeableConcept":{"coding":[{"system":"\#(World.rxnorm)","code":"310965"}]},"quantity":{"value":30,"unit":"TAB","code":"TAB"}},"patientIdentifier":{"system":"\#(World.identifierSystem)","value":"\#(world.identifier)"}}"#)
+            #expect(fill.status == 201, "\(fill.text)")
+            _ = await api.call(.post, "/v1/prescriptions/\(id)/cancel", key: world.hospitalA)
+            try await api.ledger.sequencer.sequenceBatch()
+            let proof = await api.call(.get, "/v1/prescriptions/\(id)/proof", key: world.hospitalA)
+            #expect(proof.status == 200, "\(proof.text)")
+            let receipts = try JSONDecoder().decode(ReceiptPage.self, from: Data(proof.response.body)).items
+            #expect(receipts.count == 3, "created, filled, cancelled")
+            let entry = try #require(receipts.first).verify(publicKey: api.ledger.signer.key.publicKey)
+            #expect(entry["type"] == .string("prescription.created") && entry["hash"] == .string(accepted["decisionHash"] ?? ""))
+
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rx-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let keyFile = folder.appendingPathComponent("key.pub"), receiptFile = folder.appendingPathComponent("receipt.json")
+            try api.ledger.signer.verifier.text.write(to: keyFile, atomically: true, encoding: .utf8)
+            try JSONEncoder().encode(try #require(receipts.first)).write(to: receiptFile)
+            let offline = try await runProcess(RepositoryPaths.executable, ["verify", "--receipt", receiptFile.path, "--key", keyFile.path], environment: [:])
+            #expect(offline.status == 0, "\(offline.stderr)")
+
+            await api.ledger.stop()
+            let report = try await LedgerVerifier(pool: api.pool, patientKeys: keys).verify()
+            #expect(report.documentsRehashed && report.anchoredObjects["prescription.created"] == 2 && report.anchoredObjects["allergy.recorded"] == 1
+                    && report.anchoredObjects["prescription.dispensed"] == 1 && report.anchoredObjects["prescription.cancelled"] == 1, "\(report.anchoredObjects)")
+            try await api.pool.query("UPDATE prescriptions SET decision = set_byte(decision, 19, get_byte(decision, 19) # 1) WHERE id = \(id)")
+            let failure = await #expect(throws: VerificationFailure.self) { _ = try await LedgerVerifier(pool: api.pool, patientKeys: keys).verify() }
+            #expect(failure?.table == "prescriptions")
+        }
+    }
+
+    @Test func cdsHooksCardsComeFromTheSameChecks() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            _ = try await world.prescribed(World.request("855332"))
+            let discovery = await api.call(.get, "/cds-services", key: nil)
+            let service = try #require((discovery.json["services"] as? [[String: Any]])?.first)
+            #expect(service["hook"] as? String == "order-sign" && service["id"] as? String == CDSHooksRoutes.serviceId)
+            let draft = World.request("310965").replacingOccurrences(of: #""requester":{"identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1111111111"},"display":"Dr 1111111111"},"#, with: "")
+            let hook = """
+                {"hookInstance":"d1577c69-dfbe-44ad-ba6d-3e05e953b2ea","hook":"order-sign",
+                 "context":{"userId":"Practitioner/example","patientId":"local-1","draftOrders":{"resourceType":"Bundle","type":"collection","entry":[{"resource":\(draft)}]}},
+                 "prefetch":{"patient":{"resourceType":"Patient","id":"local-1","identifier":[{"system":"\(World.identifierSystem)","value":"\(world.identifier)"}]}}}
+                """
+            let cards = await api.call(.post, "/cds-services/\(CDSHooksRoutes.serviceId)", key: world.hospitalA, body: hook)
+            let card = try #require((cards.json["cards"] as? [[String: Any]])?.first, "\(cards.text)")
+            #expect(card["indicator"] as? String == "critical" && (card["summary"] as? String ?? "").count <= 140)
+            #expect((card["source"] as? [String: Any])?["label"] as? String == "CareLedger")
+            #expect(await api.call(.post, "/cds-services/\(CDSHooksRoutes.serviceId)", key: nil, body: hook).status == 401)
+            #expect(await api.call(.post, "/cds-services/other", key: world.hospitalA, body: hook).status == 404)
+            let stranger = hook.replacingOccurrences(of: world.identifier, with: "nobody")
+            #expect((await api.call(.post, "/cds-services/\(CDSHooksRoutes.serviceId)", key: world.hospitalA, body: stranger).json["cards"] as? [[String: Any]])?.first?["indicator"] as? String == "info")
+        }
+    }
+
+    /// `/metrics` counts findings and what followed a check: unchanged, changed, overridden, abandoned.
+    @Test func metricsCountFindingsAndWhatFollowedEachCheck() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let metrics = PrescribingMetrics(window: 60)
+            let now = Date()
+            metrics.checked(patientId: "p", prescriber: "a", requestHash: "h1", findings: [("DRG", "high")], at: now)
+            metrics.prescribed(patientId: "p", prescriber: "a", requestHash: "h2", findings: [], overridden: false, at: now)
+            metrics.checked(patientId: "p", prescriber: "b", requestHash: "h1", findings: [], at: now)
+            metrics.prescribed(patientId: "p", prescriber: "b", requestHash: "h1", findings: [], overridden: false, at: now)
+            metrics.checked(patientId: "q", prescriber: "a", requestHash: "h1", findings: [("DRG", "high")], at: now)
+            metrics.prescribed(patientId: "q", prescriber: "a", requestHash: "h1", findings: [("DRG", "high")], overridden: true, at: now)
+            metrics.checked(patientId: "r", prescriber: "a", requestHash: "h1", findings: [], at: now)
+            var out = PrometheusText()
+            metrics.render(into: &out, now: now.addingTimeInterval(120))
+            for outcome in ["unchanged", "changed", "overridden", "abandoned"] {
+                #expect(out.text.contains(#"careledger_prescription_check_outcomes_total{outcome="\#(outcome)"} 1"#), "\(outcome): \(out.text)")
+            }
+            #expect(out.text.contains(#"careledger_prescription_findings_total{code="DRG",severity="high"} 3"#))
+
+            // Through the API: a refused prescription then the same one changed.
+            _ = try await world.prescribed(World.request("855332"))
+            #expect(await world.prescribe(World.request("310965")).status == 422)
+            #expect(await world.prescribe(World.request("197361")).status == 201)
+            let scraped = await api.call(.get, "/metrics", key: nil, client: "127.0.0.1")
+            #expect(scraped.text.contains(#"careledger_prescription_check_outcomes_total{outcome="changed"} 1"#), "\(scraped.text)")
+            #expect(scraped.text.contains(#"careledger_prescription_findings_total{code="DRG",severity="high"} 1"#))
+        }
+    }
+
+    /// Bad input gets its own error and changes nothing.
+    @Test func badInputIsRefusedWithItsOwnErrorAndChangesNothing() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let noMedication = World.request("197361").replacingOccurrences(of: #""medicationCodeableConcept":{"coding":[{"system":"\#(World.rxnorm)","code":"197361"}]},"#, with: "")
+            let missing = await world.prescribe(noMedication)
+            #expect(missing.status == 422 && missing.errorCode == "medication_missing", "\(missing.text)")
+            let unknownPatient = await api.call(.post, "/v1/prescriptions", key: world.hospitalA, body: #"{"patient":"pat_nobody","medicationRequest":\#(World.request("197361"))}"#)
+            #expect(unknownPatient.status == 404 && unknownPatient.errorCode == "not_found")
+            let stranger = try await api.issueKey(try await api.createOrg("Stranger", "hospital"), "hospital").apiKey
+            #expect(await world.prescribe(World.request("197361"), key: stranger).status == 404, "a hospital with no link to the patient learns nothing")
+            #expect(await api.call(.post, "/v1/prescriptions", key: world.pharmacy1, body: #"{"patient":"\#(world.patientId)","medicationRequest":\#(World.request("197361"))}"#).status == 403)
+            let noRequester = World.request("197361").replacingOccurrences(of: #""requester":{"identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1111111111"},"display":"Dr 1111111111"},"#, with: "")
+            #expect(await world.prescribe(noRequester).errorCode == "invalid_resource")
+            #expect(await world.prescribe(World.request("197361", repeats: 1000)).errorCode == "invalid_resource")
+            #expect(await world.prescribe(World.request("197361", performer: world.orgB)).errorCode == "invalid_resource", "the performer must be a pharmacy")
+            #expect(await api.call(.post, "/v1/prescriptions", key: world.hospitalA, body: #"{"patient":"\#(world.patientId)","medicationRequest":{},"extra":1}"#).status == 400)
+            #expect(await api.call(.post, "/v1/patients/\(world.patientId)/allergies", key: world.hospitalA, body: #"{"resourceType":"AllergyIntolerance"}"#).errorCode == "invalid_resource")
+            #expect(try await api.pool.query("SELECT (SELECT count(*) FROM prescriptions) + (SELECT count(*) FROM allergies) AS n")[0].decode("n", as: Int.self) == 0)
+            let national = try await api.issueKey(try await api.createOrg("NHS", "national"), "national").apiKey
+            #expect(await api.call(.post, "/v1/patients/\(world.patientId)/erase", key: national, body: #"{"reason":"Court order 2026/118 to erase"}"#).status == 200)
+            let erased = await world.prescribe(World.request("197361"))
+            #expect(erased.status == 410 && erased.errorCode == "erased")
+        }
+    }
+
+    private struct ReceiptPage: Decodable {
+        let items: [Receipt]
+    }
+
     static func issueCode(_ issue: [String: Any]) -> String? {
         ((issue["code"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
     }
