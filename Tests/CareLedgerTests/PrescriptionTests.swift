@@ -160,7 +160,7 @@ import TestSupport
 
             let short = await world.prescribe(ibuprofen, override: #"{"reason":"needed","acknowledgements":[{"finding":"\#(findingId)"}]}"#)
             #expect(short.status == 400)
-            let unknown = await world.prescribe(ibuprofen, override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[{"finding":"fnd_nope"}]}"#)
+            let unknown = await world.prescribe(ibuprofen, override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[{"finding":"fnd-nope"}]}"#)
             #expect(unknown.status == 400)
             let noAck = await world.prescribe(ibuprofen, override: #"{"reason":"Short course, INR checked on day 3 by the clinic","acknowledgements":[]}"#)
             #expect(noAck.status == 422 && noAck.errorCode == "safety_check_failed")
@@ -415,6 +415,52 @@ import TestSupport
             #expect(await api.call(.post, "/v1/patients/\(world.patientId)/erase", key: national, body: #"{"reason":"Court order 2026/118 to erase"}"#).status == 200)
             let erased = await world.prescribe(World.request("197361"))
             #expect(erased.status == 410 && erased.errorCode == "erased")
+        }
+    }
+
+    /// The DetectedIssues we produce, of every code, redacted or not, validate as FHIR R4 in an
+    /// independent implementation (PyPI fhir.resources 6.4, R4 4.0.1; deploy/test.sh installs it).
+    @Test func theDetectedIssuesWeProduceValidateAsFHIRR4() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            _ = try await world.recordAllergy(try World.fixture("allergyintolerance-medication"))
+            _ = try await world.prescribed(World.request("855332"), key: world.hospitalB)
+            // With the oxycodone's prescriber, three prescribers of controlled substances; the check adds a fourth.
+            _ = try await world.prescribed(World.request("1049683", perDay: 4))
+            for prescriber in ["1000000001", "1000000002"] {
+                _ = try await world.prescribed(World.request("835603", prescriber: prescriber))
+            }
+            var issues: [Any] = []
+            var codes: Set<String> = []
+            for request in [World.request("308192"), World.request("310965"), World.request("1049621", dose: nil, quantity: 60, supplyDays: 10, extra: ""),
+                            World.request("835603", prescriber: "1000000004"), World.request("999999999"), World.request("1732136", unit: "mL")] {
+                for finding in World.findings(await world.check(request)) {
+                    issues.append(try #require(finding["detectedIssue"]))
+                    codes.insert(finding["code"] as? String ?? "")
+                }
+            }
+            #expect(codes == ["ALGY", "DRG", "DUPTHPY", "ABUSE", "DOSEH", "NOCHECK"], "\(codes)")
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fhir-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let file = folder.appendingPathComponent("issues.json")
+            try JSONSerialization.data(withJSONObject: issues).write(to: file)
+            let python = RepositoryPaths.root.appendingPathComponent(".build-python/fhir-r4/bin/python")
+            let script = """
+                import json, sys
+                from fhir.resources import __fhir_version__
+                from fhir.resources.detectedissue import DetectedIssue
+                assert __fhir_version__ == "4.0.1", __fhir_version__
+                issues = json.load(open(sys.argv[1]))
+                for issue in issues:
+                    DetectedIssue.parse_obj(issue)
+                print("valid", len(issues))
+                """
+            let result = try await runProcess(python, ["-c", script, file.path], environment: [:])
+            #expect(result.status == 0 && result.stdout.contains("valid \(issues.count)"), "\(result.stdout)\(result.stderr)")
+            // The validator does refuse what is not a valid DetectedIssue (an id with an underscore, as ours once had).
+            try JSONSerialization.data(withJSONObject: [["resourceType": "DetectedIssue", "id": "fnd_underscore", "status": "final"]]).write(to: file)
+            #expect(try await runProcess(python, ["-c", script, file.path], environment: [:]).status != 0)
         }
     }
 

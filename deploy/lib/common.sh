@@ -38,4 +38,15 @@ ensure_python_tools() {
     python3 -c 'import rfc8785' 2>/dev/null || python3 -m pip install -q rfc8785 >/dev/null
     # Property-based tests of the API against openapi.yaml.
     command -v schemathesis >/dev/null || python3 -m pip install -q schemathesis >/dev/null
+    ensure_fhir_validator
+}
+
+# An independent FHIR R4 validator for the DetectedIssues we produce: fhir.resources 6.4 is the
+# last release whose models are R4 (4.0.1), and it needs pydantic 1, so it lives in its own venv
+# (.build-python/, out of git) rather than beside schemathesis.
+ensure_fhir_validator() {
+    local venv=.build-python/fhir-r4
+    "$venv/bin/python" -c 'import fhir.resources.detectedissue' 2>/dev/null && return 0
+    python3 -m venv "$venv" >/dev/null 2>&1 || { apt-get install -y python3-venv >/dev/null && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q "fhir.resources==6.4.0" "pydantic<2" >/dev/null
 }

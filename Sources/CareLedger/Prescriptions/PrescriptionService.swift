@@ -185,7 +185,7 @@ final class PrescriptionService: Sendable {
             let key = finding.acknowledgementKey.map {
                 keys.blindIndex(system: "careledger:acknowledgement:\(proposal.patientId):\(proposal.request.prescriber)", value: $0)
             }
-            let id = "fnd_" + String(SHA256.hexDigest(Array("\(proposal.patientId)|\(finding.identity)".utf8)).prefix(24))
+            let id = "fnd-" + String(SHA256.hexDigest(Array("\(proposal.patientId)|\(finding.identity)".utf8)).prefix(24))
             var item = Shown(id: id, finding: finding, redacted: redacted, acknowledgedBefore: key.flatMap { earlier[$0] }, acknowledgementKey: key)
             if let before = item.acknowledgedBefore {
                 item.mitigation = .array([.object([

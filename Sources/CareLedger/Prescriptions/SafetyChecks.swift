@@ -115,6 +115,15 @@ public struct SafetyChecks: Sendable {
         return Resolved(product: nil, ingredients: ingredients)
     }
 
+    /// How a finding names an order: the knowledge set's name for its product, else the request's own words.
+    func name(of order: MedicationOrder) -> String {
+        order.request.codings.lazy.compactMap { knowledge.products[$0]?.name }.first ?? order.request.medicationText
+    }
+
+    private func record(_ order: MedicationOrder) -> Finding.Record {
+        Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: name(of: order))
+    }
+
     func run(_ proposal: MedicationOrder, others: [MedicationOrder], allergies: [RecordedAllergy], at now: Date) -> [Finding] {
         let proposed = resolve(proposal.request.codings)
         guard proposed.known else {
@@ -187,8 +196,8 @@ public struct SafetyChecks: Sendable {
                     let pair = [a, b].sorted().joined(separator: "+")
                     findings.append(Finding(
                         code: .interaction, severity: interaction.severity,
-                        detail: "\(knowledge.name(of: a).capitalizedFirst) with \(knowledge.name(of: b)) (\(order.request.medicationText)): \(interaction.effect) Management: \(interaction.management)",
-                        records: [Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: order.request.medicationText)],
+                        detail: "\(knowledge.name(of: a).capitalizedFirst) with \(knowledge.name(of: b)) (\(name(of: order))): \(interaction.effect) Management: \(interaction.management)",
+                        records: [record(order)],
                         acknowledgementKey: "DRG|\(interaction.id)|\(pair)", identity: "DRG|\(interaction.id)|\(pair)|\(order.id ?? "")",
                         source: interaction.source))
                 }
@@ -204,10 +213,10 @@ public struct SafetyChecks: Sendable {
         let proposedIngredients = Set(proposed.ingredients.map(\.ingredient))
         for order in current {
             let other = Set(resolve(order.request.codings).ingredients.map(\.ingredient))
-            let record = Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: order.request.medicationText)
+            let record = record(order)
             if let same = proposedIngredients.intersection(other).sorted().first {
                 findings.append(Finding(code: .duplicateTherapy, severity: .moderate,
-                                        detail: "\(knowledge.name(of: same).capitalizedFirst) is already prescribed (\(order.request.medicationText)).",
+                                        detail: "\(knowledge.name(of: same).capitalizedFirst) is already prescribed (\(name(of: order))).",
                                         records: [record], acknowledgementKey: "DUPTHPY|\(same)", identity: "DUPTHPY|\(same)|\(order.id ?? "")", source: "rxnorm"))
                 continue
             }
@@ -216,7 +225,7 @@ public struct SafetyChecks: Sendable {
             if let shared = classesA.intersection(classesB).filter({ knowledge.classes[$0]?.duplicateTherapy == true }).sorted().first {
                 let pair = (Array(proposedIngredients) + Array(other)).sorted().joined(separator: "+")
                 findings.append(Finding(code: .duplicateTherapy, severity: .moderate,
-                                        detail: "Another \(knowledge.name(of: shared)) is already prescribed (\(order.request.medicationText)).",
+                                        detail: "Another \(knowledge.name(of: shared)) is already prescribed (\(name(of: order))).",
                                         records: [record], acknowledgementKey: "DUPTHPY|\(shared)|\(pair)", identity: "DUPTHPY|\(shared)|\(order.id ?? "")",
                                         source: "fda-epc"))
             }
@@ -240,7 +249,7 @@ public struct SafetyChecks: Sendable {
         return [Finding(
             code: .abuse, severity: .high,
             detail: "Controlled-substance prescriptions for this patient in the last \(settings.abuseWindowDays) days come from \(prescribers.count) prescribers and were filled at \(pharmacies.count) pharmacies (thresholds: \(settings.abusePrescribers) prescribers or \(settings.abusePharmacies) pharmacies).",
-            records: recent.map { Finding.Record(kind: .prescription, id: $0.id ?? "", org: $0.org, display: $0.request.medicationText) },
+            records: recent.map { record($0) },
             acknowledgementKey: nil, identity: "ABUSE|" + recent.compactMap(\.id).sorted().joined(separator: ","), source: "dea-21cfr1308")]
     }
 
@@ -315,7 +324,7 @@ public struct SafetyChecks: Sendable {
             ownMME = value
         case .failure(let problem)?:
             return [Finding(code: .highDose, severity: .low,
-                            detail: "The daily morphine milligram equivalent of \(proposal.request.medicationText) could not be computed: \(problem.description). Total opioid exposure was not checked.",
+                            detail: "The daily morphine milligram equivalent of \(name(of: proposal)) could not be computed: \(problem.description). Total opioid exposure was not checked.",
                             records: [], acknowledgementKey: nil, identity: "DOSEH|unknown", source: "cdc-2022")]
         }
         var total = ownMME
@@ -326,7 +335,7 @@ public struct SafetyChecks: Sendable {
             switch result {
             case .success(let value):
                 total += value
-                contributing.append(Finding.Record(kind: .prescription, id: order.id ?? "", org: order.org, display: order.request.medicationText))
+                contributing.append(record(order))
             case .failure:
                 unknown += 1
             }
