@@ -54,10 +54,22 @@ struct ServeCommand: Command {
         name: "metrics-token-file", valueName: "file",
         help: "A file (mode 600) holding a bearer token that may read GET /metrics from any address.",
         environment: "CARELEDGER_METRICS_TOKEN_FILE", defaultValue: nil)
+    static let controlledPrescribersOption = OptionSpec(
+        name: "controlled-prescribers", valueName: "n",
+        help: "Prescribers of one patient's controlled substances within the window that raise an ABUSE finding.",
+        environment: "CARELEDGER_CONTROLLED_PRESCRIBERS", defaultValue: "4")
+    static let controlledPharmaciesOption = OptionSpec(
+        name: "controlled-pharmacies", valueName: "n",
+        help: "Pharmacies filling one patient's controlled substances within the window that raise an ABUSE finding.",
+        environment: "CARELEDGER_CONTROLLED_PHARMACIES", defaultValue: "4")
+    static let controlledWindowOption = OptionSpec(
+        name: "controlled-window-days", valueName: "days", help: "The window of the ABUSE check, in days.",
+        environment: "CARELEDGER_CONTROLLED_WINDOW_DAYS", defaultValue: "90")
     static let options = [
         configOption, hostOption, portOption, logLevelOption, metricsAllowOption, metricsTokenOption, keyRateOption, authFailureOption,
         trustedProxiesOption, maxConnectionsOption, maxConnectionsPerAddressOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
+        controlledPrescribersOption, controlledPharmaciesOption, controlledWindowOption,
     ] + TLSOptions.all
 
     static let help = helpText(
@@ -81,6 +93,7 @@ struct ServeCommand: Command {
     let signer: LedgerSigner
     let patientKeys: PatientKeys
     let ledgerSettings: LedgerService.Settings
+    let prescribing: SafetyChecks.Settings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
         let flags: Set<String> = ["no-migrate", LedgerOptions.publicFlag.name, DatabaseOptions.noPipelinesFlag.name]
@@ -142,6 +155,11 @@ struct ServeCommand: Command {
         ledgerSettings.sequencingWait = .milliseconds(try parsed.integer(LedgerOptions.sequencingWait, environment, in: 0...60_000))
         ledgerSettings.publicRead = parsed.flags.contains(LedgerOptions.publicFlag.name)
         self.ledgerSettings = ledgerSettings
+        var prescribing = SafetyChecks.Settings()
+        prescribing.abusePrescribers = try parsed.integer(Self.controlledPrescribersOption, environment, in: 2...1000)
+        prescribing.abusePharmacies = try parsed.integer(Self.controlledPharmaciesOption, environment, in: 2...1000)
+        prescribing.abuseWindowDays = try parsed.integer(Self.controlledWindowOption, environment, in: 1...3650)
+        self.prescribing = prescribing
     }
 
     func run() async throws -> Int32 {
@@ -159,7 +177,7 @@ struct ServeCommand: Command {
         let httpMetrics = HTTPMetrics()
         let router = try Application.makeRouter(ApplicationContext(
             pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits, httpMetrics: httpMetrics,
-            metricsAccess: metricsAccess))
+            metricsAccess: metricsAccess, prescribing: prescribing))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink), metrics: httpMetrics)
         let port = try server.start()
         log.log(.info, "listening", [("host", .string(configuration.host)), ("port", .int(port)), ("tls", .string(tls != nil ? "on" : "off"))])

@@ -50,6 +50,12 @@ import Testing
                     Pooled database connections (besides one read-only pipelined connection per event loop, and the LISTEN and ledger-lock ones). (env CARELEDGER_DB_POOL_SIZE, default 16)
               --db-acquire-timeout-ms <ms>
                     How long a request waits for a database connection before answering 503. (env CARELEDGER_DB_ACQUIRE_TIMEOUT_MS, default 2000)
+              --controlled-prescribers <n>
+                    Prescribers of one patient's controlled substances within the window that raise an ABUSE finding. (env CARELEDGER_CONTROLLED_PRESCRIBERS, default 4)
+              --controlled-pharmacies <n>
+                    Pharmacies filling one patient's controlled substances within the window that raise an ABUSE finding. (env CARELEDGER_CONTROLLED_PHARMACIES, default 4)
+              --controlled-window-days <days>
+                    The window of the ABUSE check, in days. (env CARELEDGER_CONTROLLED_WINDOW_DAYS, default 90)
               --tls-cert <file>
                     PEM certificate chain; with --tls-key, serve HTTPS (TLS 1.2 and 1.3 only). SIGHUP reloads both files. (env CARELEDGER_TLS_CERT)
               --tls-key <file>
@@ -147,6 +153,10 @@ import Testing
         let proxied = try ServeCommand(arguments: ["--trusted-proxies", "10.0.0.0/8, 192.0.2.7", "--max-connections-per-address", "64"], environment: database)
         #expect(proxied.configuration.trustedProxies.contains("10.20.30.40") && proxied.configuration.trustedProxies.contains("192.0.2.7"))
         #expect(!proxied.configuration.trustedProxies.contains("192.0.2.8") && proxied.configuration.maxConnectionsPerAddress == 64)
+        #expect(defaults.prescribing.abusePrescribers == 4 && defaults.prescribing.abusePharmacies == 4 && defaults.prescribing.abuseWindowDays == 90)
+        let strict = try ServeCommand(arguments: ["--controlled-prescribers", "3", "--controlled-window-days", "30"],
+                                      environment: database.merging(["CARELEDGER_CONTROLLED_PHARMACIES": "2"]) { $1 })
+        #expect(strict.prescribing.abusePrescribers == 3 && strict.prescribing.abusePharmacies == 2 && strict.prescribing.abuseWindowDays == 30)
     }
 
     @Test func aConfigFileComesAfterFlagsAndEnvironment() throws {
@@ -188,6 +198,7 @@ import Testing
         (["--no-migrate=yes"], "--no-migrate takes no value"),
         (["--trusted-proxies", "10.0.0.0/8,proxy.example"], "--trusted-proxies: 'proxy.example' is not an IP address or CIDR block"),
         (["--max-connections-per-address", "0"], "--max-connections-per-address must be an integer from 1 to 1000000, got '0'"),
+        (["--controlled-prescribers", "1"], "--controlled-prescribers must be an integer from 2 to 1000, got '1'"),
     ])
     func badArgumentsNameTheProblem(arguments: [String], message: String) {
         #expect(throws: CLIError(message)) { try ServeCommand(arguments: arguments, environment: database) }
