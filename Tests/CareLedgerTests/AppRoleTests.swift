@@ -42,6 +42,22 @@ import TestSupport
             #expect(claim["status"] as? String == "adjudicated", "\(claim)")
             let revoked = try await client.send("POST", "/v1/consents/\(consent["id"] as? String ?? "")/revoke", key: hospital, body: nil)
             #expect(revoked.status == 200, "UPDATE where state changes: \(revoked.bodyText)")
+            // Prescribing, as the app role and in the shipped binary (which links FoundationEssentials
+            // only: FHIR dates must parse without the internationalization module).
+            let allergy = try await client.send("POST", "/v1/patients/\(patient)/allergies", key: hospital,
+                                                body: String(decoding: try SharedFiles.data("fixtures/fhir/allergyintolerance-medication.json"), as: UTF8.self))
+            #expect(allergy.status == 201, "\(allergy.bodyText)")
+            let pharmacy = try #require(keys["pharmacy"])
+            let pharmacyOrg = try #require(try await client.json("GET", "/v1/me", key: pharmacy)["orgId"] as? String)
+            let prescribed = try await client.json("POST", "/v1/prescriptions", key: hospital, body: #"{"patient":"\#(patient)","medicationRequest":\#(PrescriptionWorld.request("197361", performer: pharmacyOrg))}"#)
+            let prescription = try #require(prescribed["id"] as? String, "\(prescribed)")
+            let filled = try await client.send("POST", "/v1/prescriptions/\(prescription)/dispense", key: pharmacy,
+                                               body: #"{"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","medicationCodeableConcept":{"coding":[{"system":"\#(PrescriptionWorld.rxnorm)","code":"197361"}]},"quantity":{"value":30,"unit":"TAB","code":"TAB"}}}"#)
+            #expect(filled.status == 201, "\(filled.bodyText)")
+            let cancelled = try await client.send("POST", "/v1/prescriptions/\(prescription)/cancel", key: hospital, body: nil)
+            #expect(cancelled.status == 200, "\(cancelled.bodyText)")
+            #expect(try await client.send("POST", "/v1/prescriptions/check", key: hospital,
+                                          body: #"{"patient":"\#(patient)","medicationRequest":\#(PrescriptionWorld.request("308192"))}"#).status == 200)
             #expect(try await client.send("GET", "/v1/audit", key: try #require(keys["auditor"]), body: nil).status == 200)
             #expect(try await client.send("GET", "/ready", key: nil, body: nil).status == 200, "it reads the migration record")
             let verify = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)

@@ -464,6 +464,18 @@ import TestSupport
         }
     }
 
+    @Test func fhirDatesCoverTheirWholeYearMonthOrDay() throws {
+        let day = try #require(FHIRDateTime.range("2015-01-15"))
+        #expect(day.start.timeIntervalSince1970 == 1_421_280_000 && day.end.timeIntervalSince1970 == 1_421_366_399.999)
+        let year = try #require(FHIRDateTime.range("2016"))
+        #expect(year.start.timeIntervalSince1970 == 1_451_606_400 && year.end.timeIntervalSince1970 == 1_483_228_799.999)
+        let leap = try #require(FHIRDateTime.range("2024-02"))
+        #expect(leap.end.timeIntervalSince1970 == 1_709_251_199.999, "February 2024 has 29 days")
+        #expect(FHIRDateTime.range("2023-02-29") == nil && FHIRDateTime.range("2023-13-01") == nil && FHIRDateTime.range("0000") == nil)
+        #expect(FHIRDateTime.range("0001-01-01")?.start == Timestamp.range.lowerBound)
+        #expect(FHIRDateTime.range("2015-01-15T10:20:00Z")?.start.timeIntervalSince1970 == 1_421_317_200)
+    }
+
     private struct ReceiptPage: Decodable {
         let items: [Receipt]
     }

@@ -390,6 +390,8 @@ struct FHIRPeriod: Sendable {
 
 enum FHIRDateTime {
     /// The instants a FHIR date or dateTime covers: a year, a month or a day is the whole of it (UTC).
+    /// Plain calendar arithmetic: the server links FoundationEssentials only, whose `Calendar`
+    /// cannot build dates without the internationalization module.
     static func range(_ text: String) -> (start: Date, end: Date)? {
         if text.count > 10 {
             guard let instant = Timestamp.parse(text) else { return nil }
@@ -397,14 +399,37 @@ enum FHIRDateTime {
         }
         guard FHIRPatient.isFHIRDate(text) else { return nil }
         let parts = text.split(separator: "-").compactMap { Int($0) }
-        var calendar = Calendar(identifier: .gregorian)
-        guard let utc = TimeZone(identifier: "UTC") else { return nil }
-        calendar.timeZone = utc
-        let year = parts[0], month = parts.count > 1 ? parts[1] : 1, day = parts.count > 2 ? parts[2] : 1
-        guard year >= 1, let start = calendar.date(from: DateComponents(year: year, month: month, day: day)) else { return nil }
-        let length: Calendar.Component = parts.count == 1 ? .year : parts.count == 2 ? .month : .day
-        guard let next = calendar.date(byAdding: length, value: 1, to: start), Timestamp.range.contains(start) else { return nil }
-        return (start, Date(timeInterval: -0.001, since: next))
+        guard let year = parts.first, year >= 1 else { return nil }
+        let month = parts.count > 1 ? parts[1] : 1, day = parts.count > 2 ? parts[2] : 1
+        guard day <= daysIn(month: month, year: year) else { return nil }
+        let start = daysSinceEpoch(year: year, month: month, day: day)
+        let next: Int
+        switch parts.count {
+        case 1: next = daysSinceEpoch(year: year + 1, month: 1, day: 1)
+        case 2: next = month == 12 ? daysSinceEpoch(year: year + 1, month: 1, day: 1) : daysSinceEpoch(year: year, month: month + 1, day: 1)
+        default: next = start + 1
+        }
+        let from = Date(timeIntervalSince1970: Double(start) * 86_400)
+        guard Timestamp.range.contains(from) else { return nil }
+        return (from, Date(timeIntervalSince1970: Double(next) * 86_400 - 0.001))
+    }
+
+    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (years 1-9999).
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 }
 
