@@ -79,6 +79,7 @@ final class PrescriptionService: Sendable {
     let settings: SafetyChecks.Settings
     let knowledgeStore: MedicationKnowledgeStore
     let store = PrescriptionStore()
+    let parsedRecords: ParsedRecords
     let patients = PatientStore()
     let consents = ConsentStore()
     let identity = IdentityStore()
@@ -90,6 +91,7 @@ final class PrescriptionService: Sendable {
         self.keys = keys
         knowledgeStore = knowledge
         self.settings = settings
+        parsedRecords = ParsedRecords()
     }
 
     // MARK: Checking and prescribing
@@ -154,28 +156,35 @@ final class PrescriptionService: Sendable {
     /// Runs the checks over all of the patient's records, then shapes each finding for the caller:
     /// details of another organization's record only where consent (or the glass) lets the caller see it.
     func evaluate(_ proposal: Proposal, prescriptionId: String?, _ access: PatientAccess, _ call: CallContext, at now: Date) async throws -> Evaluation {
-        let knowledge = try await knowledgeStore.knowledge(on: pool)
-        let stored = try await store.prescriptions(patientId: proposal.patientId, on: pool)
-        let fills = try await store.dispenses(prescriptionIds: stored.map(\.id), on: pool)
+        // What a check reads, at once (reads share the event loop's pipelined connection); the
+        // documents only for records not read before (they never change: see ParsedRecords).
+        async let loadedKnowledge = knowledgeStore.knowledge(on: pool)
+        async let storedRows = store.checkRows(patientId: proposal.patientId, on: pool)
+        async let fillRows = store.fillFacts(patientId: proposal.patientId, on: pool)
+        async let allergyRows = store.allergyRows(patientId: proposal.patientId, on: pool)
+        async let acknowledged = store.acknowledgements(patientId: proposal.patientId, prescriber: proposal.request.prescriber, on: pool)
+        let knowledge = try await loadedKnowledge
+        let stored = try await storedRows, recordedAllergies = try await allergyRows
+        let requests = try await parsedRecords.requests(stored.map { ($0.id, $0.prescriberOrg) }, key: access.dataKey, on: pool)
+        let allergyDocuments = try await parsedRecords.allergies(recordedAllergies.map(\.id), key: access.dataKey, on: pool)
         var fillsOf: [String: [(pharmacy: String, at: Date)]] = [:]
-        for fill in fills { fillsOf[fill.prescriptionId, default: []].append((fill.pharmacyOrg, fill.createdAt)) }
+        for fill in try await fillRows { fillsOf[fill.prescriptionId, default: []].append((fill.pharmacy, fill.at)) }
         var others: [MedicationOrder] = []
         for prescription in stored {
-            let bytes = try AESGCM.open(prescription.sealedDocument, key: access.dataKey, authenticating: PrescriptionSeal.request(prescription.id))
-            let request = try FHIRMedicationRequest(try JSONParser.parse(bytes), callerOrg: prescription.prescriberOrg)
+            guard let request = requests[prescription.id] else { throw DomainError.inconsistentStorage }
             others.append(MedicationOrder(id: prescription.id, org: prescription.prescriberOrg, prescriber: prescription.prescriber,
-                                          createdAt: prescription.createdAt, request: request, cancelled: prescription.cancelledAt != nil,
+                                          createdAt: prescription.createdAt, request: request, cancelled: prescription.cancelled,
                                           fills: fillsOf[prescription.id] ?? []))
         }
         var allergies: [RecordedAllergy] = []
-        for allergy in try await store.allergies(patientId: proposal.patientId, on: pool) {
-            let bytes = try AESGCM.open(allergy.sealedDocument, key: access.dataKey, authenticating: PrescriptionSeal.allergy(allergy.id))
-            allergies.append(RecordedAllergy(id: allergy.id, org: allergy.recordedBy, allergy: try FHIRAllergyIntolerance(try JSONParser.parse(bytes))))
+        for allergy in recordedAllergies {
+            guard let parsed = allergyDocuments[allergy.id] else { throw DomainError.inconsistentStorage }
+            allergies.append(RecordedAllergy(id: allergy.id, org: allergy.recordedBy, allergy: parsed))
         }
         let order = MedicationOrder(id: prescriptionId, org: call.caller.orgId, prescriber: proposal.request.prescriber, createdAt: now,
                                     request: proposal.request, cancelled: false, fills: [])
         let findings = SafetyChecks(knowledge: knowledge, settings: settings).run(order, others: others, allergies: allergies, at: now)
-        let earlier = try await store.acknowledgements(patientId: proposal.patientId, prescriber: proposal.request.prescriber, on: pool)
+        let earlier = try await acknowledged
         let elsewhere = others.filter { $0.org != call.caller.orgId }.count + allergies.filter { $0.org != call.caller.orgId }.count
         var shown: [Shown] = []
         var hidden = 0

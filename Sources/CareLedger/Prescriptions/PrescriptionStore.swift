@@ -225,6 +225,59 @@ struct PrescriptionStore: Sendable {
         return latest
     }
 
+    // MARK: What a check reads
+
+    /// A prescription as the checks see it before its document: who, when, and whether cancelled.
+    struct CheckRow: Sendable {
+        let id: String
+        let prescriberOrg: String
+        let prescriber: String
+        let createdAt: Date
+        let cancelled: Bool
+    }
+
+    func checkRows(patientId: String, on runner: some QueryRunner) async throws -> [CheckRow] {
+        try await runner.query("""
+            SELECT id, prescriber_org, prescriber, created_at, cancelled_at IS NOT NULL AS cancelled FROM prescriptions
+            WHERE patient_id = \(patientId) ORDER BY created_at DESC, id LIMIT \(Self.recordLimit)
+            """).all.map { row in
+            CheckRow(id: try row.decode("id"), prescriberOrg: try row.decode("prescriber_org"), prescriber: try row.decode("prescriber"),
+                     createdAt: try row.decode("created_at", as: Date.self), cancelled: try row.decode("cancelled"))
+        }
+    }
+
+    /// Who filled the patient's prescriptions, and when.
+    func fillFacts(patientId: String, on runner: some QueryRunner) async throws -> [(prescriptionId: String, pharmacy: String, at: Date)] {
+        try await runner.query("""
+            SELECT prescription_id, pharmacy_org, created_at FROM dispenses WHERE patient_id = \(patientId) ORDER BY created_at DESC LIMIT 10000
+            """).all.map { row in
+            (try row.decode("prescription_id"), try row.decode("pharmacy_org"), try row.decode("created_at", as: Date.self))
+        }
+    }
+
+    /// The allergies' ids and recorders, without their documents.
+    func allergyRows(patientId: String, on runner: some QueryRunner) async throws -> [(id: String, recordedBy: String)] {
+        try await runner.query("SELECT id, recorded_by FROM allergies WHERE patient_id = \(patientId) ORDER BY id LIMIT \(Self.recordLimit)").all.map { row in
+            (try row.decode("id"), try row.decode("recorded_by"))
+        }
+    }
+
+    /// The sealed MedicationRequests of `ids`.
+    func requestDocuments(_ ids: [String], on runner: some QueryRunner) async throws -> [String: [UInt8]] {
+        try await documents("SELECT id, document FROM prescriptions WHERE id = ANY(\(PostgresArray(ids.map(Optional.init)))::text[])", ids, on: runner)
+    }
+
+    func allergyDocuments(_ ids: [String], on runner: some QueryRunner) async throws -> [String: [UInt8]] {
+        try await documents("SELECT id, document FROM allergies WHERE id = ANY(\(PostgresArray(ids.map(Optional.init)))::text[])", ids, on: runner)
+    }
+
+    private func documents(_ query: PostgresQuery, _ ids: [String], on runner: some QueryRunner) async throws -> [String: [UInt8]] {
+        guard !ids.isEmpty else { return [:] }
+        var documents: [String: [UInt8]] = [:]
+        for row in try await runner.query(query).all { documents[try row.decode("id")] = try row.bytes("document") }
+        return documents
+    }
+
     // MARK: Rows
 
     private static func allergy(_ row: PostgresRow) throws -> StoredAllergy {

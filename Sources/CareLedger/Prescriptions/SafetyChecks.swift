@@ -132,11 +132,13 @@ public struct SafetyChecks: Sendable {
                             detail: "No safety check could be made for \(proposal.request.medicationText): the medication knowledge (\(knowledge.version)) does not know \(codes.isEmpty ? "a medication named only by text" : codes). Check allergies and interactions by other means.",
                             records: [], acknowledgementKey: nil, identity: "NOCHECK|" + codes, source: nil)]
         }
-        let current = others.filter { $0.id != proposal.id && $0.id != proposal.request.renews && $0.isCurrent(at: now) }
+        // Each record resolved once for all the checks.
+        let resolved = others.map { ($0, resolve($0.request.codings)) }
+        let current = resolved.filter { $0.0.id != proposal.id && $0.0.id != proposal.request.renews && $0.0.isCurrent(at: now) }
         var findings = allergyFindings(proposed, allergies)
         findings += interactionFindings(proposed, current)
         findings += duplicateFindings(proposed, current)
-        findings += abuseFindings(proposal, proposed, others, at: now)
+        findings += abuseFindings(proposal, proposed, resolved, at: now)
         findings += doseFindings(proposal, proposed, current)
         return findings
     }
@@ -178,18 +180,21 @@ public struct SafetyChecks: Sendable {
 
     // MARK: Interactions
 
-    private func interactionFindings(_ proposed: Resolved, _ current: [MedicationOrder]) -> [Finding] {
+    private func interactionFindings(_ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
+        // The proposal's side once: each ingredient's concepts and the interaction rows naming them.
+        let sides = proposed.ingredients.map(\.ingredient).map { ingredient in
+            let concepts = knowledge.concepts(of: ingredient)
+            return (ingredient, concepts, Set(concepts.flatMap { knowledge.interactionsByConcept[$0] ?? [] }).sorted().map { knowledge.interactions[$0] })
+        }
         var findings: [Finding] = []
-        for order in current {
-            let other = resolve(order.request.codings)
+        for (order, other) in current {
             var seen: Set<String> = []
-            for a in proposed.ingredients.map(\.ingredient) {
-                let conceptsA = knowledge.concepts(of: a)
+            for (a, conceptsA, candidates) in sides {
                 for b in other.ingredients.map(\.ingredient) where a != b {
                     let conceptsB = knowledge.concepts(of: b)
                     // Of the rows that match this pair, the most specific speaks: the most severe
                     // (warfarin with an NSAID, not also anticoagulants with NSAIDs).
-                    let matching = Set(conceptsA.flatMap { knowledge.interactionsByConcept[$0] ?? [] }).sorted().map { knowledge.interactions[$0] }.filter {
+                    let matching = candidates.filter {
                         (conceptsA.contains($0.left) && conceptsB.contains($0.right)) || (conceptsA.contains($0.right) && conceptsB.contains($0.left))
                     }
                     guard let interaction = matching.max(by: { $0.severity < $1.severity }), seen.insert(interaction.id).inserted else { continue }
@@ -197,8 +202,7 @@ public struct SafetyChecks: Sendable {
                     findings.append(Finding(
                         code: .interaction, severity: interaction.severity,
                         detail: "\(knowledge.name(of: a).capitalizedFirst) with \(knowledge.name(of: b)) (\(name(of: order))): \(interaction.effect) Management: \(interaction.management)",
-                        records: [record(order)],
-                        acknowledgementKey: "DRG|\(interaction.id)|\(pair)", identity: "DRG|\(interaction.id)|\(pair)|\(order.id ?? "")",
+                        records: [record(order)], acknowledgementKey: "DRG|\(interaction.id)|\(pair)", identity: "DRG|\(interaction.id)|\(pair)|\(order.id ?? "")",
                         source: interaction.source))
                 }
             }
@@ -208,11 +212,11 @@ public struct SafetyChecks: Sendable {
 
     // MARK: Duplicate therapy
 
-    private func duplicateFindings(_ proposed: Resolved, _ current: [MedicationOrder]) -> [Finding] {
+    private func duplicateFindings(_ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
         var findings: [Finding] = []
         let proposedIngredients = Set(proposed.ingredients.map(\.ingredient))
-        for order in current {
-            let other = Set(resolve(order.request.codings).ingredients.map(\.ingredient))
+        for (order, resolved) in current {
+            let other = Set(resolved.ingredients.map(\.ingredient))
             let record = record(order)
             if let same = proposedIngredients.intersection(other).sorted().first {
                 findings.append(Finding(code: .duplicateTherapy, severity: .moderate,
@@ -239,10 +243,10 @@ public struct SafetyChecks: Sendable {
         resolved.ingredients.contains { knowledge.controlled[$0.ingredient] != nil }
     }
 
-    private func abuseFindings(_ proposal: MedicationOrder, _ proposed: Resolved, _ others: [MedicationOrder], at now: Date) -> [Finding] {
+    private func abuseFindings(_ proposal: MedicationOrder, _ proposed: Resolved, _ others: [(MedicationOrder, Resolved)], at now: Date) -> [Finding] {
         guard isControlled(proposed) else { return [] }
         let since = now.addingTimeInterval(-Double(settings.abuseWindowDays) * 86_400)
-        let recent = others.filter { $0.id != proposal.id && $0.createdAt >= since && isControlled(resolve($0.request.codings)) }
+        let recent = others.filter { $0.0.id != proposal.id && $0.0.createdAt >= since && isControlled($0.1) }.map(\.0)
         let prescribers = Set(recent.map(\.prescriber) + [proposal.prescriber])
         let pharmacies = Set(recent.flatMap { $0.fills.filter { $0.at >= since }.map(\.pharmacy) })
         guard prescribers.count >= settings.abusePrescribers || pharmacies.count >= settings.abusePharmacies else { return [] }
@@ -315,7 +319,7 @@ public struct SafetyChecks: Sendable {
         return quantity.value * strength / days
     }
 
-    private func doseFindings(_ proposal: MedicationOrder, _ proposed: Resolved, _ current: [MedicationOrder]) -> [Finding] {
+    private func doseFindings(_ proposal: MedicationOrder, _ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
         let ownMME: Decimal
         switch dailyMME(proposal.request, proposed) {
         case nil:
@@ -330,8 +334,8 @@ public struct SafetyChecks: Sendable {
         var total = ownMME
         var contributing: [Finding.Record] = []
         var unknown = 0
-        for order in current {
-            guard let result = dailyMME(order.request, resolve(order.request.codings)) else { continue }
+        for (order, resolved) in current {
+            guard let result = dailyMME(order.request, resolved) else { continue }
             switch result {
             case .success(let value):
                 total += value
