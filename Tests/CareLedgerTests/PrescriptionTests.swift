@@ -464,6 +464,28 @@ import TestSupport
         }
     }
 
+    /// Prescriptions arriving together are written in one statement; each still gets its own
+    /// entry, and a retried request with its Idempotency-Key is the same prescription.
+    @Test func concurrentAndRetriedPrescriptions() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            let ids = await withTaskGroup(of: String?.self) { group in
+                for index in 0..<12 {
+                    group.addTask { await world.prescribe(World.request(index % 2 == 0 ? "197361" : "314076", prescriber: "30000000\(index)"))["id"] }
+                }
+                return await group.reduce(into: [String?]()) { $0.append($1) }
+            }
+            #expect(Set(ids.compactMap { $0 }).count == 12)
+            let first = await world.prescribe(World.request("311372"), headers: [("Idempotency-Key", "rx-1")])
+            let again = await world.prescribe(World.request("311372"), headers: [("Idempotency-Key", "rx-1")])
+            #expect(first.status == 201 && again.status == 201 && first["id"] == again["id"], "\(again.text)")
+            #expect(await world.prescribe(World.request("197361"), headers: [("Idempotency-Key", "rx-1")]).status == 409, "the same key for another request")
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions")[0].decode("n", as: Int.self) == 13)
+            try await api.ledger.sequencer.sequenceBatch()
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions p JOIN ledger_entries e ON e.queue_id = p.queue_id")[0].decode("n", as: Int.self) == 13)
+        }
+    }
+
     @Test func fhirDatesCoverTheirWholeYearMonthOrDay() throws {
         let day = try #require(FHIRDateTime.range("2015-01-15"))
         #expect(day.start.timeIntervalSince1970 == 1_421_280_000 && day.end.timeIntervalSince1970 == 1_421_366_399.999)

@@ -64,9 +64,12 @@ struct MedicationKnowledge: Sendable {
     let mmeFactors: [String: [String: MMEFactor]]
     let citations: [String: String]
 
+    /// Each ingredient with its classes, made once at load.
+    let conceptSets: [String: Set<String>]
+
     /// An ingredient and its classes: what an interaction or an allergy can name.
     func concepts(of ingredient: String) -> Set<String> {
-        Set([ingredient] + (classesOf[ingredient] ?? []))
+        conceptSets[ingredient] ?? [ingredient]
     }
 
     func name(of concept: String) -> String {
@@ -193,9 +196,10 @@ final class MedicationKnowledgeStore: Sendable {
         }
         var citations: [String: String] = [:]
         for row in sources { citations[try row.decode("id")] = try row.decode("citation") }
+        let conceptSets = Dictionary(uniqueKeysWithValues: ingredientNames.keys.map { ($0, Set([$0] + (classesOf[$0] ?? []))) })
         return MedicationKnowledge(version: version, products: products, ingredientCodes: ingredientCodes, ingredientNames: ingredientNames,
                                    classes: classes, classesOf: classesOf, interactions: interactions, interactionsByConcept: byConcept,
-                                   controlled: controlled, mmeFactors: mme, citations: citations)
+                                   controlled: controlled, mmeFactors: mme, citations: citations, conceptSets: conceptSets)
     }
 
     private static func decimal(_ text: String) throws -> Decimal {

@@ -84,6 +84,8 @@ final class PrescriptionService: Sendable {
     let consents = ConsentStore()
     let identity = IdentityStore()
     let idempotencyKeys = IdempotencyStore()
+    /// Prescriptions accepted together are written together: one statement, one commit.
+    private let creates: WriteCoalescer<PrescriptionStore.Create, Int64>
 
     init(pool: PostgresPool, ledger: LedgerService, keys: PatientKeys, knowledge: MedicationKnowledgeStore, settings: SafetyChecks.Settings) {
         self.pool = pool
@@ -92,6 +94,10 @@ final class PrescriptionService: Sendable {
         knowledgeStore = knowledge
         self.settings = settings
         parsedRecords = ParsedRecords()
+        let store = store
+        creates = WriteCoalescer(failsEveryone: { ($0 as? PostgresError)?.isUnavailable == true }) { batch in
+            try await store.create(batch, on: pool)
+        }
     }
 
     // MARK: Checking and prescribing
@@ -139,7 +145,7 @@ final class PrescriptionService: Sendable {
             decisionHash: decisionHash, knowledgeVersion: evaluation.knowledgeVersion, queueId: 0, createdAt: now)
         let event = checkEvent(call, proposal.patientId, id, evaluation, access)
         guard let queueId = try await Idempotency.unlessRaced(idempotency, {
-            try await store.create(stored, acknowledgements: acknowledged, event: event, idempotency: idempotency, on: pool)
+            try await creates.submit(PrescriptionStore.Create(prescription: stored, acknowledgements: acknowledged, event: event, idempotency: idempotency))
         }) else {
             guard let idempotency, let earlier = try await idempotencyKeys.earlierResource(idempotency, orgId: call.caller.orgId, on: pool) else {
                 throw DomainError.inconsistentStorage

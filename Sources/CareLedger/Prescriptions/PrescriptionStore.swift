@@ -109,34 +109,58 @@ struct PrescriptionStore: Sendable {
 
     // MARK: Prescriptions
 
-    /// The prescription, its `prescription.created` queue row, its audit event, the prescriber's
-    /// acknowledgements and (when given) the idempotency key, as one statement. Returns the queue id.
-    func create(_ prescription: StoredPrescription, acknowledgements: [[UInt8]], event: AuditEvent, idempotency: Idempotency?,
-                on runner: some QueryRunner) async throws -> Int64 {
-        let item = LedgerItem(type: Self.createdType, actor: prescription.prescriberOrg, ref: prescription.id, hash: prescription.decisionHash)
-        let rows = try await runner.query("""
-            WITH idempotency AS (\(IdempotencyStore.insert([(prescription.prescriberOrg, idempotency, prescription.id)]))),
-            queued AS (\(LedgerStore.queueAppend([item]))),
-            audited AS (\(AuditStore.insert([event]))),
+    /// One prescription to create: the row, the prescriber's acknowledgements, its audit event and
+    /// its idempotency key, if any.
+    struct Create: Sendable {
+        let prescription: StoredPrescription
+        let acknowledgements: [[UInt8]]
+        let event: AuditEvent
+        let idempotency: Idempotency?
+    }
+
+    /// Writes prescriptions, each with its `prescription.created` queue row, audit event,
+    /// acknowledgements and idempotency key, as one statement (the queue, audit and idempotency
+    /// inserts are their owners' fragments): prescriptions that arrive together share one round
+    /// trip and one commit. Returns each one's queue id, in order.
+    func create(_ batch: [Create], on runner: some QueryRunner) async throws -> [Int64] {
+        let rows = batch.map(\.prescription)
+        let items = rows.map { LedgerItem(type: Self.createdType, actor: $0.prescriberOrg, ref: $0.id, hash: $0.decisionHash) }
+        let keys = batch.map { (orgId: $0.prescription.prescriberOrg, idempotency: $0.idempotency, resourceId: $0.prescription.id) }
+        let acknowledgements = batch.flatMap { create in create.acknowledgements.map { (create.prescription.id, $0) } }
+        let result = try await runner.query("""
+            WITH input AS (
+                SELECT * FROM unnest(
+                    \(PostgresArray(rows.map(\.id)))::text[], \(PostgresArray(rows.map(\.patientId)))::text[],
+                    \(PostgresArray(rows.map(\.prescriberOrg)))::text[], \(PostgresArray(rows.map(\.prescriber)))::text[],
+                    \(PostgresArray(rows.map(\.dispenser)))::text[], \(PostgresArray(rows.map { Optional("\($0.active)") }))::text[]::boolean[],
+                    \(PostgresArray(rows.map { Optional("\($0.fillsAllowed)") }))::text[]::integer[],
+                    \(PostgresArray(rows.map { $0.fillQuantity.map { "\($0.value)" } }))::text[]::numeric[], \(PostgresArray(rows.map { $0.fillQuantity?.unit }))::text[],
+                    \(PostgresArray(rows.map { $0.validFrom.map(Timestamp.format) }))::text[]::timestamptz[],
+                    \(PostgresArray(rows.map { $0.validUntil.map(Timestamp.format) }))::text[]::timestamptz[],
+                    \(PostgresArray(rows.map { PostgresBytes($0.sealedDocument) }))::bytea[], \(PostgresArray(rows.map { PostgresBytes($0.sealedDecision) }))::bytea[],
+                    \(PostgresArray(rows.map(\.decisionHash)))::text[], \(PostgresArray(rows.map(\.knowledgeVersion)))::text[],
+                    \(PostgresArray(rows.map(\.createdAt)))::timestamptz[])
+                    WITH ORDINALITY AS i(id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
+                                         valid_from, valid_until, document, decision, decision_hash, knowledge_version, created_at, position)),
+            idempotency AS (\(IdempotencyStore.insert(keys))),
+            queued AS (\(LedgerStore.queueAppend(items))),
+            audited AS (\(AuditStore.insert(batch.map(\.event)))),
             stored AS (
                 INSERT INTO prescriptions (id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
                                            valid_from, valid_until, document, decision, decision_hash, knowledge_version, queue_id, created_at)
-                SELECT \(prescription.id), \(prescription.patientId), \(prescription.prescriberOrg), \(prescription.prescriber),
-                       \(prescription.dispenser), \(prescription.active), \(prescription.fillsAllowed),
-                       \(prescription.fillQuantity.map { "\($0.value)" })::numeric, \(prescription.fillQuantity?.unit),
-                       \(prescription.validFrom), \(prescription.validUntil), \(PostgresBytes(prescription.sealedDocument)),
-                       \(PostgresBytes(prescription.sealedDecision)), \(prescription.decisionHash), \(prescription.knowledgeVersion), queued.id,
-                       \(prescription.createdAt)
-                FROM queued
-                RETURNING id, queue_id),
+                SELECT i.id, i.patient_id, i.prescriber_org, i.prescriber, i.dispenser, i.active, i.fills_allowed, i.fill_quantity, i.fill_unit,
+                       i.valid_from, i.valid_until, i.document, i.decision, i.decision_hash, i.knowledge_version, q.id, i.created_at
+                FROM input i JOIN queued q ON q.ref = i.id
+                RETURNING 1),
             acknowledged AS (
                 INSERT INTO prescription_acknowledgements (patient_id, prescriber, finding, prescription_id, acknowledged_at)
-                SELECT \(prescription.patientId), \(prescription.prescriber), f, stored.id, \(prescription.createdAt)
-                FROM stored, unnest(\(PostgresArray(acknowledgements.map { PostgresBytes($0) }))::bytea[]) AS f)
-            SELECT queue_id FROM stored
+                SELECT i.patient_id, i.prescriber, a.finding, i.id, i.created_at
+                FROM unnest(\(PostgresArray(acknowledgements.map { Optional($0.0) }))::text[], \(PostgresArray(acknowledgements.map { PostgresBytes($0.1) }))::bytea[])
+                     AS a(prescription_id, finding)
+                JOIN input i ON i.id = a.prescription_id)
+            SELECT q.id FROM input i JOIN queued q ON q.ref = i.id ORDER BY i.position
             """)
-        guard let row = rows.first else { throw PostgresError(.decoding, message: "the prescription insert returned no queue id") }
-        return try row.decode("queue_id", as: Int64.self)
+        return try result.all.map { try $0.decode("id", as: Int64.self) }
     }
 
     func prescription(_ id: String, lock: Bool = false, on runner: some QueryRunner) async throws -> StoredPrescription? {

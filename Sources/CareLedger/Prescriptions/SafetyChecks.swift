@@ -215,6 +215,7 @@ public struct SafetyChecks: Sendable {
     private func duplicateFindings(_ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
         var findings: [Finding] = []
         let proposedIngredients = Set(proposed.ingredients.map(\.ingredient))
+        let classesA = Set(proposedIngredients.flatMap { knowledge.classesOf[$0] ?? [] }).filter { knowledge.classes[$0]?.duplicateTherapy == true }
         for (order, resolved) in current {
             let other = Set(resolved.ingredients.map(\.ingredient))
             let record = record(order)
@@ -224,9 +225,8 @@ public struct SafetyChecks: Sendable {
                                         records: [record], acknowledgementKey: "DUPTHPY|\(same)", identity: "DUPTHPY|\(same)|\(order.id ?? "")", source: "rxnorm"))
                 continue
             }
-            let classesA = Set(proposedIngredients.flatMap { knowledge.classesOf[$0] ?? [] })
-            let classesB = Set(other.flatMap { knowledge.classesOf[$0] ?? [] })
-            if let shared = classesA.intersection(classesB).filter({ knowledge.classes[$0]?.duplicateTherapy == true }).sorted().first {
+            guard !classesA.isEmpty else { continue }
+            if let shared = classesA.intersection(other.flatMap { knowledge.classesOf[$0] ?? [] }).sorted().first {
                 let pair = (Array(proposedIngredients) + Array(other)).sorted().joined(separator: "+")
                 findings.append(Finding(code: .duplicateTherapy, severity: .moderate,
                                         detail: "Another \(knowledge.name(of: shared)) is already prescribed (\(name(of: order))).",
