@@ -83,3 +83,13 @@ CREATE TABLE prescription_acknowledgements (
 );
 CREATE TRIGGER prescription_acknowledgements_append_only BEFORE UPDATE OR DELETE ON prescription_acknowledgements
     FOR EACH ROW EXECUTE FUNCTION refuse_modification();
+
+-- Sealed documents do not compress (see 0010): keep rows of up to a page inline, and store larger
+-- ones out of line without first trying to compress them.
+ALTER TABLE prescriptions SET (toast_tuple_target = 8160);
+ALTER TABLE prescriptions ALTER COLUMN document SET STORAGE EXTERNAL, ALTER COLUMN decision SET STORAGE EXTERNAL,
+    ALTER COLUMN cancellation SET STORAGE EXTERNAL;
+ALTER TABLE allergies SET (toast_tuple_target = 8160);
+ALTER TABLE allergies ALTER COLUMN document SET STORAGE EXTERNAL;
+ALTER TABLE dispenses SET (toast_tuple_target = 8160);
+ALTER TABLE dispenses ALTER COLUMN document SET STORAGE EXTERNAL;

@@ -2,8 +2,10 @@ import FoundationEssentials
 import Ledger
 
 /// A FHIR R4 MedicationRequest as CareLedger reads it: the document exactly as sent, and what the
-/// checks and the fills need. Only those parts are checked; the rest is the prescriber's.
-struct FHIRMedicationRequest: Sendable {
+/// checks and the fills need. Only those parts are checked; the rest is the prescriber's. Immutable;
+/// a class because the checks pass the same parsed request around and keep it (`ParsedRecords`),
+/// and every copy of a struct of this many fields retained each of them.
+final class FHIRMedicationRequest: Sendable {
     /// One dosage instruction: an amount per administration and administrations per day, where given.
     struct Dosage: Sendable {
         let sequence: Int?
@@ -205,7 +207,7 @@ struct FHIRMedicationRequest: Sendable {
 }
 
 /// A FHIR R4 AllergyIntolerance as CareLedger reads it.
-struct FHIRAllergyIntolerance: Sendable {
+final class FHIRAllergyIntolerance: Sendable {
     let document: JSONValue
     let codings: [Coding]
     let text: String
