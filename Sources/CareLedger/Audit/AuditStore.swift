@@ -33,6 +33,12 @@ struct AuditStore: Sendable {
         try await runner.query("\(Self.insert([event]))")
     }
 
+    /// Appends `events` in one statement.
+    func record(_ events: [AuditEvent], on runner: some QueryRunner) async throws {
+        guard !events.isEmpty else { return }
+        try await runner.query("\(Self.insert(events))")
+    }
+
     /// Appends one event per resource, `template` with each resource's id and patient: a feed page
     /// records every item it delivered (so each shows in its patient's access log), in one statement.
     func record(_ template: AuditEvent, forEach resources: [(id: String, patientId: String?)], on runner: some QueryRunner) async throws {

@@ -38,14 +38,7 @@ enum ClaimRoutes {
 
         api.on(.post, "/v1/claims/{claimId}/cancel", .claimsCancel) { context in
             let id: String = try context.parameter("claimId")
-            var reason: String?
-            if !context.request.body.isEmpty {
-                let body = try JSONBody.parse(context.request, fields: ["reason"])
-                if let value = body["reason"] {
-                    guard let text = value.stringValue, (1...500).contains(text.count) else { throw DomainError.invalid("'reason' must be a string of 1 to 500 characters.") }
-                    reason = text
-                }
-            }
+            let reason = try JSONBody.optionalReason(context.request)
             return try JSONBody.response(.ok, Changed(try await service.cancel(id, reason: reason, context.call)))
         }
 

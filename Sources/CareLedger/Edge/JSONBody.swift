@@ -60,6 +60,14 @@ enum JSONBody {
         return value
     }
 
+    /// The optional body of a cancellation: nothing, or `{"reason": "..."}` with 1-500 characters.
+    static func optionalReason(_ request: Request) throws -> String? {
+        guard !request.body.isEmpty else { return nil }
+        guard let value = try parse(request, fields: ["reason"])["reason"] else { return nil }
+        guard let text = value.stringValue, (1...500).contains(text.count) else { throw DomainError.invalid("'reason' must be a string of 1 to 500 characters.") }
+        return text
+    }
+
     /// A JSON response. A value that does not encode (a non-finite number, say) is a 500 in the
     /// error shape, never a success with a made-up body.
     static func response(_ status: HTTPStatus, _ value: some Encodable) throws(HTTPError) -> Response {

@@ -63,14 +63,7 @@ enum PrescriptionRoutes {
 
         api.on(.post, "/v1/prescriptions/{prescriptionId}/cancel", .prescriptionsCancel) { context in
             let id: String = try context.parameter("prescriptionId")
-            var reason: String?
-            if !context.request.body.isEmpty {
-                let body = try JSONBody.parse(context.request, fields: ["reason"])
-                if let value = body["reason"] {
-                    guard let text = value.stringValue, (1...500).contains(text.count) else { throw DomainError.invalid("'reason' must be a string of 1 to 500 characters.") }
-                    reason = text
-                }
-            }
+            let reason = try JSONBody.optionalReason(context.request)
             let cancelled = try await service.cancel(id, reason: reason, context.call)
             return try JSONBody.response(.ok, Cancelled(id: id, status: "cancelled", cancelledAt: Timestamp.format(cancelled.cancelledAt),
                                                         ledger: cancelled.entry.map(LedgerRef.init)))

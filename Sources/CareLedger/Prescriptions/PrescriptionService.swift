@@ -86,6 +86,8 @@ final class PrescriptionService: Sendable {
     let idempotencyKeys = IdempotencyStore()
     /// Prescriptions accepted together are written together: one statement, one commit.
     private let creates: WriteCoalescer<PrescriptionStore.Create, Int64>
+    /// A dry run writes only its audit event; dry runs that arrive together write theirs together.
+    private let checkAudits: WriteCoalescer<AuditEvent, Bool>
 
     init(pool: PostgresPool, ledger: LedgerService, keys: PatientKeys, knowledge: MedicationKnowledgeStore, settings: SafetyChecks.Settings) {
         self.pool = pool
@@ -95,8 +97,13 @@ final class PrescriptionService: Sendable {
         self.settings = settings
         parsedRecords = ParsedRecords()
         let store = store
-        creates = WriteCoalescer(failsEveryone: { ($0 as? PostgresError)?.isUnavailable == true }) { batch in
+        let unavailable: @Sendable (any Error) -> Bool = { ($0 as? PostgresError)?.isUnavailable == true }
+        creates = WriteCoalescer(failsEveryone: unavailable) { batch in
             try await store.create(batch, on: pool)
+        }
+        checkAudits = WriteCoalescer(failsEveryone: unavailable) { events in
+            try await AuditStore().record(events, on: pool)
+            return events.map { _ in true }
         }
     }
 
@@ -108,7 +115,7 @@ final class PrescriptionService: Sendable {
         let now = Date()
         var evaluation = try await evaluate(proposal, prescriptionId: nil, access, call, at: now)
         issue(&evaluation, proposal, prescriptionId: nil, status: "preliminary", at: now)
-        try await AuditStore().record(checkEvent(call, proposal.patientId, nil, evaluation, access), on: pool)
+        try await checkAudits.submit(checkEvent(call, proposal.patientId, nil, evaluation, access))
         call.metrics.prescribing.checked(patientId: proposal.patientId, prescriber: proposal.request.prescriber,
                                          requestHash: JCS.documentHash(proposal.request.document), findings: Self.counted(evaluation), at: now)
         return evaluation
@@ -162,19 +169,17 @@ final class PrescriptionService: Sendable {
     /// Runs the checks over all of the patient's records, then shapes each finding for the caller:
     /// details of another organization's record only where consent (or the glass) lets the caller see it.
     func evaluate(_ proposal: Proposal, prescriptionId: String?, _ access: PatientAccess, _ call: CallContext, at now: Date) async throws -> Evaluation {
-        // What a check reads, at once (reads share the event loop's pipelined connection); the
-        // documents only for records not read before (they never change: see ParsedRecords).
+        // What a check reads, in one statement; the documents only for records not read before
+        // (they never change: see ParsedRecords).
         async let loadedKnowledge = knowledgeStore.knowledge(on: pool)
-        async let storedRows = store.checkRows(patientId: proposal.patientId, on: pool)
-        async let fillRows = store.fillFacts(patientId: proposal.patientId, on: pool)
-        async let allergyRows = store.allergyRows(patientId: proposal.patientId, on: pool)
-        async let acknowledged = store.acknowledgements(patientId: proposal.patientId, prescriber: proposal.request.prescriber, on: pool)
+        let inputs = try await store.checkInputs(patientId: proposal.patientId, prescriber: proposal.request.prescriber, on: pool)
         let knowledge = try await loadedKnowledge
-        let stored = try await storedRows, recordedAllergies = try await allergyRows
-        let requests = try await parsedRecords.requests(stored.map { ($0.id, $0.prescriberOrg) }, key: access.dataKey, on: pool)
-        let allergyDocuments = try await parsedRecords.allergies(recordedAllergies.map(\.id), key: access.dataKey, on: pool)
+        let stored = inputs.prescriptions, recordedAllergies = inputs.allergies
+        async let parsedRequests = parsedRecords.requests(stored.map { ($0.id, $0.prescriberOrg) }, key: access.dataKey, on: pool)
+        async let parsedAllergies = parsedRecords.allergies(recordedAllergies.map(\.id), key: access.dataKey, on: pool)
+        let requests = try await parsedRequests, allergyDocuments = try await parsedAllergies
         var fillsOf: [String: [(pharmacy: String, at: Date)]] = [:]
-        for fill in try await fillRows { fillsOf[fill.prescriptionId, default: []].append((fill.pharmacy, fill.at)) }
+        for fill in inputs.fills { fillsOf[fill.prescriptionId, default: []].append((fill.pharmacy, fill.at)) }
         var others: [MedicationOrder] = []
         for prescription in stored {
             guard let request = requests[prescription.id] else { throw DomainError.inconsistentStorage }
@@ -190,7 +195,7 @@ final class PrescriptionService: Sendable {
         let order = MedicationOrder(id: prescriptionId, org: call.caller.orgId, prescriber: proposal.request.prescriber, createdAt: now,
                                     request: proposal.request, cancelled: false, fills: [])
         let findings = SafetyChecks(knowledge: knowledge, settings: settings).run(order, others: others, allergies: allergies, at: now)
-        let earlier = try await acknowledged
+        let earlier = inputs.acknowledgements
         let elsewhere = others.filter { $0.org != call.caller.orgId }.count + allergies.filter { $0.org != call.caller.orgId }.count
         var shown: [Shown] = []
         var hidden = 0
@@ -480,6 +485,7 @@ struct SafetyCheckRefusal: Error {
 /// patient's consent for the purpose and the medication category, or by breaking the glass. The
 /// patient's data key is unwrapped once for the whole request.
 struct PatientAccess: Sendable {
+    let patientId: String
     let dataKey: [UInt8]
     let rules: [ConsentRule]
     let breakGlass: Bool
@@ -511,19 +517,20 @@ struct PatientAccess: Sendable {
             throw Denial.notVisible("patient", patientId)
         }
         guard let wrapped = facts.wrappedDataKey else { throw DomainError.erased }
-        return PatientAccess(dataKey: try keys.unwrap(wrapped, patientId: patientId), rules: facts.rules, breakGlass: breakGlass, reason: reason)
+        return PatientAccess(patientId: patientId, dataKey: try keys.unwrap(wrapped, patientId: patientId), rules: facts.rules, breakGlass: breakGlass,
+                             reason: reason)
     }
 
     /// Whether the caller may see the details of a record `org` made: its own, the patient's own
     /// key, the glass broken, or the patient's consent for the purpose and the medication category.
     func canSee(org: String, _ call: CallContext) -> Bool {
         org == call.caller.orgId && call.caller.role != .patient || call.caller.role == .patient || breakGlass
-            || Self.permission(call, "", rules) != nil
+            || Self.permission(call, patientId, rules) != nil
     }
 
+    /// The consent that lets the caller's organization read the patient's medications for the purpose, if one does.
     private static func permission(_ call: CallContext, _ patientId: String, _ rules: [ConsentRule]) -> String? {
-        guard let patient = rules.first?.patientId ?? (patientId.isEmpty ? nil : patientId) else { return nil }
-        let decision = ConsentPolicy.decide(ConsentRequest(actorOrg: call.caller.orgId, actorKind: call.caller.orgKind, patientId: patient,
+        let decision = ConsentPolicy.decide(ConsentRequest(actorOrg: call.caller.orgId, actorKind: call.caller.orgKind, patientId: patientId,
                                                            purpose: call.effectivePurpose, category: .medication, time: Date()), consents: rules)
         return decision.permitted ? (decision.consentId ?? "") : nil
     }

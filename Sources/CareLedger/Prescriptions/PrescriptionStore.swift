@@ -235,20 +235,6 @@ struct PrescriptionStore: Sendable {
         try await runner.query("SELECT \(sql: Self.dispenseColumns) FROM dispenses ORDER BY queue_id").all.map(Self.dispense)
     }
 
-    // MARK: Acknowledgements
-
-    /// When this prescriber last acknowledged each finding key for this patient.
-    func acknowledgements(patientId: String, prescriber: String, on runner: some QueryRunner) async throws -> [[UInt8]: (at: Date, prescription: String)] {
-        var latest: [[UInt8]: (at: Date, prescription: String)] = [:]
-        for row in try await runner.query("""
-            SELECT finding, prescription_id, acknowledged_at FROM prescription_acknowledgements
-            WHERE patient_id = \(patientId) AND prescriber = \(prescriber) ORDER BY acknowledged_at LIMIT 10000
-            """).all {
-            latest[try row.bytes("finding")] = (try row.decode("acknowledged_at", as: Date.self), try row.decode("prescription_id"))
-        }
-        return latest
-    }
-
     // MARK: What a check reads
 
     /// A prescription as the checks see it before its document: who, when, and whether cancelled.
@@ -260,30 +246,50 @@ struct PrescriptionStore: Sendable {
         let cancelled: Bool
     }
 
-    func checkRows(patientId: String, on runner: some QueryRunner) async throws -> [CheckRow] {
-        try await runner.query("""
-            SELECT id, prescriber_org, prescriber, created_at, cancelled_at IS NOT NULL AS cancelled FROM prescriptions
-            WHERE patient_id = \(patientId) ORDER BY created_at DESC, id LIMIT \(Self.recordLimit)
-            """).all.map { row in
-            CheckRow(id: try row.decode("id"), prescriberOrg: try row.decode("prescriber_org"), prescriber: try row.decode("prescriber"),
-                     createdAt: try row.decode("created_at", as: Date.self), cancelled: try row.decode("cancelled"))
-        }
+    /// Everything a check reads about the patient before the documents, in one statement: the
+    /// prescriptions (newest first), who filled them and when, the allergies, and when this
+    /// prescriber acknowledged which findings (each kind within its limit).
+    struct CheckInputs: Sendable {
+        var prescriptions: [CheckRow] = []
+        var fills: [(prescriptionId: String, pharmacy: String, at: Date)] = []
+        var allergies: [(id: String, recordedBy: String)] = []
+        var acknowledgements: [[UInt8]: (at: Date, prescription: String)] = [:]
     }
 
-    /// Who filled the patient's prescriptions, and when.
-    func fillFacts(patientId: String, on runner: some QueryRunner) async throws -> [(prescriptionId: String, pharmacy: String, at: Date)] {
-        try await runner.query("""
-            SELECT prescription_id, pharmacy_org, created_at FROM dispenses WHERE patient_id = \(patientId) ORDER BY created_at DESC LIMIT 10000
-            """).all.map { row in
-            (try row.decode("prescription_id"), try row.decode("pharmacy_org"), try row.decode("created_at", as: Date.self))
+    func checkInputs(patientId: String, prescriber: String, on runner: some QueryRunner) async throws -> CheckInputs {
+        let rows = try await runner.query("""
+            SELECT 'prescription' AS kind, id, prescriber_org AS org, prescriber, created_at AS at, cancelled_at IS NOT NULL AS cancelled,
+                   NULL::bytea AS finding
+            FROM (SELECT * FROM prescriptions WHERE patient_id = \(patientId) ORDER BY created_at DESC, id LIMIT \(Self.recordLimit)) AS p
+            UNION ALL
+            SELECT 'fill', prescription_id, pharmacy_org, NULL, created_at, false, NULL
+            FROM (SELECT * FROM dispenses WHERE patient_id = \(patientId) ORDER BY created_at DESC LIMIT 10000) AS d
+            UNION ALL
+            SELECT 'allergy', id, recorded_by, NULL, created_at, false, NULL
+            FROM (SELECT * FROM allergies WHERE patient_id = \(patientId) ORDER BY id LIMIT \(Self.recordLimit)) AS a
+            UNION ALL
+            SELECT 'acknowledgement', prescription_id, NULL, NULL, acknowledged_at, false, finding
+            FROM (SELECT * FROM prescription_acknowledgements WHERE patient_id = \(patientId) AND prescriber = \(prescriber)
+                  ORDER BY acknowledged_at DESC LIMIT 10000) AS k
+            """)
+        var inputs = CheckInputs()
+        for row in rows.all {
+            let id: String = try row.decode("id"), at = try row.decode("at", as: Date.self)
+            switch try row.decode("kind", as: String.self) {
+            case "prescription":
+                inputs.prescriptions.append(CheckRow(id: id, prescriberOrg: try row.decode("org"), prescriber: try row.decode("prescriber"),
+                                                     createdAt: at, cancelled: try row.decode("cancelled")))
+            case "fill":
+                inputs.fills.append((id, try row.decode("org"), at))
+            case "allergy":
+                inputs.allergies.append((id, try row.decode("org")))
+            default:
+                let finding = try row.bytes("finding")
+                if inputs.acknowledgements[finding].map({ $0.at < at }) ?? true { inputs.acknowledgements[finding] = (at, id) }
+            }
         }
-    }
-
-    /// The allergies' ids and recorders, without their documents.
-    func allergyRows(patientId: String, on runner: some QueryRunner) async throws -> [(id: String, recordedBy: String)] {
-        try await runner.query("SELECT id, recorded_by FROM allergies WHERE patient_id = \(patientId) ORDER BY id LIMIT \(Self.recordLimit)").all.map { row in
-            (try row.decode("id"), try row.decode("recorded_by"))
-        }
+        inputs.prescriptions.sort { ($0.createdAt, $1.id) > ($1.createdAt, $0.id) }
+        return inputs
     }
 
     /// The sealed MedicationRequests of `ids`.
