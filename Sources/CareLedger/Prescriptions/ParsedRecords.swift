@@ -34,6 +34,11 @@ final class ParsedRecords: Sendable {
     private let requestCache = Mutex(Entries<FHIRMedicationRequest>())
     private let allergyCache = Mutex(Entries<FHIRAllergyIntolerance>())
 
+    /// A prescription just stored: the next check of its patient need not read it back.
+    func remember(_ request: FHIRMedicationRequest, for id: String) {
+        requestCache.withLock { $0.insert(request, for: id) }
+    }
+
     /// The MedicationRequests of prescriptions `(id, prescribing organization)`.
     func requests(_ prescriptions: [(id: String, org: String)], key: [UInt8], on runner: some QueryRunner) async throws -> [String: FHIRMedicationRequest] {
         var found = requestCache.withLock { cache in prescriptions.reduce(into: [String: FHIRMedicationRequest]()) { $0[$1.id] = cache.values[$1.id] } }

@@ -130,7 +130,8 @@ final class PrescriptionService: Sendable {
         let id = ResourceID.generate("rx")
         let now = Date()
         var evaluation = try await evaluate(proposal, prescriptionId: id, access, call, at: now)
-        let requestHash = JCS.documentHash(proposal.request.document)
+        let canonicalRequest = JCS.canonicalize(proposal.request.document)
+        let requestHash = "sha256:" + SHA256.hexDigest(canonicalRequest)
         let acknowledged = try apply(proposal.override, to: &evaluation, prescriber: proposal.request, at: now)
         issue(&evaluation, proposal, prescriptionId: id, status: "final", at: now)
         let unanswered = evaluation.findings.filter { $0.blocking && $0.mitigation == nil }
@@ -141,7 +142,6 @@ final class PrescriptionService: Sendable {
             throw SafetyCheckRefusal(error: .safetyCheckFailed(unacknowledged: unanswered.count), findings: evaluation.findings)
         }
         let decision = decisionRecord(id, proposal, evaluation, call, at: now)
-        let canonicalRequest = JCS.canonicalize(proposal.request.document)
         let decisionHash = "sha256:" + SHA256.hexDigest(decision)
         let stored = StoredPrescription(
             id: id, patientId: proposal.patientId, prescriberOrg: call.caller.orgId, prescriber: proposal.request.prescriber, dispenser: dispenser,
@@ -159,6 +159,7 @@ final class PrescriptionService: Sendable {
             }
             return try await replay(earlier, call)
         }
+        parsedRecords.remember(proposal.request, for: id)
         call.metrics.prescribing.prescribed(patientId: proposal.patientId, prescriber: proposal.request.prescriber, requestHash: requestHash,
                                             findings: Self.counted(evaluation),
                                             overridden: evaluation.findings.contains { $0.mitigation != nil && $0.acknowledgedBefore == nil }, at: now)
