@@ -202,6 +202,7 @@ import TestSupport
             #expect(redacted["redacted"] as? Bool == true)
             #expect(!(issue["detail"] as? String ?? "").contains("arfarin") && (issue["detail"] as? String ?? "").contains("another organization"))
             #expect((issue["implicated"] as? [[String: Any]])?.count == 1, "only the proposed order is named")
+            #expect(issue["evidence"] == nil, "not even the source, which would name the drug")
             #expect(await api.call(.get, "/v1/patients/\(world.patientId)/medications", key: world.hospitalA).items.isEmpty)
 
             // Break-the-glass shows it.
@@ -213,6 +214,8 @@ import TestSupport
             let visible = try #require(World.findings(shown).first)
             let detail = (visible["detectedIssue"] as? [String: Any])?["detail"] as? String ?? ""
             #expect(visible["redacted"] as? Bool == false && detail.contains("arfarin"), "\(detail)")
+            let evidence = ((visible["detectedIssue"] as? [String: Any])?["evidence"] as? [[String: Any]])?.first
+            #expect(((evidence?["code"] as? [[String: Any]])?.first?["text"] as? String)?.contains("Warfarin sodium tablets prescribing information") == true)
             #expect(((visible["detectedIssue"] as? [String: Any])?["implicated"] as? [[String: Any]])?.contains { $0["reference"] as? String == "MedicationRequest/\(warfarin)" } == true)
             #expect(await api.call(.get, "/v1/patients/\(world.patientId)/medications", key: world.hospitalA).items.count == 1)
 

@@ -39,6 +39,10 @@ enum DetectedIssues {
             ("implicated", .array(implicated)),
             ("detail", .string(detail)),
         ]
+        // The source, unless redacted: a drug label's name would tell what the hidden record is.
+        if !shown.redacted, let citation = shown.citation {
+            members.append(("evidence", .array([.object([("code", .array([.object([("text", .string("Source: " + citation))])]))])])))
+        }
         if let mitigation = shown.mitigation { members.append(("mitigation", mitigation)) }
         return .object(members)
     }

@@ -33,6 +33,8 @@ final class PrescriptionService: Sendable {
         /// When this prescriber acknowledged the same finding for this patient before.
         let acknowledgedBefore: (at: Date, prescription: String)?
         let acknowledgementKey: [UInt8]?
+        /// The public source the finding rests on, as the knowledge set cites it.
+        let citation: String?
         var mitigation: JSONValue? = nil
         var detectedIssue: JSONValue = .null
 
@@ -207,7 +209,8 @@ final class PrescriptionService: Sendable {
                 keys.blindIndex(system: "careledger:acknowledgement:\(proposal.patientId):\(proposal.request.prescriber)", value: $0)
             }
             let id = "fnd-" + String(SHA256.hexDigest(Array("\(proposal.patientId)|\(finding.identity)".utf8)).prefix(24))
-            var item = Shown(id: id, finding: finding, redacted: redacted, acknowledgedBefore: key.flatMap { earlier[$0] }, acknowledgementKey: key)
+            var item = Shown(id: id, finding: finding, redacted: redacted, acknowledgedBefore: key.flatMap { earlier[$0] }, acknowledgementKey: key,
+                             citation: finding.source.flatMap { knowledge.citations[$0] })
             if let before = item.acknowledgedBefore {
                 item.mitigation = .array([.object([
                     ("action", .object([("text", .string("Acknowledged by this prescriber for this patient with prescription \(before.prescription)."))])),
