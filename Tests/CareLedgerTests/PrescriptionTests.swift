@@ -143,6 +143,24 @@ import TestSupport
         }
     }
 
+    @Test func controlledSubstancesFilledAtManyPharmacies() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let world = try await World.make(api)
+            var pharmacies = [world.pharmacy1, world.pharmacy2]
+            for name in ["Pharmacy 3", "Pharmacy 4"] {
+                pharmacies.append(try await api.issueKey(try await api.createOrg(name, "pharmacy"), "pharmacy").apiKey)
+            }
+            let fill = #"{"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","medicationCodeableConcept":{"coding":[{"system":"\#(World.rxnorm)","code":"835603"}]},"quantity":{"value":30,"unit":"TAB","code":"TAB"}},"patientIdentifier":{"system":"\#(World.identifierSystem)","value":"\#(world.identifier)"}}"#
+            // One prescriber, so only the pharmacies can reach a threshold.
+            for (index, pharmacy) in pharmacies.enumerated() {
+                let rx = try await world.prescribed(World.request("835603"))
+                #expect(await api.call(.post, "/v1/prescriptions/\(rx)/dispense", key: pharmacy, body: fill).status == 201)
+                let codes = World.codes(await world.check(World.request("835603")))
+                #expect(codes.contains("ABUSE:high") == (index == 3), "after \(index + 1) pharmacies: \(codes)")
+            }
+        }
+    }
+
     /// High findings refuse the prescription until an override answers each; the override is the
     /// mitigation, and at the renewal the same finding shows as acknowledged instead of blocking.
     @Test func overridesAreRecordedAndCarryOverToRenewals() async throws {
