@@ -39,6 +39,7 @@ curl -s -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: applicati
     $CARELEDGER_URL/v1/patients/$patient/consents
 exchange=$(KEY=$key TO=$org_b PATIENT=$patient wrk -t2 -c32 -d${seconds}s --latency -s Benchmarks/lua/exchange.lua $CARELEDGER_URL)
 echo "$exchange"
+peak_rss=$(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' /proc/$server/status)
 field() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
 rps() { awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/ {print $5}' <<<"$1"; }
@@ -55,5 +56,5 @@ ratio() { awk -v a="$(rps "$1")" -v b="$(rps "$exchange")" 'BEGIN {printf "%.2f"
     echo "| POST /v1/prescriptions (no finding; durable, anchored) | $(rps "$post") | $(field "$post" 50%) | $(field "$post" 99%) | $(non2xx "$post") | $(ratio "$post") |"
     echo "| reference: POST /v1/exchanges (4 KB Bundle) | $(rps "$exchange") | $(field "$exchange" 50%) | $(field "$exchange" 99%) | $(non2xx "$exchange") | 1.00 |"
     echo
-    echo "$count prescriptions stored and anchored (setup and POST run)."
+    echo "$count prescriptions stored and anchored (setup and POST run). Server peak RSS: $peak_rss."
 } >> Benchmarks/RESULTS.md

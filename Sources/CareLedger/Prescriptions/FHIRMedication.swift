@@ -13,6 +13,9 @@ final class FHIRMedicationRequest: Sendable {
         let perDay: Decimal?
     }
 
+    /// The document exactly as sent; `.null` for a stored one read back for the checks, which need
+    /// only what is parsed out of it (`ParsedRecords` keeps many, and a parsed tree is many times
+    /// the size of its text).
     let document: JSONValue
     let codings: [Coding]
     /// How the request names the medication, for findings (never logged).
@@ -34,7 +37,7 @@ final class FHIRMedicationRequest: Sendable {
 
     static let maximumRepeats = 100
 
-    init(_ document: JSONValue, callerOrg: String) throws(DomainError) {
+    init(_ document: JSONValue, callerOrg: String, keepingDocument: Bool = true) throws(DomainError) {
         guard case .object = document else { throw .invalidResource("medicationRequest", "must be a FHIR MedicationRequest object") }
         guard document["resourceType"]?.stringValue == "MedicationRequest" else {
             throw .invalidResource("medicationRequest.resourceType", "must be \"MedicationRequest\"")
@@ -115,7 +118,7 @@ final class FHIRMedicationRequest: Sendable {
         } else {
             renews = nil
         }
-        self.document = document
+        self.document = keepingDocument ? document : .null
     }
 
     /// The medication's codes: `medicationCodeableConcept`, or the contained Medication that
@@ -216,11 +219,12 @@ final class FHIRAllergyIntolerance: Sendable {
     /// "No known drug allergy" (SNOMED CT 409137002 and its relatives): recorded, checks nothing.
     let noKnownDrugAllergy: Bool
     let aboutMedication: Bool
-    let highCriticality: Bool
+    /// low, high or unable-to-assess, as recorded.
+    let criticality: String?
 
     static let noKnownAllergyCodes: Set<String> = ["409137002", "716186003", "428607008"]
 
-    init(_ document: JSONValue) throws(DomainError) {
+    init(_ document: JSONValue, keepingDocument: Bool = true) throws(DomainError) {
         guard case .object = document else { throw .invalid("The body is not a JSON object.") }
         guard document["resourceType"]?.stringValue == "AllergyIntolerance" else {
             throw .invalidResource("resourceType", "must be \"AllergyIntolerance\"")
@@ -240,8 +244,8 @@ final class FHIRAllergyIntolerance: Sendable {
         } else {
             aboutMedication = document["category"] == nil
         }
-        highCriticality = document["criticality"]?.stringValue == "high"
-        self.document = document
+        criticality = document["criticality"]?.stringValue
+        self.document = keepingDocument ? document : .null
     }
 
     private static func firstCode(_ concept: JSONValue?) -> String? {

@@ -49,7 +49,7 @@ final class ParsedRecords: Sendable {
         for prescription in missing {
             guard let bytes = sealed[prescription.id] else { continue }
             let document = try AESGCM.open(bytes, key: key, authenticating: PrescriptionSeal.request(prescription.id))
-            opened.append((prescription.id, try FHIRMedicationRequest(try JSONParser.parse(document), callerOrg: prescription.org)))
+            opened.append((prescription.id, try FHIRMedicationRequest(try JSONParser.parse(document), callerOrg: prescription.org, keepingDocument: false)))
         }
         requestCache.withLock { cache in for (id, request) in opened { cache.insert(request, for: id) } }
         for (id, request) in opened { found[id] = request }
@@ -65,7 +65,7 @@ final class ParsedRecords: Sendable {
         for id in missing {
             guard let bytes = sealed[id] else { continue }
             let document = try AESGCM.open(bytes, key: key, authenticating: PrescriptionSeal.allergy(id))
-            opened.append((id, try FHIRAllergyIntolerance(try JSONParser.parse(document))))
+            opened.append((id, try FHIRAllergyIntolerance(try JSONParser.parse(document), keepingDocument: false)))
         }
         allergyCache.withLock { cache in for (id, allergy) in opened { cache.insert(allergy, for: id) } }
         for (id, allergy) in opened { found[id] = allergy }

@@ -161,7 +161,10 @@ final class PrescriptionService: Sendable {
             }
             return try await replay(earlier, call)
         }
-        parsedRecords.remember(proposal.request, for: id)
+        // Kept as a stored record is: without its document tree.
+        if let kept = try? FHIRMedicationRequest(proposal.request.document, callerOrg: call.caller.orgId, keepingDocument: false) {
+            parsedRecords.remember(kept, for: id)
+        }
         call.metrics.prescribing.prescribed(patientId: proposal.patientId, prescriber: proposal.request.prescriber, requestHash: requestHash,
                                             findings: Self.counted(evaluation),
                                             overridden: evaluation.findings.contains { $0.mitigation != nil && $0.acknowledgedBefore == nil }, at: now)

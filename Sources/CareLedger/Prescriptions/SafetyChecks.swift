@@ -167,7 +167,7 @@ public struct SafetyChecks: Sendable {
                                             records: [record], acknowledgementKey: "ALGY|\(ingredient)|\(ingredient)",
                                             identity: "ALGY|\(recorded.id)|\(ingredient)", source: "rxnorm"))
                 } else if let group = (knowledge.classesOf[ingredient] ?? []).first(where: allergenGroups.contains) {
-                    let severity: Severity = recorded.allergy.document["criticality"]?.stringValue == "low" ? .moderate : .high
+                    let severity: Severity = recorded.allergy.criticality == "low" ? .moderate : .high
                     findings.append(Finding(code: .allergy, severity: severity,
                                             detail: "Allergy to \(recorded.allergy.text) recorded; \(knowledge.name(of: ingredient)) belongs to the same class (\(knowledge.name(of: group))), so cross-reactivity is expected.",
                                             records: [record], acknowledgementKey: "ALGY|\(group)|\(ingredient)",
