@@ -11,9 +11,7 @@ import TestSupport
     typealias World = PrescriptionWorld
 
     @Test func theSpecificationsExamplesGoThroughUnchanged() async throws {
-        let lines = LogLines()
-        defer { for line in lines.captured where line.contains("error") { print("LOG", line) } }
-        try await APIHarness.with(runningLedger: true, log: EventLog(sink: lines)) { api in
+        try await APIHarness.with(runningLedger: true) { api in
             let world = try await World.make(api)
             for name in ["allergyintolerance-example", "allergyintolerance-medication", "allergyintolerance-nkda"] {
                 let document = try World.fixture(name)
