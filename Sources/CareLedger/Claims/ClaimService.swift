@@ -142,9 +142,9 @@ struct ClaimService: Sendable {
     /// Cancellation and adjudication: each only from `submitted`, under a row lock so two changes
     /// cannot both win.
     private func change(_ claim: StoredClaim, kind: ClaimEvent.Kind, document: JSONValue, outcome: String?, _ call: CallContext) async throws -> Changed {
-        guard let wrapped = try await patients.patient(claim.patientId, on: pool)?.wrappedDataKey else { throw DomainError.erased }
+        let key = try await documents.keys.dataKey(of: claim.patientId, on: pool)
         let now = Date()
-        let sealed = try documents.seal(document, key: try documents.keys.unwrap(wrapped, patientId: claim.patientId), claimId: claim.id, kind: kind)
+        let sealed = try documents.seal(document, key: key, claimId: claim.id, kind: kind)
         let status: StoredClaim.Status = kind == .cancelled ? .cancelled : .adjudicated
         let queueId = try await pool.withTransaction { transaction -> Int64 in
             guard try await store.claim(claim.id, lock: true, on: transaction)?.status == .submitted else {

@@ -21,7 +21,6 @@ final class ExchangeService: Sendable {
     let ledger: LedgerService
     let keys: PatientKeys
     let store = ExchangeStore()
-    let patients = PatientStore()
     let consents = ConsentStore()
     let audit = AuditStore()
     let idempotencyKeys = IdempotencyStore()
@@ -73,10 +72,7 @@ final class ExchangeService: Sendable {
         if exchange.recipientOrg == call.caller.orgId, exchange.receivedAt == nil {
             exchange.receivedAt = try await receive(exchange, call)
         }
-        guard let patient = try await patients.patient(exchange.patientId, on: pool), let wrapped = patient.wrappedDataKey else {
-            throw DomainError.erased
-        }
-        let document = try AESGCM.open(exchange.sealedDocument, key: try keys.unwrap(wrapped, patientId: exchange.patientId),
+        let document = try AESGCM.open(exchange.sealedDocument, key: try await keys.dataKey(of: exchange.patientId, on: pool),
                                        authenticating: ExchangeStore.sealContext(id))
         try await audit.record(call.permitted("exchange", id, patientId: exchange.patientId, reason: "sender or recipient"), on: pool)
         return (exchange, document)
@@ -86,11 +82,9 @@ final class ExchangeService: Sendable {
     func proof(_ id: String, _ call: CallContext) async throws -> [Receipt] {
         let exchange = try await party(to: id, call)
         let queueIds = [exchange.sentQueueId] + (exchange.receivedQueueId.map { [$0] } ?? [])
-        var receipts: [Receipt] = []
-        for entry in try await ledger.store.entries(queueIds: queueIds, on: pool).values.sorted(by: { $0.seq < $1.seq }) {
-            if let receipt = try await ledger.receipt(seq: entry.seq) { receipts.append(receipt) }
+        guard let receipts = try await ledger.receipts(queueIds: queueIds) else {
+            throw DomainError.notYetSigned("The exchange is not in a signed tree head yet; retry shortly.")
         }
-        guard !receipts.isEmpty else { throw DomainError.notYetSigned("The exchange is not in a signed tree head yet; retry shortly.") }
         try await audit.record(call.permitted("exchange", id, patientId: exchange.patientId, reason: "proof"), on: pool)
         return receipts
     }

@@ -205,6 +205,16 @@ public final class LedgerService: Sendable {
     }
 
     /// A receipt for the entry at `seq` against the latest signed head, or nil if it is not in it yet.
+    /// Receipts of the entries the queue ids became, oldest first; nil when none is in a signed head
+    /// yet (an object's proof answers 503 then).
+    func receipts(queueIds: [Int64]) async throws -> [Receipt]? {
+        var receipts: [Receipt] = []
+        for entry in try await store.entries(queueIds: queueIds, on: pool).values.sorted(by: { $0.seq < $1.seq }) {
+            if let receipt = try await receipt(seq: entry.seq) { receipts.append(receipt) }
+        }
+        return receipts.isEmpty ? nil : receipts
+    }
+
     func receipt(seq: Int64) async throws -> Receipt? {
         guard seq >= 0, let head = try await latestHead(), seq < head.treeSize,
               let found = try await inclusion(seq: seq, size: head.treeSize) else { return nil }

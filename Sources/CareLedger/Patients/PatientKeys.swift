@@ -30,3 +30,11 @@ public struct PatientKeys: Sendable {
         HMACSHA256.authenticationCode(Array((system + "|" + value).utf8), key: indexKey)
     }
 }
+
+extension PatientKeys {
+    /// The patient's data key, unwrapped; an erased patient's is gone (410 `erased`).
+    func dataKey(of patientId: String, on runner: some QueryRunner) async throws -> [UInt8] {
+        guard let wrapped = try await PatientStore().patient(patientId, on: runner)?.wrappedDataKey else { throw DomainError.erased }
+        return try unwrap(wrapped, patientId: patientId)
+    }
+}

@@ -328,7 +328,7 @@ final class PrescriptionService: Sendable {
     /// the pharmacies that filled it; findings only to the first two.
     func read(_ id: String, _ call: CallContext) async throws -> Read {
         let (prescription, fills) = try await party(to: id, call)
-        let dataKey = try await dataKey(of: prescription.patientId)
+        let dataKey = try await keys.dataKey(of: prescription.patientId, on: pool)
         let request = try AESGCM.open(prescription.sealedDocument, key: dataKey, authenticating: PrescriptionSeal.request(id))
         var findings: [UInt8]?
         if prescription.prescriberOrg == call.caller.orgId || call.caller.patientId == prescription.patientId {
@@ -343,11 +343,9 @@ final class PrescriptionService: Sendable {
     func proof(_ id: String, _ call: CallContext) async throws -> [Receipt] {
         let (prescription, fills) = try await party(to: id, call)
         let queueIds = [prescription.queueId] + fills.map(\.queueId) + (prescription.cancelQueueId.map { [$0] } ?? [])
-        var receipts: [Receipt] = []
-        for entry in try await ledger.store.entries(queueIds: queueIds, on: pool).values.sorted(by: { $0.seq < $1.seq }) {
-            if let receipt = try await ledger.receipt(seq: entry.seq) { receipts.append(receipt) }
+        guard let receipts = try await ledger.receipts(queueIds: queueIds) else {
+            throw DomainError.notYetSigned("The prescription is not in a signed tree head yet; retry shortly.")
         }
-        guard !receipts.isEmpty else { throw DomainError.notYetSigned("The prescription is not in a signed tree head yet; retry shortly.") }
         try await AuditStore().record(call.permitted("prescription", id, patientId: prescription.patientId, reason: "proof"), on: pool)
         return receipts
     }
@@ -377,7 +375,7 @@ final class PrescriptionService: Sendable {
         guard let prescription = try await store.prescription(id, on: pool), prescription.prescriberOrg == call.caller.orgId else {
             throw Denial.notVisible("prescription", id)
         }
-        let dataKey = try await dataKey(of: prescription.patientId)
+        let dataKey = try await keys.dataKey(of: prescription.patientId, on: pool)
         let now = Date()
         var members: [(key: String, value: JSONValue)] = [
             ("prescription", .string(id)), ("cancelledAt", .string(Timestamp.format(now))), ("cancelledBy", .string(call.caller.orgId)),
@@ -417,7 +415,7 @@ final class PrescriptionService: Sendable {
                 throw Denial.notVisible("prescription", id, reason: "fill without a matching patient identifier")
             }
         }
-        let dataKey = try await dataKey(of: prescription.patientId)
+        let dataKey = try await keys.dataKey(of: prescription.patientId, on: pool)
         let now = Date()
         let canonical = JCS.canonicalize(dispense.document)
         let hash = "sha256:" + SHA256.hexDigest(canonical)
@@ -473,11 +471,6 @@ final class PrescriptionService: Sendable {
             || (call.caller.role == .pharmacy && (prescription.dispenser == call.caller.orgId || fills.contains { $0.pharmacyOrg == call.caller.orgId }))
         guard party else { throw Denial.notVisible("prescription", id) }
         return (prescription, fills)
-    }
-
-    private func dataKey(of patientId: String) async throws -> [UInt8] {
-        guard let wrapped = try await patients.patient(patientId, on: pool)?.wrappedDataKey else { throw DomainError.erased }
-        return try keys.unwrap(wrapped, patientId: patientId)
     }
 }
 
