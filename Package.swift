@@ -43,8 +43,11 @@ let package = Package(
         // The verifiable log, pure: canonical JSON (RFC 8785), Merkle trees and proofs (RFC 9162),
         // signed checkpoints, receipts. Knows nothing of HTTP or PostgreSQL.
         .target(name: "Ledger", dependencies: ["Crypto"]),
+        // GS1 identifiers (GTIN, SGTIN, SSCC, GLN, Digital Link, element strings), EPCIS 2.0 documents and
+        // the CBV 2.0 event hash, pure. Knows nothing of HTTP, PostgreSQL or health data.
+        .target(name: "GS1", dependencies: ["Crypto", "Ledger"]),
         // The domain: one folder per area, each Routes -> Service -> Store (its README is the recipe).
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "IOLoop", "Ledger", "Postgres", "Telemetry"],
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "GS1", "IOLoop", "Ledger", "Postgres", "Telemetry"],
                 exclude: ["README.md"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "Telemetry", "TLS"]),
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "IOLoop", "Telemetry", "TestSupport"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
+        .testTarget(name: "GS1Tests", dependencies: ["GS1", "Ledger", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "IOLoop", "Postgres", "Telemetry", "TestSupport"]),
     ],
