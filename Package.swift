@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
         .testTarget(name: "GS1Tests", dependencies: ["GS1", "Ledger", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),
-        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "HTTP", "IOLoop", "Postgres", "Telemetry", "TestSupport"]),
+        .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "GS1", "HTTP", "IOLoop", "Postgres", "Telemetry", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

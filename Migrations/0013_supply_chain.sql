@@ -40,6 +40,7 @@ ALTER TABLE epcis_captures ALTER COLUMN document SET STORAGE EXTERNAL;
 -- `violations` lists the custody rules it broke: such an event is kept (what was claimed matters)
 -- but moved nothing. `epcs` are epcList and childEPCs, `any_epcs` also parentID and the
 -- transformation lists, all as canonical Digital Link URIs (for MATCH_epc and MATCH_anyEPC).
+-- `prefixes` are the CURIE prefixes in force where it was sent, which the hash depends on.
 CREATE TABLE epcis_events (
     hash_id          text PRIMARY KEY,
     sender_event_id  text,
@@ -52,18 +53,21 @@ CREATE TABLE epcis_events (
     disposition      text,
     read_point       text,
     biz_location     text,
+    parent_id        text,
     epcs             text[] NOT NULL,
     any_epcs         text[] NOT NULL,
     reporter_org     text NOT NULL REFERENCES organizations (id),
     capture_id       text NOT NULL REFERENCES epcis_captures (id),
     violations       text[] NOT NULL DEFAULT '{}',
     event            bytea NOT NULL,
+    prefixes         bytea NOT NULL,
     queue_id         bigint NOT NULL
 );
 CREATE INDEX epcis_events_by_time ON epcis_events (event_time, hash_id);
 CREATE INDEX epcis_events_by_record ON epcis_events (record_time, hash_id);
 CREATE INDEX epcis_events_by_epc ON epcis_events USING gin (epcs);
 CREATE INDEX epcis_events_by_any_epc ON epcis_events USING gin (any_epcs);
+CREATE INDEX epcis_events_by_parent ON epcis_events (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX epcis_events_by_sender_id ON epcis_events (sender_event_id);
 CREATE INDEX epcis_events_by_queue_id ON epcis_events (queue_id);
 CREATE TRIGGER epcis_events_append_only BEFORE UPDATE OR DELETE ON epcis_events

@@ -58,6 +58,7 @@ public enum Application {
         RecordRoutes.register(in: &api)
         ClaimRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, log: context.log)
         PrescriptionRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, settings: context.prescribing)
+        SupplyRoutes.register(in: &api, ledger: context.ledger)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -139,7 +139,9 @@ public enum EPCISReader {
         let outputs = try uris(value, "outputEPCList", at)
         var parentID: String?
         if value["parentID"] != nil {
-            guard let text = value["parentID"]?.stringValue, text.contains(":") else { throw EPCISProblem(at("parentID"), "a parentID is a URI") }
+            guard let text = value["parentID"]?.stringValue, text.contains(":"), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+                throw EPCISProblem(at("parentID"), "a parentID is a URI")
+            }
             parentID = canonical(text)
         }
         for list in ["quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"] {
@@ -239,6 +241,9 @@ public enum EPCISReader {
 
     /// `https://ref.gs1.org/cbv/BizStep-shipping`, `urn:epcglobal:cbv:bizstep:shipping`, `cbv:BizStep-shipping`
     /// and `shipping` are all `shipping`.
+    /// A query value in the form events are stored with (`EQ_bizStep=urn:epcglobal:cbv:bizstep:shipping`).
+    public static func term(_ text: String, _ term: String) -> String { cbvTerm(text, term, EPCISContext()) }
+
     static func cbvTerm(_ text: String, _ term: String, _ context: EPCISContext) -> String {
         let web = "https://ref.gs1.org/cbv/" + term
         if text.hasPrefix(web) { return String(text.dropFirst(web.count)) }
@@ -267,7 +272,9 @@ public enum EPCISReader {
         guard case .array(let items) = member else { throw EPCISProblem(at(field), "an array of EPC URIs") }
         var result: [String] = []
         for (index, item) in items.enumerated() {
-            guard let text = item.stringValue, text.contains(":") else { throw EPCISProblem(at("\(field)[\(index)]"), "an EPC is a URI") }
+            guard let text = item.stringValue, text.contains(":"), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+                throw EPCISProblem(at("\(field)[\(index)]"), "an EPC is a URI (no spaces or control characters)")
+            }
             result.append(text)
         }
         return result

@@ -42,6 +42,11 @@ public struct EPCISContext: Sendable {
 
     public init() {}
 
+    /// The standard context with these prefixes laid over it (as stored beside a captured event).
+    public init(prefixes: [String: String]) {
+        for (prefix, namespace) in prefixes { self.prefixes[prefix] = namespace }
+    }
+
     /// The standard context with the `@context` of `value` (a document or an event) laid over it.
     public func adding(contextOf value: JSONValue) -> EPCISContext {
         var context = self

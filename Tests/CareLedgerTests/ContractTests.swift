@@ -25,6 +25,7 @@ import TestSupport
             let insurer = try await organization("Payer", "insurer")
             let national = try await organization("Ministry", "national")
             let pharmacy = try await organization("Chemist", "pharmacy")
+            let manufacturer = try await organization("Maker", "manufacturer")
             let patient = try #require(try await post("/v1/patients", key: hospital.key,
                                                      #"{"resourceType":"Patient","identifier":[{"system":"urn:c","value":"1"}]}"#)["id"] as? String)
             _ = try await post("/v1/patients/\(patient)/consents", key: hospital.key,
@@ -34,7 +35,8 @@ import TestSupport
             // Each role in turn, on its own organization; the admin last and on a scratch one, since
             // its generated requests rename and suspend the organization they name.
             for (name, key, org) in [("hospital", hospital.key, hospital.org), ("pharmacy", pharmacy.key, pharmacy.org), ("insurer", insurer.key, insurer.org),
-                                     ("national", national.key, national.org), ("admin", adminKey, scratch.org)] {
+                                     ("national", national.key, national.org), ("manufacturer", manufacturer.key, manufacturer.org),
+                                     ("admin", adminKey, scratch.org)] {
                 let config = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString).toml")
                 defer { try? FileManager.default.removeItem(at: config) }
                 // Long polls answer at once (wait 0); otherwise generated waits of up to 30 s time out.

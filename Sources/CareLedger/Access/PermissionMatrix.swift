@@ -38,6 +38,13 @@ public enum Action: String, CaseIterable, Sendable {
     case prescriptionsDispense = "prescriptions.dispense"
     case medicationsRead = "medications.read"
     case meMedications = "me.medications"
+    case supplyBind = "supply.bind"
+    case epcisCapture = "epcis.capture"
+    case epcisRead = "epcis.read"
+    case supplyVerify = "supply.verify"
+    case supplyTrace = "supply.trace"
+    case supplyAlerts = "supply.alerts"
+    case supplyRecall = "supply.recall"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -48,6 +55,9 @@ public enum Action: String, CaseIterable, Sendable {
 /// no PHI, so every role may read it; every organization but the platform may anchor documents.
 public enum PermissionMatrix {
     private static let organizationRoles: Set<Role> = [.admin, .hospital, .insurer, .national, .pharmacy, .manufacturer, .distributor, .auditor]
+    /// Those who make, move, dispense or regulate medicines; what an event shows is narrowed further
+    /// to the organizations that held the pack (and regulators).
+    private static let supplyChainRoles: Set<Role> = [.manufacturer, .distributor, .pharmacy, .hospital, .national]
 
     public static let allowed: [Action: Set<Role>] = [
         .meRead: Set(Role.allCases),
@@ -87,6 +97,13 @@ public enum PermissionMatrix {
         .prescriptionsDispense: [.pharmacy],
         .medicationsRead: [.hospital, .pharmacy],
         .meMedications: [.patient],
+        .supplyBind: [.admin],
+        .epcisCapture: supplyChainRoles.subtracting([.national]),
+        .epcisRead: supplyChainRoles,
+        .supplyVerify: supplyChainRoles,
+        .supplyTrace: supplyChainRoles,
+        .supplyAlerts: supplyChainRoles,
+        .supplyRecall: [.manufacturer, .national],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

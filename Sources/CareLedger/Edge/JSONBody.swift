@@ -41,9 +41,10 @@ enum JSONBody {
     }
 
     /// The body as a parsed JSON value (for bodies that carry documents, kept exactly as sent): 415
-    /// unless JSON, 400 unless valid I-JSON, and, with `fields`, 400 unless an object with only those members.
+    /// unless JSON (JSON-LD included, as EPCIS clients send it), 400 unless valid I-JSON, and, with `fields`, 400 unless an object with only those members.
     static func parse(_ request: Request, fields: Set<String>? = nil) throws(HTTPError) -> JSONValue {
-        if let contentType = request.headers.first(name: "Content-Type"), !contentType.lowercased().hasPrefix("application/json") {
+        if let contentType = request.headers.first(name: "Content-Type")?.lowercased(),
+           !contentType.hasPrefix("application/json"), !contentType.hasPrefix("application/ld+json") {
             throw APIError.unsupportedMediaType
         }
         let value: JSONValue
@@ -100,7 +101,7 @@ enum JSONBody {
         return .json(.ok, try object(PageLinks(next: next, cursor: cursor), adding: [("items", items)]))
     }
 
-    private static func encoded(_ value: some Encodable) throws(HTTPError) -> [UInt8] {
+    static func encoded(_ value: some Encodable) throws(HTTPError) -> [UInt8] {
         do {
             return Array(try encoder.encode(value))
         } catch {

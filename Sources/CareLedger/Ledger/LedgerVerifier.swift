@@ -70,7 +70,7 @@ public struct LedgerVerifier: Sendable {
     static let checks: [any AnchoredObjectCheck] = [
         AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck(), ExchangeSentCheck(), ExchangeReceivedCheck(),
         ClaimRuleCheck(retired: false), ClaimRuleCheck(retired: true),
-    ] + ClaimEvent.Kind.allCases.map { ClaimEventCheck(kind: $0) } + PrescriptionRecordCheck.all
+    ] + ClaimEvent.Kind.allCases.map { ClaimEventCheck(kind: $0) } + PrescriptionRecordCheck.all + SupplyRecordCheck.all
     static let pageSize = 50_000
 
     let pool: PostgresPool

@@ -1,0 +1,191 @@
+import FoundationEssentials
+import GS1
+import Ledger
+import Postgres
+
+/// The supply chain's rules: who may bind keys, capture, see events and resolve alerts; custody as
+/// events arrive (`CustodyEngine`); what gets anchored.
+struct SupplyService: Sendable {
+    let pool: PostgresPool
+    let ledger: LedgerService
+    let store = SupplyStore()
+    let audit = AuditStore()
+
+    enum ErrorBehaviour: String, Sendable { case rollback, proceed }
+
+    /// What a capture did, for the job and the 202.
+    struct CaptureResult: Sendable {
+        let job: EPCISCaptureJob
+        let hashIDs: [String]
+        let alerts: Int
+    }
+
+    // MARK: Trading partners
+
+    func bindPrefix(_ prefix: String, to org: String, _ call: CallContext) async throws {
+        guard prefix.count >= 6, prefix.count <= 12, prefix.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw DomainError.invalid("'prefix' is a GS1 company prefix: 6 to 12 digits.")
+        }
+        guard let organization = try await IdentityStore().organization(org, on: pool) else { throw DomainError.notFound("No organization \(org).") }
+        guard organization.kind == OrganizationKind.manufacturer.rawValue else {
+            throw DomainError.invalid("Company prefixes are bound to manufacturers; \(org) is a \(organization.kind).")
+        }
+        try await pool.withTransaction { transaction in
+            guard try await store.bindPrefix(prefix, to: org, on: transaction) else {
+                throw DomainError.conflict("Company prefix \(prefix) is bound to another organization.")
+            }
+            try await audit.record(call.permitted("gs1_company_prefix", prefix, reason: "bound to \(org)"), on: transaction)
+        }
+    }
+
+    func bindLocation(_ gln: String, to org: String, name: String, _ call: CallContext) async throws {
+        do { _ = try GLN(gln) } catch { throw DomainError.invalid("'gln': \(error.message).") }
+        guard (1...200).contains(name.count) else { throw DomainError.invalid("'name' must be 1 to 200 characters.") }
+        guard try await IdentityStore().organization(org, on: pool) != nil else { throw DomainError.notFound("No organization \(org).") }
+        try await pool.withTransaction { transaction in
+            guard try await store.bindLocation(gln, to: org, name: name, on: transaction) else {
+                throw DomainError.conflict("GLN \(gln) is bound to another organization.")
+            }
+            try await audit.record(call.permitted("gs1_location", gln, reason: "bound to \(org)"), on: transaction)
+        }
+    }
+
+    // MARK: Capture
+
+    /// Checks, hashes, applies custody to and stores the events of one capture, all in one
+    /// transaction. Under `rollback` an event that cannot be captured (a duplicate) fails the whole
+    /// capture; under `proceed` it is skipped and named in the job's errors. Events that break a
+    /// custody rule are not errors: they are stored, marked, and raise alerts.
+    func capture(_ events: [EPCISEvent], document: [UInt8], context: EPCISContext, behaviour: ErrorBehaviour, _ call: CallContext) async throws -> CaptureResult {
+        let reporter = call.caller.orgId
+        let now = Date()
+        var job = EPCISCaptureJob(id: ResourceID.generate("cap", now: now), organizationId: reporter, errorBehaviour: behaviour.rawValue,
+                                  status: "running", eventCount: events.count, capturedCount: 0, errors: Array("[]".utf8), createdAt: now, finishedAt: nil)
+        let touched = events.flatMap(CustodyEngine.touched(by:))
+        var captured: [String] = []
+        var raised = 0
+        try await pool.withTransaction { transaction in
+            try await store.lock(touched, on: transaction)
+            var seen = try await store.existing(events.map(\.hashID), on: transaction)
+            var errors: [JSONValue] = []
+            var accepted: [EPCISEvent] = []
+            for event in events {
+                if event.errorDeclaration != nil {
+                    accepted.append(event)
+                    continue
+                }
+                guard seen.insert(event.hashID).inserted else {
+                    errors.append(Self.errorJSON(event, "duplicate_event", "an event with this hash id is already captured"))
+                    continue
+                }
+                accepted.append(event)
+            }
+            if !errors.isEmpty, behaviour == .rollback {
+                job.status = "failed"
+                job.errors = JCS.canonicalize(.array(errors))
+                job.finishedAt = Date()
+                try await store.insertCapture(job, document: document, on: transaction)
+                try await audit.record(call.permitted("epcis_capture", job.id, reason: "rolled back: \(errors.count) errors"), on: transaction)
+                return
+            }
+            let gtins = Set(touched.compactMap { CustodyEngine.packParts($0)?.gtin })
+            let glns = Set(accepted.flatMap { event in
+                ([event.readPoint, event.bizLocation].compactMap { $0 } + (event.sources + event.destinations).map(\.id)).compactMap(EPCISReader.gln)
+            })
+            try await store.insertCapture(job, document: document, on: transaction)
+            let directory = try await store.directory(gtins: Array(gtins), glns: Array(glns), on: transaction)
+            let loaded = try await store.items(touched, lock: true, on: transaction)
+            var engine = CustodyEngine(reporter: reporter, directory: directory, items: loaded)
+            var stored: [StoredEPCISEvent] = []
+            var alerts: [SupplyAlert] = []
+            var declarations: [EPCISEvent] = []
+            for event in accepted {
+                if event.errorDeclaration != nil {
+                    declarations.append(event)
+                    continue
+                }
+                let outcome = engine.apply(event, recordedAt: now)
+                stored.append(StoredEPCISEvent(
+                    hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
+                    eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
+                    readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs, reporterOrg: reporter,
+                    captureID: job.id, violations: outcome.violations.map(\.kind.rawValue), event: JCS.canonicalize(event.json),
+                    prefixes: Self.prefixesJSON(event.json, context: context)))
+                for violation in outcome.violations {
+                    alerts.append(alert(kind: violation.kind.rawValue, epc: violation.epc, event: event.hashID, detail: violation.detail,
+                                        items: engine.items, reporter: reporter, owner: violation.epc.flatMap { directory.owner(ofEPC: $0) }, at: now))
+                }
+                for notice in outcome.notices {
+                    alerts.append(alert(kind: notice.kind.rawValue, epc: notice.epc, event: event.hashID, detail: notice.detail,
+                                        items: engine.items, reporter: reporter, owner: directory.owner(ofEPC: notice.epc), at: now))
+                }
+            }
+            _ = try await store.insert(stored, on: transaction)
+            for event in declarations {
+                guard let declaration = event.errorDeclaration else { continue }
+                if !seen.contains(event.hashID) {
+                    // Declared before (or without) the original: keep the event as sent, retracted from the start.
+                    seen.insert(event.hashID)
+                    _ = try await store.insert([StoredEPCISEvent(
+                        hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
+                        eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
+                        readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs, reporterOrg: reporter,
+                        captureID: job.id, violations: [], event: JCS.canonicalize(event.json), prefixes: Self.prefixesJSON(event.json, context: context))],
+                        on: transaction)
+                }
+                _ = try await store.insertDeclaration(hashID: event.hashID, by: reporter, time: declaration.declarationTime.date, reason: declaration.reason,
+                                                      corrective: declaration.correctiveEventIDs, documentHash: JCS.documentHash(event.json),
+                                                      captureID: job.id, on: transaction)
+            }
+            let changed = engine.changed.compactMap { engine.items[$0] }
+            try await store.save(changed, holders: Array(engine.holders), at: now, on: transaction)
+            try await store.recordShipments(engine.shipments, receipts: engine.receipts, on: transaction)
+            try await store.insert(alerts, on: transaction)
+            captured = stored.map(\.hashID) + declarations.map(\.hashID)
+            raised = alerts.count
+            job.capturedCount = stored.count + declarations.count
+            job.status = errors.isEmpty ? "success" : "partial"
+            job.errors = JCS.canonicalize(.array(errors))
+            job.finishedAt = Date()
+            try await store.finishCapture(job, on: transaction)
+            try await audit.record(call.permitted("epcis_capture", job.id, reason: "\(job.capturedCount) events, \(alerts.count) alerts"), on: transaction)
+        }
+        return CaptureResult(job: job, hashIDs: captured, alerts: raised)
+    }
+
+    func captureJob(_ id: String, _ call: CallContext) async throws -> EPCISCaptureJob {
+        guard let job = try await store.capture(id, on: pool), job.organizationId == call.caller.orgId || call.caller.role == .national else {
+            throw DomainError.notFound("No capture \(id).")
+        }
+        return job
+    }
+
+    static func errorJSON(_ event: EPCISEvent, _ code: String, _ message: String) -> JSONValue {
+        .object([("path", .string(event.path)), ("eventID", .string(event.hashID)), ("error", .string(code)), ("message", .string(message))])
+    }
+
+    /// The CURIE prefixes an event was sent under (its document's and its own), as JCS.
+    static func prefixesJSON(_ event: JSONValue, context document: EPCISContext) -> [UInt8] {
+        let context = event["@context"] == nil ? document : document.adding(contextOf: event)
+        return JCS.canonicalize(.object(context.prefixes.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
+    }
+
+    /// An alert for the parties of an item: the reporter, the owner of the GTIN's company prefix, the
+    /// item's manufacturer, custodian and expected receiver.
+    func alert(kind: String, epc: String?, event: String?, detail: String, items: [String: SupplyItem], reporter: String, owner: String? = nil,
+               at now: Date) -> SupplyAlert {
+        let item = epc.flatMap { items[$0] }
+        var parties = [reporter]
+        for party in [owner, item?.manufacturerOrg, item?.custodianOrg, item?.pendingReceiver].compactMap({ $0 }) where !parties.contains(party) {
+            parties.append(party)
+        }
+        let pack = epc.flatMap(CustodyEngine.packParts)
+        let id = ResourceID.generate("alr", now: now)
+        let document = JSONValue.object([
+            ("id", .string(id)), ("kind", .string(kind)), ("epc", epc.map(JSONValue.string) ?? .null), ("event", event.map(JSONValue.string) ?? .null),
+            ("detail", .string(detail)), ("parties", .array(parties.map(JSONValue.string))), ("raisedAt", .string(Timestamp.format(now))),
+        ])
+        return SupplyAlert(id: id, kind: kind, epc: epc, gtin: pack?.gtin ?? item?.gtin, serial: pack?.serial, eventHashID: event, detail: detail,
+                           parties: parties, documentHash: JCS.documentHash(document), raisedAt: now)
+    }
+}
