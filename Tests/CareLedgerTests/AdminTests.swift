@@ -89,6 +89,16 @@ import TestSupport
             #expect((try json(revoked)["status"] as? String) == "revoked")
             #expect(try await script("whoami.sh", extra: ["CARELEDGER_API_KEY": hospitalKey]).status == 1)
 
+            let maker = try #require(try json(try await script("create-org.sh", ["Maker", "manufacturer"]))["id"] as? String)
+            let bound = try await script("bind-company-prefix.sh", [maker, "4012345"])
+            #expect(bound.status == 0, "\(bound.stderr)")
+            #expect((try json(bound)["prefix"] as? String) == "4012345")
+            #expect(try await script("bind-company-prefix.sh", [orgId, "0614141"]).stderr.contains("HTTP 400"))
+            let site = try await script("bind-location.sh", [maker, "4012345000115", "Plant 1"])
+            #expect((try json(site)["gln"] as? String) == "4012345000115", "\(site.stderr)")
+            #expect(try await script("bind-location.sh", [orgId, "4012345000115", "Taken"]).stderr.contains("HTTP 409"))
+            #expect(try await script("bind-location.sh", [maker, "4012345000116", "Bad"]).stderr.contains("check digit"))
+
             // Errors carry the server's words and a non-zero status; bad usage is 64.
             let badKind = try await script("create-org.sh", ["X", "castle"])
             #expect(badKind.status == 1 && badKind.stderr.contains("HTTP 400 bad_request: 'kind' must be one of"))

@@ -290,4 +290,40 @@ import TestSupport
             #expect(await api.call(.get, "/v1/supply/packs/\(World.gtin)/Q1/trace", key: w.pharmacy).status == 404)
         }
     }
+
+    /// A pharmacy's fill that names the pack records its dispensing; the pack's trace reaches the
+    /// prescription, and dispensing the same pack again is an alert.
+    @Test func aFillThatNamesThePackRecordsItsDispensing() async throws {
+        try await APIHarness.with(runningLedger: true) { api in
+            let w = try await World.make(api)
+            let rx = try await PrescriptionWorld.make(api)
+            let counter = World.gln("061414100009")
+            #expect(await api.call(.post, "/v1/supply/locations", key: api.adminKey, body: #"{"organization":"\#(rx.pharmacyOrg1)","gln":"\#(counter)","name":"counter"}"#).status == 201)
+            try await w.commission(["P1"])
+            try await w.capture(w.manufacturer, [World.event([World.sgtin("P1")], bizStep: "shipping", at: w.plant, to: counter)])
+            try await w.capture(rx.pharmacy1, [World.event([World.sgtin("P1")], bizStep: "receiving", at: counter)])
+            func fill(_ pack: String) async throws -> APIHarness.Reply {
+                let prescription = try await rx.prescribed(PrescriptionWorld.request("197361"))
+                return await api.call(.post, "/v1/prescriptions/\(prescription)/dispense", key: rx.pharmacy1, body: """
+                    {"medicationDispense":{"resourceType":"MedicationDispense","status":"completed","identifier":[{"system":"https://id.gs1.org","value":"\(pack)"}],"medicationCodeableConcept":{"coding":[{"system":"\(PrescriptionWorld.rxnorm)","code":"197361"}]},"quantity":{"value":30,"unit":"TAB","code":"TAB"}},"patientIdentifier":{"system":"\(PrescriptionWorld.identifierSystem)","value":"\(rx.identifier)"}}
+                    """)
+            }
+            let first = try await fill("(01)\(World.gtin)(21)P1")
+            #expect(first.status == 201, "\(first.text)")
+            #expect(try await w.pack("P1")?.state == .dispensed)
+            #expect(await w.alerts(w.regulator).isEmpty)
+            let trace = await api.call(.get, "/v1/supply/packs/\(World.gtin)/P1/trace", key: rx.pharmacy1)
+            let last = (trace.json["history"] as? [[String: Any]])?.last?["event"] as? [String: Any]
+            let transaction = (last?["bizTransactionList"] as? [[String: Any]])?.first?["bizTransaction"] as? String
+            #expect(transaction?.hasPrefix("urn:careledger:prescription:") == true, "\(trace.text)")
+            #expect(!trace.text.contains(rx.patientId))
+            // The same pack handed over on another prescription.
+            #expect(try await fill(World.sgtin("P1")).status == 201)
+            #expect(await w.alerts(w.regulator, kind: "dispensed_twice").count == 1)
+            // A pack identifier that cannot be read refuses the fill, saying where.
+            let bad = try await fill("(01)04012345111119(21)P1")
+            #expect(bad.status == 422)
+            #expect(bad.text.contains("medicationDispense.identifier[0].value"))
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import GS1
 import Ledger
 
 /// A FHIR R4 MedicationRequest as CareLedger reads it: the document exactly as sent, and what the
@@ -258,6 +259,12 @@ final class FHIRAllergyIntolerance: Sendable {
 struct FHIRMedicationDispense: Sendable {
     let document: JSONValue
     let quantity: FHIRQuantity
+    /// The serialized packs handed over, from `identifier` entries in GS1's system
+    /// (`https://id.gs1.org` or `urn:oid:1.3.160`) or whose value is an SGTIN URN: any form a
+    /// scanner gives (URN, Digital Link, element string).
+    let packs: [PackKey]
+
+    static let gs1Systems: Set<String> = ["https://id.gs1.org", "urn:oid:1.3.160"]
 
     init(_ document: JSONValue) throws(DomainError) {
         guard case .object = document else { throw .invalidResource("medicationDispense", "must be a FHIR MedicationDispense object") }
@@ -276,6 +283,21 @@ struct FHIRMedicationDispense: Sendable {
         }
         guard let quantity = document["quantity"] else { throw .invalidResource("medicationDispense.quantity", "is required: how much is handed over") }
         self.quantity = try FHIRQuantity(quantity, path: "medicationDispense.quantity")
+        var packs: [PackKey] = []
+        if case .array(let identifiers)? = document["identifier"] {
+            for (index, identifier) in identifiers.enumerated() {
+                guard let value = identifier["value"]?.stringValue else { continue }
+                let system = identifier["system"]?.stringValue ?? ""
+                guard Self.gs1Systems.contains(system) || value.hasPrefix("urn:epc:id:sgtin:") else { continue }
+                do {
+                    packs.append(try ScannedPack(value, referenceYear: GS1Date.today.year).key)
+                } catch {
+                    throw .invalidResource("medicationDispense.identifier[\(index)].value", "\(error.code): \(error.message)")
+                }
+            }
+        }
+        guard packs.count <= 100 else { throw .invalidResource("medicationDispense.identifier", "names more than 100 packs") }
+        self.packs = packs
         self.document = document
     }
 }

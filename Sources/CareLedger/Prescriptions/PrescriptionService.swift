@@ -439,6 +439,8 @@ final class PrescriptionService: Sendable {
                 let row = StoredDispense(queueId: 0, prescriptionId: id, fillNumber: fill, pharmacyOrg: call.caller.orgId, patientId: current.patientId,
                                          quantity: dispense.quantity.value, sealedDocument: sealed, documentHash: hash, createdAt: now)
                 let queueId = try await store.dispense(row, actor: call.caller.orgId, event: event, idempotency: idempotency, on: transaction)
+                try await SupplyService(pool: pool, ledger: ledger).recordDispense(of: dispense.packs, prescriptionId: id, fill: fill, at: now, call,
+                                                                                   on: transaction)
                 return (queueId, fill, current.fillsAllowed)
             }
         }

@@ -57,100 +57,119 @@ struct SupplyService: Sendable {
     /// capture; under `proceed` it is skipped and named in the job's errors. Events that break a
     /// custody rule are not errors: they are stored, marked, and raise alerts.
     func capture(_ events: [EPCISEvent], document: [UInt8], context: EPCISContext, behaviour: ErrorBehaviour, _ call: CallContext) async throws -> CaptureResult {
+        try await pool.withTransaction { transaction in
+            try await capture(events, document: document, context: context, behaviour: behaviour, call, on: transaction)
+        }
+    }
+
+    /// A capture inside the caller's transaction (a pharmacy's fill records its pack's dispensing
+    /// with the fill, or neither is).
+    func capture(_ events: [EPCISEvent], document: [UInt8], context: EPCISContext, behaviour: ErrorBehaviour, _ call: CallContext,
+                 on transaction: PostgresTransaction) async throws -> CaptureResult {
         let reporter = call.caller.orgId
         let now = Date()
         var job = EPCISCaptureJob(id: ResourceID.generate("cap", now: now), organizationId: reporter, errorBehaviour: behaviour.rawValue,
                                   status: "running", eventCount: events.count, capturedCount: 0, errors: Array("[]".utf8), createdAt: now, finishedAt: nil)
         let touched = events.flatMap(CustodyEngine.touched(by:))
-        var captured: [String] = []
-        var raised = 0
-        try await pool.withTransaction { transaction in
-            try await store.lock(touched, on: transaction)
-            var seen = try await store.existing(events.map(\.hashID), on: transaction)
-            var errors: [JSONValue] = []
-            var accepted: [EPCISEvent] = []
-            for event in events {
-                if event.errorDeclaration != nil {
-                    accepted.append(event)
-                    continue
-                }
-                guard seen.insert(event.hashID).inserted else {
-                    errors.append(Self.errorJSON(event, "duplicate_event", "an event with this hash id is already captured"))
-                    continue
-                }
+        try await store.lock(touched, on: transaction)
+        var seen = try await store.existing(events.map(\.hashID), on: transaction)
+        var errors: [JSONValue] = []
+        var accepted: [EPCISEvent] = []
+        for event in events {
+            if event.errorDeclaration != nil {
                 accepted.append(event)
+                continue
             }
-            if !errors.isEmpty, behaviour == .rollback {
-                job.status = "failed"
-                job.errors = JCS.canonicalize(.array(errors))
-                job.finishedAt = Date()
-                try await store.insertCapture(job, document: document, on: transaction)
-                try await audit.record(call.permitted("epcis_capture", job.id, reason: "rolled back: \(errors.count) errors"), on: transaction)
-                return
+            guard seen.insert(event.hashID).inserted else {
+                errors.append(Self.errorJSON(event, "duplicate_event", "an event with this hash id is already captured"))
+                continue
             }
-            let gtins = Set(touched.compactMap { CustodyEngine.packParts($0)?.gtin })
-            let glns = Set(accepted.flatMap { event in
-                ([event.readPoint, event.bizLocation].compactMap { $0 } + (event.sources + event.destinations).map(\.id)).compactMap(EPCISReader.gln)
-            })
-            try await store.insertCapture(job, document: document, on: transaction)
-            let directory = try await store.directory(gtins: Array(gtins), glns: Array(glns), on: transaction)
-            let loaded = try await store.items(touched, lock: true, on: transaction)
-            var engine = CustodyEngine(reporter: reporter, directory: directory, items: loaded)
-            var stored: [StoredEPCISEvent] = []
-            var alerts: [SupplyAlert] = []
-            var declarations: [EPCISEvent] = []
-            for event in accepted {
-                if event.errorDeclaration != nil {
-                    declarations.append(event)
-                    continue
-                }
-                let outcome = engine.apply(event, recordedAt: now)
-                stored.append(StoredEPCISEvent(
-                    hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
-                    eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
-                    readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs, reporterOrg: reporter,
-                    captureID: job.id, violations: outcome.violations.map(\.kind.rawValue), event: JCS.canonicalize(event.json),
-                    prefixes: Self.prefixesJSON(event.json, context: context)))
-                for violation in outcome.violations {
-                    alerts.append(alert(kind: violation.kind.rawValue, epc: violation.epc, event: event.hashID, detail: violation.detail,
-                                        items: engine.items, reporter: reporter, owner: violation.epc.flatMap { directory.owner(ofEPC: $0) }, at: now))
-                }
-                for notice in outcome.notices {
-                    alerts.append(alert(kind: notice.kind.rawValue, epc: notice.epc, event: event.hashID, detail: notice.detail,
-                                        items: engine.items, reporter: reporter, owner: directory.owner(ofEPC: notice.epc), at: now))
-                }
-            }
-            _ = try await store.insert(stored, on: transaction)
-            for event in declarations {
-                guard let declaration = event.errorDeclaration else { continue }
-                if !seen.contains(event.hashID) {
-                    // Declared before (or without) the original: keep the event as sent, retracted from the start.
-                    seen.insert(event.hashID)
-                    _ = try await store.insert([StoredEPCISEvent(
-                        hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
-                        eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
-                        readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs, reporterOrg: reporter,
-                        captureID: job.id, violations: [], event: JCS.canonicalize(event.json), prefixes: Self.prefixesJSON(event.json, context: context))],
-                        on: transaction)
-                }
-                _ = try await store.insertDeclaration(hashID: event.hashID, by: reporter, time: declaration.declarationTime.date, reason: declaration.reason,
-                                                      corrective: declaration.correctiveEventIDs, documentHash: JCS.documentHash(event.json),
-                                                      captureID: job.id, on: transaction)
-            }
-            let changed = engine.changed.compactMap { engine.items[$0] }
-            try await store.save(changed, holders: Array(engine.holders), at: now, on: transaction)
-            try await store.recordShipments(engine.shipments, receipts: engine.receipts, on: transaction)
-            try await store.insert(alerts, on: transaction)
-            captured = stored.map(\.hashID) + declarations.map(\.hashID)
-            raised = alerts.count
-            job.capturedCount = stored.count + declarations.count
-            job.status = errors.isEmpty ? "success" : "partial"
+            accepted.append(event)
+        }
+        if !errors.isEmpty, behaviour == .rollback {
+            job.status = "failed"
             job.errors = JCS.canonicalize(.array(errors))
             job.finishedAt = Date()
-            try await store.finishCapture(job, on: transaction)
-            try await audit.record(call.permitted("epcis_capture", job.id, reason: "\(job.capturedCount) events, \(alerts.count) alerts"), on: transaction)
+            try await store.insertCapture(job, document: document, on: transaction)
+            try await audit.record(call.permitted("epcis_capture", job.id, reason: "rolled back: \(errors.count) errors"), on: transaction)
+            return CaptureResult(job: job, hashIDs: [], alerts: 0)
         }
-        return CaptureResult(job: job, hashIDs: captured, alerts: raised)
+        try await store.insertCapture(job, document: document, on: transaction)
+        let gtins = Set(touched.compactMap { CustodyEngine.packParts($0)?.gtin })
+        let glns = Set(accepted.flatMap { event in
+            ([event.readPoint, event.bizLocation].compactMap { $0 } + (event.sources + event.destinations).map(\.id)).compactMap(EPCISReader.gln)
+        })
+        let directory = try await store.directory(gtins: Array(gtins), glns: Array(glns), on: transaction)
+        let loaded = try await store.items(touched, lock: true, on: transaction)
+        var engine = CustodyEngine(reporter: reporter, directory: directory, items: loaded)
+        var stored: [StoredEPCISEvent] = []
+        var alerts: [SupplyAlert] = []
+        var declarations: [EPCISEvent] = []
+        for event in accepted {
+            if event.errorDeclaration != nil {
+                declarations.append(event)
+                continue
+            }
+            let outcome = engine.apply(event, recordedAt: now)
+            stored.append(Self.stored(event, violations: outcome.violations.map(\.kind.rawValue), reporter: reporter, captureID: job.id, at: now, context: context))
+            for violation in outcome.violations {
+                alerts.append(alert(kind: violation.kind.rawValue, epc: violation.epc, event: event.hashID, detail: violation.detail,
+                                    items: engine.items, reporter: reporter, owner: violation.epc.flatMap { directory.owner(ofEPC: $0) }, at: now))
+            }
+            for notice in outcome.notices {
+                alerts.append(alert(kind: notice.kind.rawValue, epc: notice.epc, event: event.hashID, detail: notice.detail,
+                                    items: engine.items, reporter: reporter, owner: directory.owner(ofEPC: notice.epc), at: now))
+            }
+        }
+        _ = try await store.insert(stored, on: transaction)
+        for event in declarations {
+            guard let declaration = event.errorDeclaration else { continue }
+            if seen.insert(event.hashID).inserted {
+                // Declared before (or without) the original: keep the event as sent, retracted from the start.
+                _ = try await store.insert([Self.stored(event, violations: [], reporter: reporter, captureID: job.id, at: now, context: context)], on: transaction)
+            }
+            _ = try await store.insertDeclaration(hashID: event.hashID, by: reporter, time: declaration.declarationTime.date, reason: declaration.reason,
+                                                  corrective: declaration.correctiveEventIDs, documentHash: JCS.documentHash(event.json),
+                                                  captureID: job.id, on: transaction)
+        }
+        let changed = engine.changed.compactMap { engine.items[$0] }
+        try await store.save(changed, holders: Array(engine.holders), at: now, on: transaction)
+        try await store.recordShipments(engine.shipments, receipts: engine.receipts, on: transaction)
+        try await store.insert(alerts, on: transaction)
+        job.capturedCount = stored.count + declarations.count
+        job.status = errors.isEmpty ? "success" : "partial"
+        job.errors = JCS.canonicalize(.array(errors))
+        job.finishedAt = Date()
+        try await store.finishCapture(job, on: transaction)
+        try await audit.record(call.permitted("epcis_capture", job.id, reason: "\(job.capturedCount) events, \(alerts.count) alerts"), on: transaction)
+        return CaptureResult(job: job, hashIDs: stored.map(\.hashID) + declarations.map(\.hashID), alerts: alerts.count)
+    }
+
+    static func stored(_ event: EPCISEvent, violations: [String], reporter: String, captureID: String, at now: Date, context: EPCISContext) -> StoredEPCISEvent {
+        StoredEPCISEvent(
+            hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
+            eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
+            readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs,
+            reporterOrg: reporter, captureID: captureID, violations: violations, event: JCS.canonicalize(event.json),
+            prefixes: prefixesJSON(event.json, context: context))
+    }
+
+    /// The dispensing of packs by a pharmacy's fill of a prescription, as CareLedger records it for
+    /// the supply chain: an EPCIS ObjectEvent naming the packs and, as its business transaction, the
+    /// prescription (an opaque id: no patient data). A second dispense of a pack is an alert.
+    func recordDispense(of packs: [PackKey], prescriptionId: String, fill: Int, at now: Date, _ call: CallContext,
+                        on transaction: PostgresTransaction) async throws {
+        guard !packs.isEmpty else { return }
+        let stamp = EPCISTimestamp(milliseconds: Int64(now.timeIntervalSince1970 * 1000)).utc
+        let event = JSONValue.object([
+            ("type", .string("ObjectEvent")), ("eventTime", .string(stamp)), ("eventTimeZoneOffset", .string("+00:00")),
+            ("epcList", .array(packs.map { .string($0.digitalLink) })), ("action", .string("OBSERVE")), ("bizStep", .string("dispensing")),
+            ("disposition", .string("dispensed")),
+            ("bizTransactionList", .array([.object([("type", .string("urn:careledger:btt:prescription")),
+                                                     ("bizTransaction", .string("urn:careledger:prescription:\(prescriptionId):fill:\(fill)"))])])),
+        ])
+        let read = try EPCISReader.read(event)
+        _ = try await capture(read, document: JCS.canonicalize(event), context: EPCISContext(), behaviour: .proceed, call, on: transaction)
     }
 
     func captureJob(_ id: String, _ call: CallContext) async throws -> EPCISCaptureJob {
