@@ -21,11 +21,13 @@ public struct ApplicationContext: Sendable {
     public let metricsAccess: MetricsAccess
     /// Thresholds of the prescribing checks.
     public let prescribing: SafetyChecks.Settings
+    /// The supply chain's receipt window.
+    public let supply: SupplySettings
 
     /// Bundles the dependencies.
     public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, patientKeys: PatientKeys,
                 limits: AccessLimits = AccessLimits(), httpMetrics: HTTPMetrics? = nil, metricsAccess: MetricsAccess = MetricsAccess(),
-                prescribing: SafetyChecks.Settings = SafetyChecks.Settings()) {
+                prescribing: SafetyChecks.Settings = SafetyChecks.Settings(), supply: SupplySettings = SupplySettings()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
@@ -35,6 +37,7 @@ public struct ApplicationContext: Sendable {
         self.httpMetrics = httpMetrics
         self.metricsAccess = metricsAccess
         self.prescribing = prescribing
+        self.supply = supply
     }
 }
 
@@ -58,7 +61,7 @@ public enum Application {
         RecordRoutes.register(in: &api)
         ClaimRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, log: context.log)
         PrescriptionRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, settings: context.prescribing)
-        SupplyRoutes.register(in: &api, ledger: context.ledger)
+        SupplyRoutes.register(in: &api, ledger: context.ledger, settings: context.supply)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

@@ -65,11 +65,15 @@ struct ServeCommand: Command {
     static let controlledWindowOption = OptionSpec(
         name: "controlled-window-days", valueName: "days", help: "The window of the ABUSE check, in days.",
         environment: "CARELEDGER_CONTROLLED_WINDOW_DAYS", defaultValue: "90")
+    static let shipmentReceiptOption = OptionSpec(
+        name: "shipment-receipt-hours", valueName: "hours",
+        help: "How long a shipment may wait for its receipt before shipper and receiver get a shipment_not_received alert.",
+        environment: "CARELEDGER_SHIPMENT_RECEIPT_HOURS", defaultValue: "72")
     static let options = [
         configOption, hostOption, portOption, logLevelOption, metricsAllowOption, metricsTokenOption, keyRateOption, authFailureOption,
         trustedProxiesOption, maxConnectionsOption, maxConnectionsPerAddressOption, LedgerOptions.signingKeyFile, LedgerOptions.masterKeyFile, LedgerOptions.origin,
         LedgerOptions.sequencingWait, DatabaseOptions.migrationsDirectory, DatabaseOptions.poolSize, DatabaseOptions.acquireTimeout,
-        controlledPrescribersOption, controlledPharmaciesOption, controlledWindowOption,
+        controlledPrescribersOption, controlledPharmaciesOption, controlledWindowOption, shipmentReceiptOption,
     ] + TLSOptions.all
 
     static let help = helpText(
@@ -94,6 +98,7 @@ struct ServeCommand: Command {
     let patientKeys: PatientKeys
     let ledgerSettings: LedgerService.Settings
     let prescribing: SafetyChecks.Settings
+    let supply: SupplySettings
 
     init(arguments: [String], environment: [String: String]) throws(CLIError) {
         let flags: Set<String> = ["no-migrate", LedgerOptions.publicFlag.name, DatabaseOptions.noPipelinesFlag.name]
@@ -160,6 +165,9 @@ struct ServeCommand: Command {
         prescribing.abusePharmacies = try parsed.integer(Self.controlledPharmaciesOption, environment, in: 2...1000)
         prescribing.abuseWindowDays = try parsed.integer(Self.controlledWindowOption, environment, in: 1...3650)
         self.prescribing = prescribing
+        var supply = SupplySettings()
+        supply.receiptWindow = .seconds(3600 * (try parsed.integer(Self.shipmentReceiptOption, environment, in: 1...8760)))
+        self.supply = supply
     }
 
     func run() async throws -> Int32 {
@@ -177,7 +185,7 @@ struct ServeCommand: Command {
         let httpMetrics = HTTPMetrics()
         let router = try Application.makeRouter(ApplicationContext(
             pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits, httpMetrics: httpMetrics,
-            metricsAccess: metricsAccess, prescribing: prescribing))
+            metricsAccess: metricsAccess, prescribing: prescribing, supply: supply))
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink), metrics: httpMetrics)
         let port = try server.start()
         log.log(.info, "listening", [("host", .string(configuration.host)), ("port", .int(port)), ("tls", .string(tls != nil ? "on" : "off"))])

@@ -56,6 +56,8 @@ import Testing
                     Pharmacies filling one patient's controlled substances within the window that raise an ABUSE finding. (env CARELEDGER_CONTROLLED_PHARMACIES, default 4)
               --controlled-window-days <days>
                     The window of the ABUSE check, in days. (env CARELEDGER_CONTROLLED_WINDOW_DAYS, default 90)
+              --shipment-receipt-hours <hours>
+                    How long a shipment may wait for its receipt before shipper and receiver get a shipment_not_received alert. (env CARELEDGER_SHIPMENT_RECEIPT_HOURS, default 72)
               --tls-cert <file>
                     PEM certificate chain; with --tls-key, serve HTTPS (TLS 1.2 and 1.3 only). SIGHUP reloads both files. (env CARELEDGER_TLS_CERT)
               --tls-key <file>
@@ -157,6 +159,9 @@ import Testing
         let strict = try ServeCommand(arguments: ["--controlled-prescribers", "3", "--controlled-window-days", "30"],
                                       environment: database.merging(["CARELEDGER_CONTROLLED_PHARMACIES": "2"]) { $1 })
         #expect(strict.prescribing.abusePrescribers == 3 && strict.prescribing.abusePharmacies == 2 && strict.prescribing.abuseWindowDays == 30)
+        #expect(defaults.supply.receiptWindow == .seconds(72 * 3600))
+        #expect(try ServeCommand(arguments: ["--shipment-receipt-hours", "24"], environment: database).supply.receiptWindow == .seconds(24 * 3600))
+        #expect(throws: (any Error).self) { try ServeCommand(arguments: ["--shipment-receipt-hours", "0"], environment: database) }
     }
 
     @Test func aConfigFileComesAfterFlagsAndEnvironment() throws {

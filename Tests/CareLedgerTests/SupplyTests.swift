@@ -326,4 +326,26 @@ import TestSupport
             #expect(bad.text.contains("medicationDispense.identifier[0].value"))
         }
     }
+
+    /// A shipment nobody receives shows on both sides once its window has passed, once.
+    @Test func aShipmentNotReceivedInTimeAlertsBothSides() async throws {
+        try await APIHarness.with { api in
+            let w = try await World.make(api)
+            try await w.commission(["S1", "S2"])
+            try await w.capture(w.manufacturer, [World.event([World.sgtin("S1"), World.sgtin("S2")], bizStep: "shipping", at: w.plant, to: w.warehouse)])
+            try await w.capture(w.distributor, [World.event([World.sgtin("S2")], bizStep: "receiving", at: w.warehouse)])
+            // Within the window: silent.
+            #expect(await w.alerts(w.distributor, kind: "shipment_not_received").isEmpty)
+            try await api.pool.query("UPDATE supply_shipments SET shipped_at = now() - interval '73 hours'")
+            try await Task.sleep(for: SweepThrottle.interval)
+            // The poll that finds the shipment overdue raises the alert; it is on the feed once sequenced.
+            _ = await api.call(.get, "/v1/supply/alerts", key: w.distributor)
+            #expect(await w.alerts(w.distributor, kind: "shipment_not_received").count == 1)
+            let shipper = await w.alerts(w.manufacturer, kind: "shipment_not_received")
+            #expect(shipper.count == 1)
+            #expect((shipper.first?["epc"] as? String)?.hasSuffix("/21/S1") == true)
+            try await Task.sleep(for: SweepThrottle.interval)
+            #expect(await w.alerts(w.regulator, kind: "shipment_not_received").count == 1)
+        }
+    }
 }

@@ -209,7 +209,8 @@ struct CustodyEngine {
                     update(member) { $0.state = .inTransit; $0.pendingReceiver = receiver; $0.lastEvent = hash }
                     if let receiver { holders.insert(Pair(epc: member, org: receiver)) }
                 }
-                shipments.append(Shipment(epc: epc, from: reporter, to: receiver, event: hash, at: event.eventTime.date))
+                // Announced when we learn of it: the receipt window runs from then, whatever the event's own time.
+                shipments.append(Shipment(epc: epc, from: reporter, to: receiver, event: hash, at: now))
             }
         case "receiving":
             for epc in moved {

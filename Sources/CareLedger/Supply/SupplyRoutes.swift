@@ -12,8 +12,8 @@ enum SupplyRoutes {
     static let cbvVersion = "2.0.0"
     static let notAcceptable = HTTPStatus(code: 406, reasonPhrase: "Not Acceptable")
 
-    static func register(in api: inout APIRouteBuilder, ledger: LedgerService) {
-        let service = SupplyService(pool: api.access.pool, ledger: ledger)
+    static func register(in api: inout APIRouteBuilder, ledger: LedgerService, settings: SupplySettings) {
+        let service = SupplyService(pool: api.access.pool, ledger: ledger, settings: settings)
 
         api.on(.post, "/v1/supply/company-prefixes", .supplyBind) { context in
             let body = try JSONBody.parse(context.request, fields: ["organization", "prefix"])
@@ -115,6 +115,7 @@ enum SupplyRoutes {
         }
 
         api.on(.get, "/v1/supply/alerts", .supplyAlerts) { context in
+            try await service.raiseOverdueShipments()
             let page = try await service.alerts(try LedgerFeed(try context.query()), context.call)
             return try JSONBody.page(encodedItems: try page.shown.map { try JSONBody.encoded(AlertView($0.alert, seq: $0.seq)) }, next: page.next, cursor: .some(page.cursor))
         }

@@ -2,12 +2,21 @@ import FoundationEssentials
 import GS1
 import Ledger
 import Postgres
+import Synchronization
+
+/// How long a shipment may wait for its receipt before both sides hear of it.
+public struct SupplySettings: Sendable {
+    public var receiptWindow: Duration = .seconds(72 * 3600)
+    public init() {}
+}
 
 /// The supply chain's rules: who may bind keys, capture, see events and resolve alerts; custody as
 /// events arrive (`CustodyEngine`); what gets anchored.
 struct SupplyService: Sendable {
     let pool: PostgresPool
     let ledger: LedgerService
+    var settings = SupplySettings()
+    let sweeps = SweepThrottle()
     let store = SupplyStore()
     let audit = AuditStore()
 
@@ -179,6 +188,28 @@ struct SupplyService: Sendable {
         return job
     }
 
+    /// Raises `shipment_not_received` for shipments past the receipt window, for the shipper, the
+    /// receiver and the manufacturer: the gap shows on both sides. Run as alert feeds are polled
+    /// (at most every few seconds per process); a shipment is alerted once.
+    func raiseOverdueShipments(now: Date = Date()) async throws {
+        guard sweeps.due(now: ContinuousClock.now) else { return }
+        let seconds = Double(settings.receiptWindow.components.seconds)
+        try await pool.withTransaction { transaction in
+            let overdue = try await store.overdueShipments(before: now.addingTimeInterval(-seconds), on: transaction)
+            guard !overdue.isEmpty else { return }
+            let items = try await store.items(overdue.map(\.epc), lock: false, on: transaction)
+            let alerts = overdue.map { shipment in
+                var parties = items
+                if var item = parties[shipment.epc] { item.pendingReceiver = shipment.to; parties[shipment.epc] = item }
+                return alert(kind: "shipment_not_received", epc: shipment.epc, event: shipment.event,
+                             detail: "shipped \(Timestamp.format(shipment.at)) to \(shipment.to ?? "an unnamed receiver"), not received",
+                             items: parties, reporter: shipment.from, at: now)
+            }
+            try await store.insert(alerts, on: transaction)
+            try await store.markOverdue(overdue.map(\.id), on: transaction)
+        }
+    }
+
     static func errorJSON(_ event: EPCISEvent, _ code: String, _ message: String) -> JSONValue {
         .object([("path", .string(event.path)), ("eventID", .string(event.hashID)), ("error", .string(code)), ("message", .string(message))])
     }
@@ -206,5 +237,19 @@ struct SupplyService: Sendable {
         ])
         return SupplyAlert(id: id, kind: kind, epc: epc, gtin: pack?.gtin ?? item?.gtin, serial: pack?.serial, eventHashID: event, detail: detail,
                            parties: parties, documentHash: JCS.documentHash(document), raisedAt: now)
+    }
+}
+
+/// Lets one sweep in a few seconds through, however many feeds are polled at once.
+final class SweepThrottle: Sendable {
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+    static let interval = Duration.seconds(2)
+
+    func due(now: ContinuousClock.Instant) -> Bool {
+        last.withLock { last in
+            if let previous = last, now - previous < Self.interval { return false }
+            last = now
+            return true
+        }
     }
 }

@@ -232,6 +232,32 @@ struct SupplyStore: Sendable {
             """)
     }
 
+    struct PendingShipment: Sendable {
+        let id: Int64
+        let epc: String
+        let from: String
+        let to: String?
+        let event: String
+        let at: Date
+    }
+
+    /// Shipments announced before `cutoff` and still not received nor alerted, locked (others skip them).
+    func overdueShipments(before cutoff: Date, on runner: some QueryRunner) async throws -> [PendingShipment] {
+        try await runner.query("""
+            SELECT id, epc, from_org, to_org, shipped_event, shipped_at FROM supply_shipments
+            WHERE received_at IS NULL AND NOT overdue_alerted AND shipped_at < \(cutoff)
+            ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+            """).all.map { row in
+            PendingShipment(id: try row.decode("id", as: Int64.self), epc: try row.decode("epc"), from: try row.decode("from_org"),
+                            to: try row.decode("to_org", as: String?.self), event: try row.decode("shipped_event"),
+                            at: try row.decode("shipped_at", as: Date.self))
+        }
+    }
+
+    func markOverdue(_ ids: [Int64], on runner: some QueryRunner) async throws {
+        try await runner.query("UPDATE supply_shipments SET overdue_alerted = true WHERE id = ANY(\(PostgresArray(ids))::bigint[])")
+    }
+
     // MARK: Events
 
     /// Which of these hash ids are stored already.
