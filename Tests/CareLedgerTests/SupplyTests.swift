@@ -148,6 +148,10 @@ import TestSupport
         }
     }
 
+    struct SupplyReceipts: Decodable {
+        let items: [Receipt]
+    }
+
     static func eventList(_ reply: APIHarness.Reply) throws -> [JSONValue] {
         guard case .array(let events)? = try JSONParser.parse(reply.response.body)["epcisBody"]?["queryResults"]?["resultsBody"]?["eventList"] else {
             throw HarnessError(reply.text)
@@ -251,9 +255,31 @@ import TestSupport
             try await waitUntil("everything sequenced", deadline: .seconds(20)) {
                 (try? await api.pool.query("SELECT count(*) AS n FROM ledger_queue").first?.decode("n", as: Int64.self)) == 0
             }
-            let report = try await LedgerVerifier(pool: api.pool).verify()
-            #expect(report.entries > 0)
             #expect(await api.call(.get, "/v1/epcis/events/\(DigitalLink.percentEncode(event))/proof", key: w.pharmacy2).status == 404)
+            let receipt = try #require(try JSONDecoder().decode(SupplyReceipts.self, from: Data(proof.response.body)).items.first)
+            let entry = try receipt.verify(publicKey: api.ledger.signer.key.publicKey)
+            #expect(entry["type"] == .string("epcis.event") && entry["ref"] == .string(event))
+            #expect(entry["hash"] == .string("sha256:" + String(EventHash.digestPart(event).dropFirst("sha-256;".count))))
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("epcis-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let keyFile = folder.appendingPathComponent("key.pub"), receiptFile = folder.appendingPathComponent("receipt.json")
+            try api.ledger.signer.verifier.text.write(to: keyFile, atomically: true, encoding: .utf8)
+            try JSONEncoder().encode(receipt).write(to: receiptFile)
+            let offline = try await runProcess(RepositoryPaths.executable, ["verify", "--receipt", receiptFile.path, "--key", keyFile.path], environment: [:])
+            #expect(offline.status == 0, "\(offline.stderr)")
+
+            await api.ledger.stop()
+            let report = try await LedgerVerifier(pool: api.pool).verify()
+            #expect(report.anchoredObjects["epcis.event"] == 2 && report.anchoredObjects["supply.alert.raised"] == 1
+                    && report.anchoredObjects["supply.alert.resolved"] == 1, "\(report.anchoredObjects)")
+            // An event changed behind the ledger's back no longer hashes to its id.
+            try await api.pool.withTransaction { transaction in
+                try await transaction.query("SET LOCAL session_replication_role = replica")
+                try await transaction.query("UPDATE epcis_events SET event = convert_to(replace(convert_from(event, 'UTF8'), 'shipping', 'receiving'), 'UTF8') WHERE biz_step = 'shipping'")
+            }
+            let failure = await #expect(throws: VerificationFailure.self) { _ = try await LedgerVerifier(pool: api.pool).verify() }
+            #expect(failure?.table == "epcis_events")
         }
     }
 
