@@ -90,6 +90,8 @@ final class PrescriptionService: Sendable {
     private let creates: WriteCoalescer<PrescriptionStore.Create, Int64>
     /// A dry run writes only its audit event; dry runs that arrive together write theirs together.
     private let checkAudits: WriteCoalescer<AuditEvent, Bool>
+    /// Records the dispensing of the packs a fill names.
+    private let supply: SupplyService
 
     init(pool: PostgresPool, ledger: LedgerService, keys: PatientKeys, knowledge: MedicationKnowledgeStore, settings: SafetyChecks.Settings) {
         self.pool = pool
@@ -98,6 +100,7 @@ final class PrescriptionService: Sendable {
         knowledgeStore = knowledge
         self.settings = settings
         parsedRecords = ParsedRecords()
+        supply = SupplyService(pool: pool, ledger: ledger)
         let store = store
         let unavailable: @Sendable (any Error) -> Bool = { ($0 as? PostgresError)?.isUnavailable == true }
         creates = WriteCoalescer(failsEveryone: unavailable) { batch in
@@ -439,7 +442,7 @@ final class PrescriptionService: Sendable {
                 let row = StoredDispense(queueId: 0, prescriptionId: id, fillNumber: fill, pharmacyOrg: call.caller.orgId, patientId: current.patientId,
                                          quantity: dispense.quantity.value, sealedDocument: sealed, documentHash: hash, createdAt: now)
                 let queueId = try await store.dispense(row, actor: call.caller.orgId, event: event, idempotency: idempotency, on: transaction)
-                try await SupplyService(pool: pool, ledger: ledger).recordDispense(of: dispense.packs, prescriptionId: id, fill: fill, at: now, call,
+                try await supply.recordDispense(of: dispense.packs, prescriptionId: id, fill: fill, at: now, call,
                                                                                    on: transaction)
                 return (queueId, fill, current.fillsAllowed)
             }

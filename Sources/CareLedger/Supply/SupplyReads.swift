@@ -97,7 +97,7 @@ extension SupplyService {
         } else {
             status = .verified
         }
-        try await audit.record(call.permitted("supply_pack", epc, reason: "verify: \(status.rawValue)"), on: pool)
+        _ = try await readAudits.submit(call.permitted("supply_pack", epc, reason: "verify: \(status.rawValue)"))
         return PackVerification(status: status, key: pack.key, lotGiven: lotGiven, lotRecorded: item.lot, expiryGiven: expiryGiven,
                                 expiryRecorded: item.expiry, custodian: item.custodianOrg, manufacturer: item.manufacturerOrg, reasons: reasons)
     }

@@ -15,10 +15,22 @@ public struct SupplySettings: Sendable {
 struct SupplyService: Sendable {
     let pool: PostgresPool
     let ledger: LedgerService
-    var settings = SupplySettings()
+    let settings: SupplySettings
     let sweeps = SweepThrottle()
     let store = SupplyStore()
     let audit = AuditStore()
+    /// Verifications are audited like every read, in batches: one commit for many pharmacists' scans.
+    let readAudits: WriteCoalescer<AuditEvent, Bool>
+
+    init(pool: PostgresPool, ledger: LedgerService, settings: SupplySettings = SupplySettings()) {
+        self.pool = pool
+        self.ledger = ledger
+        self.settings = settings
+        readAudits = WriteCoalescer(failsEveryone: { ($0 as? PostgresError)?.isUnavailable == true }) { events in
+            try await AuditStore().record(events, on: pool)
+            return events.map { _ in true }
+        }
+    }
 
     enum ErrorBehaviour: String, Sendable { case rollback, proceed }
 

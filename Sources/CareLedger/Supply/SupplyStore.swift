@@ -131,12 +131,22 @@ struct SupplyStore: Sendable {
     // MARK: Items
 
     /// Serializes captures that touch the same items (also items that do not exist yet, which a
-    /// row lock cannot cover): one transaction-scoped advisory lock per item, taken in order.
+    /// row lock cannot cover): a capture of a few items takes one transaction-scoped advisory lock
+    /// per item, in order, under a shared lock of the whole supply chain; one naming more items
+    /// than the lock table should hold for one transaction takes that lock exclusively instead.
+    static let itemLockLimit = 64
+
     func lock(_ epcs: [String], on runner: some QueryRunner) async throws {
         guard !epcs.isEmpty else { return }
+        let distinct = Array(Set(epcs))
+        guard distinct.count <= Self.itemLockLimit else {
+            try await runner.query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), 0)")
+            return
+        }
         try await runner.query("""
-            SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), hashtext(e)))
-            FROM (SELECT DISTINCT e FROM unnest(\(PostgresArray(epcs))::text[]) AS e ORDER BY e) AS ordered
+            SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()), 0),
+                   (SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || ':supply-item'), hashtext(e)))
+                    FROM (SELECT e FROM unnest(\(PostgresArray(distinct))::text[]) AS e ORDER BY e) AS ordered)
             """)
     }
 
