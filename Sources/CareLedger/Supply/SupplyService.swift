@@ -123,6 +123,7 @@ struct SupplyService: Sendable {
         let directory = try await store.directory(gtins: Array(gtins), glns: Array(glns), on: transaction)
         let loaded = try await store.items(touched, lock: true, on: transaction)
         var engine = CustodyEngine(reporter: reporter, directory: directory, items: loaded)
+        let documentPrefixes = Self.prefixesJSON(context)
         var stored: [StoredEPCISEvent] = []
         var alerts: [SupplyAlert] = []
         var declarations: [EPCISEvent] = []
@@ -132,7 +133,8 @@ struct SupplyService: Sendable {
                 continue
             }
             let outcome = engine.apply(event, recordedAt: now)
-            stored.append(Self.stored(event, violations: outcome.violations.map(\.kind.rawValue), reporter: reporter, captureID: job.id, at: now, context: context))
+            stored.append(Self.stored(event, violations: outcome.violations.map(\.kind.rawValue), reporter: reporter, captureID: job.id, at: now,
+                                      context: context, documentPrefixes: documentPrefixes))
             for violation in outcome.violations {
                 alerts.append(alert(kind: violation.kind.rawValue, epc: violation.epc, event: event.hashID, detail: violation.detail,
                                     items: engine.items, reporter: reporter, owner: violation.epc.flatMap { directory.owner(ofEPC: $0) }, at: now))
@@ -147,7 +149,8 @@ struct SupplyService: Sendable {
             guard let declaration = event.errorDeclaration else { continue }
             if seen.insert(event.hashID).inserted {
                 // Declared before (or without) the original: keep the event as sent, retracted from the start.
-                _ = try await store.insert([Self.stored(event, violations: [], reporter: reporter, captureID: job.id, at: now, context: context)], on: transaction)
+                _ = try await store.insert([Self.stored(event, violations: [], reporter: reporter, captureID: job.id, at: now, context: context,
+                                                        documentPrefixes: documentPrefixes)], on: transaction)
             }
             _ = try await store.insertDeclaration(hashID: event.hashID, by: reporter, time: declaration.declarationTime.date, reason: declaration.reason,
                                                   corrective: declaration.correctiveEventIDs, documentHash: JCS.documentHash(event.json),
@@ -166,13 +169,14 @@ struct SupplyService: Sendable {
         return CaptureResult(job: job, hashIDs: stored.map(\.hashID) + declarations.map(\.hashID), alerts: alerts.count)
     }
 
-    static func stored(_ event: EPCISEvent, violations: [String], reporter: String, captureID: String, at now: Date, context: EPCISContext) -> StoredEPCISEvent {
+    static func stored(_ event: EPCISEvent, violations: [String], reporter: String, captureID: String, at now: Date, context: EPCISContext,
+                       documentPrefixes: [UInt8]) -> StoredEPCISEvent {
         StoredEPCISEvent(
             hashID: event.hashID, senderEventID: event.senderEventID, senderHashAgrees: event.senderHashAgrees, eventType: event.type,
             eventTime: event.eventTime.date, recordTime: now, action: event.action, bizStep: event.bizStep, disposition: event.disposition,
             readPoint: event.readPoint, bizLocation: event.bizLocation, parentID: event.parentID, epcs: event.epcs, anyEPCs: event.anyEPCs,
             reporterOrg: reporter, captureID: captureID, violations: violations, event: JCS.canonicalize(event.json),
-            prefixes: prefixesJSON(event.json, context: context))
+            prefixes: event.json["@context"] == nil ? documentPrefixes : prefixesJSON(context.adding(contextOf: event.json)))
     }
 
     /// The dispensing of packs by a pharmacy's fill of a prescription, as CareLedger records it for
@@ -226,10 +230,10 @@ struct SupplyService: Sendable {
         .object([("path", .string(event.path)), ("eventID", .string(event.hashID)), ("error", .string(code)), ("message", .string(message))])
     }
 
-    /// The CURIE prefixes an event was sent under (its document's and its own), as JCS.
-    static func prefixesJSON(_ event: JSONValue, context document: EPCISContext) -> [UInt8] {
-        let context = event["@context"] == nil ? document : document.adding(contextOf: event)
-        return JCS.canonicalize(.object(context.prefixes.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
+    /// The CURIE prefixes an event was sent under (its document's, and its own), as JCS: what its
+    /// hash depends on besides the event.
+    static func prefixesJSON(_ context: EPCISContext) -> [UInt8] {
+        JCS.canonicalize(.object(context.prefixes.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
     }
 
     /// An alert for the parties of an item: the reporter, the owner of the GTIN's company prefix, the

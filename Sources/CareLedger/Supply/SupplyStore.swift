@@ -134,7 +134,9 @@ struct SupplyStore: Sendable {
     /// row lock cannot cover): a capture of a few items takes one transaction-scoped advisory lock
     /// per item, in order, under a shared lock of the whole supply chain; one naming more items
     /// than the lock table should hold for one transaction takes that lock exclusively instead.
-    static let itemLockLimit = 64
+    /// PostgreSQL's lock table holds max_locks_per_transaction (64) × max_connections (100) locks
+    /// by default: 256 per capture leaves room for a pool of 16 connections all capturing at once.
+    static let itemLockLimit = 256
 
     func lock(_ epcs: [String], on runner: some QueryRunner) async throws {
         guard !epcs.isEmpty else { return }
