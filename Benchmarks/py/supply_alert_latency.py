@@ -40,15 +40,9 @@ def poll(cursor):
         cursor = page["cursor"] or cursor
 
 
-status, first = call(connection(), "GET", "/v1/supply/alerts?limit=1", maker)
-start_cursor = first["cursor"]
-# Skip whatever alerts exist already.
-conn = connection()
-while True:
-    status, page = call(conn, "GET", "/v1/supply/alerts?limit=200" + (f"&after={start_cursor}" if start_cursor else ""), maker)
-    if not page["items"]:
-        break
-    start_cursor = page["cursor"]
+# Poll from the end of the log as it is now (a feed consumer that is caught up), not from its start.
+status, head = call(connection(), "GET", "/v1/ledger/head", maker)
+start_cursor = str(head["treeSize"] - 1) if head["treeSize"] > 0 else None
 poller = threading.Thread(target=poll, args=(start_cursor,))
 poller.start()
 time.sleep(0.5)
