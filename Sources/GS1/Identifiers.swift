@@ -68,13 +68,7 @@ public struct SSCC: Hashable, Sendable {
     public let digits: String
 
     public init(_ text: some StringProtocol) throws(GS1IdentifierError) {
-        guard GS1CheckDigit.allDigits(text), text.count == 18 else {
-            throw GS1IdentifierError("malformed_sscc", "an SSCC is 18 digits")
-        }
-        guard GS1CheckDigit.isValid(text) else {
-            throw GS1IdentifierError("sscc_check_digit", "SSCC \(text) has a wrong check digit")
-        }
-        digits = String(text)
+        digits = try GS1CheckDigit.checkedKey(text, length: 18, name: "SSCC")
     }
 
     public var digitalLink: String { "https://id.gs1.org/00/\(digits)" }
@@ -85,13 +79,17 @@ public struct GLN: Hashable, Sendable {
     public let digits: String
 
     public init(_ text: some StringProtocol) throws(GS1IdentifierError) {
-        guard GS1CheckDigit.allDigits(text), text.count == 13 else {
-            throw GS1IdentifierError("malformed_gln", "a GLN is 13 digits")
-        }
-        guard GS1CheckDigit.isValid(text) else {
-            throw GS1IdentifierError("gln_check_digit", "GLN \(text) has a wrong check digit")
-        }
-        digits = String(text)
+        digits = try GS1CheckDigit.checkedKey(text, length: 13, name: "GLN")
+    }
+}
+
+extension GS1CheckDigit {
+    /// A fixed-length numeric key with its check digit: `malformed_{name}` or `{name}_check_digit` otherwise.
+    static func checkedKey(_ text: some StringProtocol, length: Int, name: String) throws(GS1IdentifierError) -> String {
+        let code = name.lowercased()
+        guard allDigits(text), text.count == length else { throw GS1IdentifierError("malformed_\(code)", "a \(name) is \(length) digits") }
+        guard isValid(text) else { throw GS1IdentifierError("\(code)_check_digit", "\(name) \(text) has a wrong check digit") }
+        return String(text)
     }
 }
 

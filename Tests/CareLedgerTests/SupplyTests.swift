@@ -374,4 +374,31 @@ import TestSupport
             #expect(await w.alerts(w.regulator, kind: "shipment_not_received").count == 1)
         }
     }
+
+    /// An expired lot moving on is an alert (it still moves); packing what one does not hold is a
+    /// broken rule; neither fires for a pack in date packed by its holder.
+    @Test func expiredPacksAndPackingByANonHolder() async throws {
+        try await APIHarness.with { api in
+            let w = try await World.make(api)
+            try await w.commission(["E1"], lot: "OLD", expiry: "2020-01-31")
+            try await w.commission(["E2"], lot: "NEW", expiry: "2035-01-31")
+            try await w.capture(w.manufacturer, [World.event([World.sgtin("E2")], bizStep: "shipping", at: w.plant, to: w.warehouse)])
+            #expect(await w.alerts(w.manufacturer, kind: "expired_moving").isEmpty)
+            try await w.capture(w.manufacturer, [World.event([World.sgtin("E1")], bizStep: "shipping", at: w.plant, to: w.warehouse)])
+            #expect(await w.alerts(w.manufacturer, kind: "expired_moving").count == 1)
+            #expect(try await w.pack("E1")?.state == .inTransit)
+            #expect(await w.verify(World.sgtin("E2"))["status"] == "verified")
+            try await w.capture(w.distributor, [World.event([World.sgtin("E1")], bizStep: "receiving", at: w.warehouse)])
+            #expect(await w.verify(World.sgtin("E1"))["status"] == "suspect")   // an open alert on it
+            let unit = World.sscc("2000000019")
+            try await w.capture(w.otherMaker, [World.event([World.sgtin("E2")], bizStep: "packing", at: w.otherPlant, action: "ADD",
+                                                           type: "AggregationEvent", extra: #","parentID":"\#(unit)""#)])
+            #expect(await w.alerts(w.manufacturer, kind: "not_custodian").count == 1)
+            #expect(try await w.pack("E2")?.parent == nil)
+            try await w.capture(w.distributor, [World.event([World.sgtin("E1")], bizStep: "packing", at: w.warehouse, action: "ADD",
+                                                            type: "AggregationEvent", extra: #","parentID":"\#(unit)""#)])
+            #expect(try await w.pack("E1")?.parent == EPCISReader.canonical(unit))
+            #expect(await w.alerts(w.manufacturer, kind: "not_custodian").count == 1)
+        }
+    }
 }
