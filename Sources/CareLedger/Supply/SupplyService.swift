@@ -198,7 +198,7 @@ struct SupplyService: Sendable {
     }
 
     func captureJob(_ id: String, _ call: CallContext) async throws -> EPCISCaptureJob {
-        guard let job = try await store.capture(id, on: pool), job.organizationId == call.caller.orgId || call.caller.role == .national else {
+        guard let job = try await store.capture(id, on: pool), job.organizationId == call.caller.orgId else {
             throw DomainError.notFound("No capture \(id).")
         }
         return job
