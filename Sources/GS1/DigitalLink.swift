@@ -90,14 +90,13 @@ public struct DigitalLink: Equatable, Sendable {
 
     /// RFC 3986 percent-encoding of everything but the unreserved characters.
     public static func percentEncode(_ value: String) -> String {
+        if value.utf8.allSatisfy(isUnreserved) { return value }
         var out = ""
+        let hex = Array("0123456789ABCDEF")
         for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            if isUnreserved(byte) {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF")
+            } else {
                 out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0x0F)])
             }
         }
@@ -106,6 +105,7 @@ public struct DigitalLink: Equatable, Sendable {
 
     /// `%xx` escapes decoded; nil when an escape is incomplete or the result is not UTF-8.
     public static func percentDecode<S: StringProtocol>(_ text: S) -> String? {
+        if !text.utf8.contains(UInt8(ascii: "%")) { return String(text) }
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
@@ -114,6 +114,14 @@ public struct DigitalLink: Equatable, Sendable {
             bytes.append(high << 4 | low)
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
+        default: false
+        }
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

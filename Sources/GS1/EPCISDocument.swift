@@ -123,7 +123,7 @@ public enum EPCISReader {
         }
         var senderEventID: String?
         if let id = value["eventID"] {
-            guard let text = id.stringValue, text.contains(":") else { throw EPCISProblem(at("eventID"), "an eventID is a URI") }
+            guard let text = id.stringValue, text.utf8.contains(UInt8(ascii: ":")) else { throw EPCISProblem(at("eventID"), "an eventID is a URI") }
             senderEventID = text
         }
         let action = try optionalString(value, "action", at)
@@ -139,7 +139,7 @@ public enum EPCISReader {
         let outputs = try uris(value, "outputEPCList", at)
         var parentID: String?
         if value["parentID"] != nil {
-            guard let text = value["parentID"]?.stringValue, text.contains(":"), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+            guard let text = value["parentID"]?.stringValue, text.utf8.contains(UInt8(ascii: ":")), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
                 throw EPCISProblem(at("parentID"), "a parentID is a URI")
             }
             parentID = canonical(text)
@@ -272,7 +272,7 @@ public enum EPCISReader {
         guard case .array(let items) = member else { throw EPCISProblem(at(field), "an array of EPC URIs") }
         var result: [String] = []
         for (index, item) in items.enumerated() {
-            guard let text = item.stringValue, text.contains(":"), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+            guard let text = item.stringValue, text.utf8.contains(UInt8(ascii: ":")), text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
                 throw EPCISProblem(at("\(field)[\(index)]"), "an EPC is a URI (no spaces or control characters)")
             }
             result.append(text)

@@ -204,7 +204,7 @@ private struct PreHashWriter {
         guard sensorType, let text = value?.stringValue else { return scalar(name, value, vocabulary: vocabulary) }
         let trimmed = text.trimmingSpaces
         // Sensor types are GS1 Web Vocabulary terms; bare ones expand under gs1:.
-        let expanded = trimmed.contains(":") ? canonicalText(trimmed) : "https://gs1.org/voc/" + trimmed
+        let expanded = trimmed.utf8.contains(UInt8(ascii: ":")) ? canonicalText(trimmed) : "https://gs1.org/voc/" + trimmed
         return expanded.isEmpty ? "" : name + "=" + expanded
     }
 
@@ -244,7 +244,7 @@ private struct PreHashWriter {
         case .string(let raw):
             let text = raw.trimmingSpaces
             if PreHashWriter.timeFields.contains(field), let stamp = EPCISTimestamp(text) { return stamp.utc }
-            if let vocabulary, !text.contains(":") { return "https://ref.gs1.org/cbv/" + vocabulary.rawValue + text }
+            if let vocabulary, !text.utf8.contains(UInt8(ascii: ":")) { return "https://ref.gs1.org/cbv/" + vocabulary.rawValue + text }
             return canonicalText(text)
         case .number(let number):
             return ECMAScriptNumber.format(number)

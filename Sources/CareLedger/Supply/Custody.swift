@@ -138,7 +138,8 @@ struct CustodyEngine {
 
     /// Whether the canonical EPC names an item custody follows.
     static func isTracked(_ epc: String) -> Bool {
-        epc.hasPrefix("https://id.gs1.org/00/") || (epc.hasPrefix("https://id.gs1.org/01/") && epc.contains("/21/"))
+        // Canonical links carry a 14-digit GTIN, so a pack's serial qualifier starts at a fixed place.
+        epc.hasPrefix("https://id.gs1.org/00/") || (epc.hasPrefix("https://id.gs1.org/01/") && epc.utf8.dropFirst(36).starts(with: "/21/".utf8))
     }
 
     static func packParts(_ epc: String) -> (gtin: String, serial: String)? {

@@ -195,12 +195,12 @@ struct SupplyStore: Sendable {
                                           commissioned_by, last_event, updated_at)
                 SELECT i.epc, i.gtin, i.serial, i.lot, i.expiry::date, i.manufacturer_org, i.custodian_org, i.state, i.parent, i.pending_receiver,
                        i.commissioned_by, i.last_event, \(now)
-                FROM unnest(\(PostgresArray(ordered.map(\.epc)))::text[], \(PostgresArray(ordered.map(\.gtin)))::text[],
-                            \(PostgresArray(ordered.map(\.serial)))::text[], \(PostgresArray(ordered.map(\.lot)))::text[],
-                            \(PostgresArray(ordered.map { $0.expiry?.description }))::text[], \(PostgresArray(ordered.map(\.manufacturerOrg)))::text[],
-                            \(PostgresArray(ordered.map(\.custodianOrg)))::text[], \(PostgresArray(ordered.map(\.state.rawValue)))::text[],
-                            \(PostgresArray(ordered.map(\.parent)))::text[], \(PostgresArray(ordered.map(\.pendingReceiver)))::text[],
-                            \(PostgresArray(ordered.map(\.commissionedBy)))::text[], \(PostgresArray(ordered.map(\.lastEvent)))::text[])
+                FROM unnest(\(PostgresArray(ordered.map { $0.epc }))::text[], \(PostgresArray(ordered.map { $0.gtin }))::text[],
+                            \(PostgresArray(ordered.map { $0.serial }))::text[], \(PostgresArray(ordered.map { $0.lot }))::text[],
+                            \(PostgresArray(ordered.map { $0.expiry?.description }))::text[], \(PostgresArray(ordered.map { $0.manufacturerOrg }))::text[],
+                            \(PostgresArray(ordered.map { $0.custodianOrg }))::text[], \(PostgresArray(ordered.map { $0.state.rawValue }))::text[],
+                            \(PostgresArray(ordered.map { $0.parent }))::text[], \(PostgresArray(ordered.map { $0.pendingReceiver }))::text[],
+                            \(PostgresArray(ordered.map { $0.commissionedBy }))::text[], \(PostgresArray(ordered.map { $0.lastEvent }))::text[])
                      WITH ORDINALITY AS i(epc, gtin, serial, lot, expiry, manufacturer_org, custodian_org, state, parent, pending_receiver,
                                           commissioned_by, last_event, position)
                 ORDER BY i.position
@@ -211,7 +211,7 @@ struct SupplyStore: Sendable {
         if !holders.isEmpty {
             try await runner.query("""
                 INSERT INTO supply_item_holders (epc, organization_id)
-                SELECT * FROM unnest(\(PostgresArray(holders.map(\.epc)))::text[], \(PostgresArray(holders.map(\.org)))::text[])
+                SELECT * FROM unnest(\(PostgresArray(holders.map { $0.epc }))::text[], \(PostgresArray(holders.map { $0.org }))::text[])
                 ON CONFLICT DO NOTHING
                 """)
         }
@@ -238,9 +238,9 @@ struct SupplyStore: Sendable {
         guard !shipments.isEmpty else { return }
         try await runner.query("""
             INSERT INTO supply_shipments (epc, from_org, to_org, shipped_event, shipped_at)
-            SELECT * FROM unnest(\(PostgresArray(shipments.map(\.epc)))::text[], \(PostgresArray(shipments.map(\.from)))::text[],
-                                 \(PostgresArray(shipments.map(\.to)))::text[], \(PostgresArray(shipments.map(\.event)))::text[],
-                                 \(PostgresArray(shipments.map(\.at)))::timestamptz[])
+            SELECT * FROM unnest(\(PostgresArray(shipments.map { $0.epc }))::text[], \(PostgresArray(shipments.map { $0.from }))::text[],
+                                 \(PostgresArray(shipments.map { $0.to }))::text[], \(PostgresArray(shipments.map { $0.event }))::text[],
+                                 \(PostgresArray(shipments.map { $0.at }))::timestamptz[])
             """)
     }
 
@@ -314,14 +314,14 @@ struct SupplyStore: Sendable {
         let rows = try await runner.query("""
             WITH input AS (
                 SELECT * FROM unnest(
-                    \(PostgresArray(events.map(\.hashID)))::text[], \(PostgresArray(events.map(\.senderEventID)))::text[],
-                    \(PostgresArray(events.map { $0.senderHashAgrees.map { $0 ? "t" : "f" } }))::boolean[], \(PostgresArray(events.map(\.eventType)))::text[],
-                    \(PostgresArray(events.map(\.eventTime)))::timestamptz[], \(PostgresArray(events.map(\.recordTime)))::timestamptz[],
-                    \(PostgresArray(events.map(\.action)))::text[], \(PostgresArray(events.map(\.bizStep)))::text[],
-                    \(PostgresArray(events.map(\.disposition)))::text[], \(PostgresArray(events.map(\.readPoint)))::text[],
-                    \(PostgresArray(events.map(\.bizLocation)))::text[], \(PostgresArray(events.map(\.parentID)))::text[], \(PostgresArray(events.map { $0.epcs.joined(separator: Self.separator) }))::text[],
-                    \(PostgresArray(events.map { $0.anyEPCs.joined(separator: Self.separator) }))::text[], \(PostgresArray(events.map(\.reporterOrg)))::text[],
-                    \(PostgresArray(events.map(\.captureID)))::text[], \(PostgresArray(events.map { $0.violations.joined(separator: ",") }))::text[],
+                    \(PostgresArray(events.map { $0.hashID }))::text[], \(PostgresArray(events.map { $0.senderEventID }))::text[],
+                    \(PostgresArray(events.map { $0.senderHashAgrees.map { $0 ? "t" : "f" } }))::boolean[], \(PostgresArray(events.map { $0.eventType }))::text[],
+                    \(PostgresArray(events.map { $0.eventTime }))::timestamptz[], \(PostgresArray(events.map { $0.recordTime }))::timestamptz[],
+                    \(PostgresArray(events.map { $0.action }))::text[], \(PostgresArray(events.map { $0.bizStep }))::text[],
+                    \(PostgresArray(events.map { $0.disposition }))::text[], \(PostgresArray(events.map { $0.readPoint }))::text[],
+                    \(PostgresArray(events.map { $0.bizLocation }))::text[], \(PostgresArray(events.map { $0.parentID }))::text[], \(PostgresArray(events.map { $0.epcs.joined(separator: Self.separator) }))::text[],
+                    \(PostgresArray(events.map { $0.anyEPCs.joined(separator: Self.separator) }))::text[], \(PostgresArray(events.map { $0.reporterOrg }))::text[],
+                    \(PostgresArray(events.map { $0.captureID }))::text[], \(PostgresArray(events.map { $0.violations.joined(separator: ",") }))::text[],
                     \(PostgresArray(events.map { PostgresBytes($0.event) }))::bytea[], \(PostgresArray(events.map { PostgresBytes($0.prefixes) }))::bytea[])
                     WITH ORDINALITY AS i(hash_id, sender_event_id, event_id_checked, event_type, event_time, record_time, action, biz_step, disposition,
                                          read_point, biz_location, parent_id, epcs, any_epcs, reporter_org, capture_id, violations, event, prefixes, position)),
@@ -411,11 +411,11 @@ struct SupplyStore: Sendable {
         try await runner.query("""
             WITH input AS (
                 SELECT * FROM unnest(
-                    \(PostgresArray(alerts.map(\.id)))::text[], \(PostgresArray(alerts.map(\.kind)))::text[], \(PostgresArray(alerts.map(\.epc)))::text[],
-                    \(PostgresArray(alerts.map(\.gtin)))::text[], \(PostgresArray(alerts.map(\.serial)))::text[],
-                    \(PostgresArray(alerts.map(\.eventHashID)))::text[], \(PostgresArray(alerts.map(\.detail)))::text[],
-                    \(PostgresArray(alerts.map { $0.parties.joined(separator: Self.separator) }))::text[], \(PostgresArray(alerts.map(\.documentHash)))::text[],
-                    \(PostgresArray(alerts.map(\.raisedAt)))::timestamptz[])
+                    \(PostgresArray(alerts.map { $0.id }))::text[], \(PostgresArray(alerts.map { $0.kind }))::text[], \(PostgresArray(alerts.map { $0.epc }))::text[],
+                    \(PostgresArray(alerts.map { $0.gtin }))::text[], \(PostgresArray(alerts.map { $0.serial }))::text[],
+                    \(PostgresArray(alerts.map { $0.eventHashID }))::text[], \(PostgresArray(alerts.map { $0.detail }))::text[],
+                    \(PostgresArray(alerts.map { $0.parties.joined(separator: Self.separator) }))::text[], \(PostgresArray(alerts.map { $0.documentHash }))::text[],
+                    \(PostgresArray(alerts.map { $0.raisedAt }))::timestamptz[])
                     AS i(id, kind, epc, gtin, serial, event_hash_id, detail, parties, document_hash, raised_at)),
             queued AS (\(LedgerStore.queueAppend(items)))
             INSERT INTO supply_alerts (id, kind, epc, gtin, serial, event_hash_id, detail, parties, document_hash, queue_id, raised_at)
