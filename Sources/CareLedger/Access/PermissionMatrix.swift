@@ -120,7 +120,7 @@ public enum PermissionMatrix {
 
     /// The matrix as a Markdown table, actions by roles; README.md carries exactly this text.
     public static var markdownTable: String {
-        var lines = ["| action | " + Role.allCases.map(\.rawValue).joined(separator: " | ") + " |"]
+        var lines = ["| action | " + Role.allCases.map { $0.rawValue }.joined(separator: " | ") + " |"]
         lines.append("|---|" + String(repeating: "---|", count: Role.allCases.count))
         for action in Action.allCases {
             lines.append("| `\(action.rawValue)` | " + Role.allCases.map { permits($0, action) ? "yes" : "" }.joined(separator: " | ") + " |")

@@ -73,12 +73,12 @@ struct AuditStore: Sendable {
             SELECT e.request_id, e.actor_org, e.key_id, e.role, e.action, e.resource_type, e.resource_id, e.patient_id, e.purpose,
                    e.decision, e.reason, e.client_address
             FROM \(gate), unnest(
-                \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map(\.actorOrg)))::text[],
-                \(PostgresArray(events.map(\.keyId)))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
-                \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map(\.resourceType)))::text[],
-                \(PostgresArray(events.map(\.resourceId)))::text[], \(PostgresArray(events.map(\.patientId)))::text[],
+                \(PostgresArray(events.map { Optional($0.requestId) }))::text[], \(PostgresArray(events.map { $0.actorOrg }))::text[],
+                \(PostgresArray(events.map { $0.keyId }))::text[], \(PostgresArray(events.map { $0.role?.rawValue }))::text[],
+                \(PostgresArray(events.map { Optional($0.action) }))::text[], \(PostgresArray(events.map { $0.resourceType }))::text[],
+                \(PostgresArray(events.map { $0.resourceId }))::text[], \(PostgresArray(events.map { $0.patientId }))::text[],
                 \(PostgresArray(events.map { $0.purpose?.rawValue }))::text[], \(PostgresArray(events.map { Optional($0.decision.rawValue) }))::text[],
-                \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map(\.clientAddress)))::text[])
+                \(PostgresArray(events.map { Optional($0.reason) }))::text[], \(PostgresArray(events.map { $0.clientAddress }))::text[])
                 WITH ORDINALITY AS e(request_id, actor_org, key_id, role, action, resource_type, resource_id, patient_id, purpose,
                                      decision, reason, client_address, position)
             ORDER BY e.position
@@ -120,7 +120,7 @@ struct AuditStore: Sendable {
         let last = try await transaction.query("SELECT coalesce(max(last_seq), 0) AS last FROM audit_batches")[0].decode("last", as: Int64.self)
         let events = try await batchEvents(after: last, limit: limit, on: transaction)
         guard let first = events.first?.seq, let final = events.last?.seq else { return 0 }
-        let hash = Self.batchHash(events.map(\.value))
+        let hash = Self.batchHash(events.map { $0.value })
         let queueId = try await ledger.enqueue(LedgerItem(type: "audit.batch", actor: "careledger", ref: "audit:\(first)-\(final)", hash: hash), on: transaction)
         try await transaction.query("""
             INSERT INTO audit_batches (first_seq, last_seq, hash, queue_id) VALUES (\(first), \(final), \(hash), \(queueId))

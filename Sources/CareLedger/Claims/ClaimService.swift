@@ -228,7 +228,7 @@ struct ClaimDocuments: Sendable {
     /// The data keys of the patients of `rows`; erased patients have none.
     func dataKeys(for rows: [ClaimEventRow], on runner: some QueryRunner) async throws -> [String: [UInt8]] {
         var dataKeys: [String: [UInt8]] = [:]
-        for patientId in Set(rows.map(\.patientId)) {
+        for patientId in Set(rows.map { $0.patientId }) {
             if let wrapped = try await patients.patient(patientId, on: runner)?.wrappedDataKey {
                 dataKeys[patientId] = try keys.unwrap(wrapped, patientId: patientId)
             }

@@ -64,8 +64,8 @@ struct ConsentView: Encodable {
         case .organization(let org): grantee = ["orgId": org]
         case .kind(let kind): grantee = ["orgKind": kind.rawValue]
         }
-        purposes = rule.purposes.map(\.rawValue).sorted()
-        categories = (rule.coversAllCategories ? ["*"] : []) + rule.categories.map(\.rawValue).sorted()
+        purposes = rule.purposes.map { $0.rawValue }.sorted()
+        categories = (rule.coversAllCategories ? ["*"] : []) + rule.categories.map { $0.rawValue }.sorted()
         periodStart = rule.start.map(Timestamp.format)
         periodEnd = rule.end.map(Timestamp.format)
         provision = rule.provision.rawValue

@@ -106,8 +106,8 @@ enum ConsentDocument {
         }
         var members: [(key: String, value: JSONValue)] = [
             ("id", .string(rule.id)), ("patient", .string(rule.patientId)), ("grantee", .object(grantee)),
-            ("purposes", .array(rule.purposes.map(\.rawValue).sorted().map(JSONValue.string))),
-            ("categories", .array(((rule.coversAllCategories ? ["*"] : []) + rule.categories.map(\.rawValue).sorted()).map(JSONValue.string))),
+            ("purposes", .array(rule.purposes.map { $0.rawValue }.sorted().map(JSONValue.string))),
+            ("categories", .array(((rule.coversAllCategories ? ["*"] : []) + rule.categories.map { $0.rawValue }.sorted()).map(JSONValue.string))),
             ("provision", .string(rule.provision.rawValue)), ("recordedBy", .string(recordedBy)), ("createdAt", .string(Timestamp.format(time))),
         ]
         var period: [(key: String, value: JSONValue)] = []
@@ -166,7 +166,7 @@ struct ConsentBody: Decodable, Sendable {
         let wildcard = categories.contains("*")
         let named = Set(categories.filter { $0 != "*" }.compactMap(DataCategory.init))
         guard !categories.isEmpty, named.count == Set(categories.filter { $0 != "*" }).count else {
-            throw DomainError.invalid("'categories' must list data categories (\(DataCategory.allCases.map(\.rawValue).joined(separator: ", "))) or \"*\".")
+            throw DomainError.invalid("'categories' must list data categories (\(DataCategory.allCases.map { $0.rawValue }.joined(separator: ", "))) or \"*\".")
         }
         var start: Date?
         var end: Date?

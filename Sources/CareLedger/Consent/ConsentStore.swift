@@ -36,8 +36,8 @@ struct ConsentStore: Sendable {
         try await runner.query("""
             INSERT INTO consents (id, patient_id, grantee_org, grantee_kind, purposes, categories, all_categories, period_start, period_end,
                                   provision, evidence_hash, recorded_by, document, queue_id, created_at)
-            VALUES (\(rule.id), \(rule.patientId), \(grantOrg), \(grantKind), \(PostgresArray(rule.purposes.map(\.rawValue).sorted()))::text[],
-                    \(PostgresArray(rule.categories.map(\.rawValue).sorted()))::text[], \(rule.coversAllCategories), \(rule.start), \(rule.end),
+            VALUES (\(rule.id), \(rule.patientId), \(grantOrg), \(grantKind), \(PostgresArray(rule.purposes.map { $0.rawValue }.sorted()))::text[],
+                    \(PostgresArray(rule.categories.map { $0.rawValue }.sorted()))::text[], \(rule.coversAllCategories), \(rule.start), \(rule.end),
                     \(rule.provision.rawValue), \(evidenceHash), \(recordedBy), \(PostgresBytes(document)), \(queueId), \(createdAt))
             """)
     }

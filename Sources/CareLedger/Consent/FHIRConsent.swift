@@ -53,7 +53,7 @@ struct FHIRConsent {
             everything = false
             for (index, coding) in codings.enumerated() {
                 guard let code = coding["code"]?.stringValue, let category = DataCategory(rawValue: code) else {
-                    throw DomainError.invalidResource("provision.class[\(index)]", "must name a data category (\(DataCategory.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw DomainError.invalidResource("provision.class[\(index)]", "must name a data category (\(DataCategory.allCases.map { $0.rawValue }.joined(separator: ", ")))")
                 }
                 categories.insert(category)
             }

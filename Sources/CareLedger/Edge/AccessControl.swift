@@ -81,7 +81,7 @@ struct AccessControl: Sendable {
     private static func purpose(of request: Request) throws(DomainError) -> PurposeOfUse? {
         guard let text = request.headers.first(name: PurposeOfUse.headerName) else { return nil }
         guard let purpose = PurposeOfUse(rawValue: text) else {
-            let known = PurposeOfUse.allCases.map(\.rawValue).joined(separator: ", ")
+            let known = PurposeOfUse.allCases.map { $0.rawValue }.joined(separator: ", ")
             throw .invalid("\(PurposeOfUse.headerName) must be one of \(known).")
         }
         return purpose

@@ -151,10 +151,10 @@ struct SendRequest: Sendable {
         guard let to = value["to"]?.stringValue else { throw .invalid("Missing field 'to'.") }
         guard let patient = value["patient"]?.stringValue else { throw .invalid("Missing field 'patient'.") }
         guard let purposeText = value["purpose"]?.stringValue, let purpose = PurposeOfUse(rawValue: purposeText) else {
-            throw .invalid("'purpose' must be one of \(PurposeOfUse.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw .invalid("'purpose' must be one of \(PurposeOfUse.allCases.map { $0.rawValue }.joined(separator: ", ")).")
         }
         guard let categoryText = value["category"]?.stringValue, let category = DataCategory(rawValue: categoryText) else {
-            throw .invalid("'category' must be one of \(DataCategory.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw .invalid("'category' must be one of \(DataCategory.allCases.map { $0.rawValue }.joined(separator: ", ")).")
         }
         guard let document = value["document"] else { throw .invalid("Missing field 'document'.") }
         try FHIRDocument.validate(document)

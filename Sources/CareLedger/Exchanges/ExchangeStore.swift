@@ -43,18 +43,18 @@ struct ExchangeStore: Sendable {
     /// The queue, audit and idempotency inserts are their owners' fragments. Returns each exchange's
     /// queue id, in order. A reused idempotency key fails on its primary key.
     func send(_ sends: [Send], on runner: some QueryRunner) async throws -> [Int64] {
-        let exchanges = sends.map(\.exchange)
+        let exchanges = sends.map { $0.exchange }
         let items = exchanges.map { LedgerItem(type: "exchange.sent", actor: $0.senderOrg, ref: $0.id, hash: $0.documentHash) }
         let keys = sends.map { (orgId: $0.exchange.senderOrg, idempotency: $0.idempotency, resourceId: $0.exchange.id) }
         let rows = try await runner.query("""
             WITH input AS (
                 SELECT * FROM unnest(
-                    \(PostgresArray(exchanges.map(\.id)))::text[], \(PostgresArray(exchanges.map(\.senderOrg)))::text[],
-                    \(PostgresArray(exchanges.map(\.recipientOrg)))::text[], \(PostgresArray(exchanges.map(\.patientId)))::text[],
-                    \(PostgresArray(exchanges.map(\.purpose)))::text[], \(PostgresArray(exchanges.map(\.category)))::text[],
+                    \(PostgresArray(exchanges.map { $0.id }))::text[], \(PostgresArray(exchanges.map { $0.senderOrg }))::text[],
+                    \(PostgresArray(exchanges.map { $0.recipientOrg }))::text[], \(PostgresArray(exchanges.map { $0.patientId }))::text[],
+                    \(PostgresArray(exchanges.map { $0.purpose }))::text[], \(PostgresArray(exchanges.map { $0.category }))::text[],
                     \(PostgresArray(exchanges.map { PostgresBytes($0.sealedDocument) }))::bytea[],
-                    \(PostgresArray(exchanges.map(\.documentHash)))::text[], \(PostgresArray(exchanges.map(\.breakGlassReason)))::text[],
-                    \(PostgresArray(exchanges.map(\.createdAt)))::timestamptz[])
+                    \(PostgresArray(exchanges.map { $0.documentHash }))::text[], \(PostgresArray(exchanges.map { $0.breakGlassReason }))::text[],
+                    \(PostgresArray(exchanges.map { $0.createdAt }))::timestamptz[])
                     WITH ORDINALITY AS i(id, sender_org, recipient_org, patient_id, purpose, category, document, document_hash,
                                          break_glass_reason, created_at, position)),
             idempotency AS (\(IdempotencyStore.insert(keys))),
@@ -66,7 +66,7 @@ struct ExchangeStore: Sendable {
                        i.break_glass_reason, q.id, i.created_at
                 FROM input i JOIN queued q ON q.ref = i.id
                 RETURNING 1),
-            audited AS (\(AuditStore.insert(sends.map(\.event))))
+            audited AS (\(AuditStore.insert(sends.map { $0.event })))
             SELECT q.id FROM input i JOIN queued q ON q.ref = i.id ORDER BY i.position
             """)
         return try rows.all.map { try $0.decode("id", as: Int64.self) }

@@ -12,7 +12,7 @@ struct IdentityService: Sendable {
     func createOrganization(name: String, kind: String, _ call: CallContext) async throws -> Organization {
         let name = try DisplayName.validated(name, field: "name", required: true)
         guard let kind = OrganizationKind(rawValue: kind), kind != .platform else {
-            let kinds = OrganizationKind.allCases.filter { $0 != .platform }.map(\.rawValue).joined(separator: ", ")
+            let kinds = OrganizationKind.allCases.filter { $0 != .platform }.map { $0.rawValue }.joined(separator: ", ")
             throw DomainError.invalid("'kind' must be one of \(kinds).")
         }
         return try await pool.withTransaction { transaction in
@@ -111,11 +111,11 @@ struct KeyRequest: Decodable, Sendable {
     /// The key, if `organization` may hold it.
     func validated(for organization: Organization) throws(DomainError) -> NewKey {
         guard let role = Role(rawValue: role) else {
-            throw .invalid("'role' must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw .invalid("'role' must be one of \(Role.allCases.map { $0.rawValue }.joined(separator: ", ")).")
         }
         let kind = OrganizationKind(rawValue: organization.kind)
         guard let kind, kind.keyRoles.contains(role) else {
-            let allowed = kind?.keyRoles.map(\.rawValue).joined(separator: ", ") ?? "none"
+            let allowed = kind?.keyRoles.map { $0.rawValue }.joined(separator: ", ") ?? "none"
             throw .invalid("A \(organization.kind) organization cannot hold '\(role.rawValue)' keys; allowed: \(allowed).")
         }
         let label = try DisplayName.validated(label, field: "label", required: false)

@@ -19,7 +19,7 @@ struct AuditBatchCheck: AnchoredObjectCheck {
                 throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_batches", detail: "batch \(first)-\(last) is not a range of audit events")
             }
             let events = try await audit.batchEvents(after: first - 1, through: last, limit: Int.max, on: pool)
-            guard events.first?.seq == first, events.last?.seq == last, AuditStore.batchHash(events.map(\.value)) == stored else {
+            guard events.first?.seq == first, events.last?.seq == last, AuditStore.batchHash(events.map { $0.value }) == stored else {
                 throw VerificationFailure(seq: entries[queueId]?.seq, table: "audit_events", detail: "audit events \(first)-\(last) no longer hash to their anchored batch")
             }
             guard let entry = entries[queueId] else {

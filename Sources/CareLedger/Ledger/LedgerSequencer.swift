@@ -219,7 +219,7 @@ final class LedgerSequencer: Sendable {
             let newHead = LedgerHead(
                 treeSize: tree.size, rootHash: root, keyId: signer.keyId,
                 checkpoint: try signer.signedCheckpoint(size: tree.size, root: root), signedAt: now)
-            try await store.appendBatch(entries: entries, items: queued.map(\.item), nodes: nodes, head: newHead, on: transaction)
+            try await store.appendBatch(entries: entries, items: queued.map { $0.item }, nodes: nodes, head: newHead, on: transaction)
             // If the commit fails after all, the next batch finds a different size and refetches.
             let extended = tree
             frontier.withLock { $0 = extended }

@@ -127,9 +127,9 @@ struct LedgerStore: Sendable {
             try await runner.query("""
                 INSERT INTO ledger_entries (seq, entry, leaf_hash, queue_id, type, ref, enqueued_at, sequenced_at)
                 SELECT s, e, l, q, t, r, coalesce(w, \(head.signedAt)), \(head.signedAt)
-                FROM unnest(\(PostgresArray(entries.map(\.seq)))::bigint[], \(PostgresArray(entries.map { PostgresBytes($0.entry) }))::bytea[],
-                            \(PostgresArray(entries.map { PostgresBytes($0.leafHash) }))::bytea[], \(PostgresArray(entries.map(\.queueId)))::bigint[],
-                            \(PostgresArray(items.map(\.type)))::text[], \(PostgresArray(items.map(\.ref)))::text[],
+                FROM unnest(\(PostgresArray(entries.map { $0.seq }))::bigint[], \(PostgresArray(entries.map { PostgresBytes($0.entry) }))::bytea[],
+                            \(PostgresArray(entries.map { PostgresBytes($0.leafHash) }))::bytea[], \(PostgresArray(entries.map { $0.queueId }))::bigint[],
+                            \(PostgresArray(items.map { $0.type }))::text[], \(PostgresArray(items.map { $0.ref }))::text[],
                             \(PostgresArray(items.map { $0.enqueuedAt?.postgresText }))::timestamptz[]) AS u(s, e, l, q, t, r, w)
                 """)
         }
@@ -241,13 +241,13 @@ struct LedgerStore: Sendable {
     /// when `entrySeq` is given, that entry's bytes and leaf hash: everything an inclusion proof
     /// needs in one round trip.
     func nodeHashes(_ ids: [NodeID], entrySeq: Int64? = nil, on runner: some QueryRunner) async throws -> (hashes: [NodeID: [UInt8]], entry: (bytes: [UInt8], leafHash: [UInt8])?) {
-        let leaves = ids.filter { $0.level == 0 }.map(\.index)
+        let leaves = ids.filter { $0.level == 0 }.map { $0.index }
         let inner = ids.filter { $0.level > 0 }
         let rows = try await runner.query("""
             SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM ledger_entries WHERE seq = ANY(\(PostgresArray(leaves))::bigint[])
             UNION ALL
             SELECT n.level, n.idx, n.hash FROM ledger_nodes n
-            JOIN unnest(\(PostgresArray(inner.map(\.level)))::smallint[], \(PostgresArray(inner.map(\.index)))::bigint[]) AS w(l, i)
+            JOIN unnest(\(PostgresArray(inner.map { $0.level }))::smallint[], \(PostgresArray(inner.map { $0.index }))::bigint[]) AS w(l, i)
               ON n.level = w.l AND n.idx = w.i
             UNION ALL
             SELECT -1, seq, entry FROM ledger_entries WHERE seq = \(entrySeq)

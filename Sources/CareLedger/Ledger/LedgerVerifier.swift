@@ -94,7 +94,7 @@ public struct LedgerVerifier: Sendable {
         report.keys = keys.count
         let store = LedgerStore()
         let scope = VerificationScope(pool: pool, size: try await store.latestHead(on: pool)?.treeSize ?? 0)
-        let registered = Set(Self.checks.map(\.entryType))
+        let registered = Set(Self.checks.map { $0.entryType })
         var facts: [String: [Int64: EntryFacts]] = [:]
         var levels: [HashList] = [try await verifyEntries(below: scope.size, registered: registered, facts: &facts)]
         report.entries = Int64(levels[0].count)
@@ -219,7 +219,7 @@ public struct LedgerVerifier: Sendable {
             }
             var parts: [(Int, HashList)] = []
             for await part in group { parts.append(part) }
-            return parts.sorted { $0.0 < $1.0 }.map(\.1)
+            return parts.sorted { $0.0 < $1.0 }.map { $0.1 }
         }
         var level = HashList()
         for part in parts { level.append(contentsOf: part) }

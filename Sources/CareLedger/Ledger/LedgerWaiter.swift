@@ -67,7 +67,7 @@ final class LedgerWaiter: Sendable {
 
     /// A batch was sequenced here: its waiters are answered from the entries at hand.
     func deliver(_ entries: [LedgerEntryRow]) {
-        guard let last = entries.map(\.seq).max() else { return }
+        guard let last = entries.map { $0.seq }.max() else { return }
         let ready = state.withLock { state -> [(Waiter, LedgerEntryRow)] in
             state.deliveredSize = max(state.deliveredSize, last + 1)
             state.lastDelivery = ContinuousClock.now
@@ -140,7 +140,7 @@ final class LedgerWaiter: Sendable {
         while !Task.isCancelled {
             await wake.wait(timeout: poll)
             let pending = state.withLock { $0.waiters.map { ($0.key, $0.value.queueId) } }
-            guard !pending.isEmpty, let found = try? await store.entries(queueIds: Array(Set(pending.map(\.1))), on: pool) else { continue }
+            guard !pending.isEmpty, let found = try? await store.entries(queueIds: Array(Set(pending.map { $0.1 })), on: pool) else { continue }
             for (token, queueId) in pending {
                 if let entry = found[queueId] { finish(token, with: entry) }
             }

@@ -57,7 +57,7 @@ final class WriteCoalescer<Item: Sendable, Output: Sendable>: Sendable {
     private func writeBatches() async {
         while let batch = nextBatch() {
             do {
-                let outputs = try await written(batch.map(\.item))
+                let outputs = try await written(batch.map { $0.item })
                 for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
             } catch where batch.count > 1 && !failsEveryone(error) {
                 for waiter in batch {

@@ -44,7 +44,7 @@ final class ParsedRecords: Sendable {
         var found = requestCache.withLock { cache in prescriptions.reduce(into: [String: FHIRMedicationRequest]()) { $0[$1.id] = cache.values[$1.id] } }
         let missing = prescriptions.filter { found[$0.id] == nil }
         guard !missing.isEmpty else { return found }
-        let sealed = try await store.requestDocuments(missing.map(\.id), on: runner)
+        let sealed = try await store.requestDocuments(missing.map { $0.id }, on: runner)
         var opened: [(String, FHIRMedicationRequest)] = []
         for prescription in missing {
             guard let bytes = sealed[prescription.id] else { continue }

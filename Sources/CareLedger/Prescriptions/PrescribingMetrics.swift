@@ -83,11 +83,11 @@ final class PrescribingMetrics: Sendable {
     private func expire(_ state: inout State, now: Date, force: Bool = false) {
         guard force || now.timeIntervalSince(state.sweptAt) >= 1 || state.pending.count > capacity else { return }
         state.sweptAt = now
-        let stale = state.pending.filter { now.timeIntervalSince($0.value.at) > window }.map(\.key)
+        let stale = state.pending.filter { now.timeIntervalSince($0.value.at) > window }.map { $0.key }
         for key in stale { state.pending.removeValue(forKey: key) }
         var abandoned = stale.count
         if state.pending.count > capacity {
-            let oldest = state.pending.sorted { $0.value.at < $1.value.at }.prefix(state.pending.count - capacity).map(\.key)
+            let oldest = state.pending.sorted { $0.value.at < $1.value.at }.prefix(state.pending.count - capacity).map { $0.key }
             for key in oldest { state.pending.removeValue(forKey: key) }
             abandoned += oldest.count
         }

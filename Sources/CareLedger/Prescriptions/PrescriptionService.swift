@@ -185,7 +185,7 @@ final class PrescriptionService: Sendable {
         let knowledge = try await loadedKnowledge
         let stored = inputs.prescriptions, recordedAllergies = inputs.allergies
         async let parsedRequests = parsedRecords.requests(stored.map { ($0.id, $0.prescriberOrg) }, key: access.dataKey, on: pool)
-        async let parsedAllergies = parsedRecords.allergies(recordedAllergies.map(\.id), key: access.dataKey, on: pool)
+        async let parsedAllergies = parsedRecords.allergies(recordedAllergies.map { $0.id }, key: access.dataKey, on: pool)
         let requests = try await parsedRequests, allergyDocuments = try await parsedAllergies
         var fillsOf: [String: [(pharmacy: String, at: Date)]] = [:]
         for fill in inputs.fills { fillsOf[fill.prescriptionId, default: []].append((fill.pharmacy, fill.at)) }
@@ -245,7 +245,7 @@ final class PrescriptionService: Sendable {
         guard override.reason.trimmingWhitespace().count >= Override.minimumReason else {
             throw DomainError.invalid("'override.reason' must say why, in at least \(Override.minimumReason) characters.")
         }
-        let known = Set(evaluation.findings.map(\.id))
+        let known = Set(evaluation.findings.map { $0.id })
         if let unknown = override.acknowledgements.keys.sorted().first(where: { !known.contains($0) }) {
             throw DomainError.invalid("'override.acknowledgements' names \(unknown), which is not a finding of this prescription; run the check again.")
         }
@@ -279,7 +279,7 @@ final class PrescriptionService: Sendable {
             ("prescriberOrg", .string(call.caller.orgId)),
             ("prescriber", .string(proposal.request.prescriber)),
             ("medicationRequest", proposal.request.document),
-            ("findings", .array(evaluation.findings.map(\.detectedIssue))),
+            ("findings", .array(evaluation.findings.map { $0.detectedIssue })),
             ("knowledgeVersion", .string(evaluation.knowledgeVersion)),
             ("override", override),
             ("decidedAt", .string(Timestamp.format(now))),
@@ -345,7 +345,7 @@ final class PrescriptionService: Sendable {
     /// Receipts of the prescription's entries: its creation, each fill, its cancellation.
     func proof(_ id: String, _ call: CallContext) async throws -> [Receipt] {
         let (prescription, fills) = try await party(to: id, call)
-        let queueIds = [prescription.queueId] + fills.map(\.queueId) + (prescription.cancelQueueId.map { [$0] } ?? [])
+        let queueIds = [prescription.queueId] + fills.map { $0.queueId } + (prescription.cancelQueueId.map { [$0] } ?? [])
         guard let receipts = try await ledger.receipts(queueIds: queueIds) else {
             throw DomainError.notYetSigned("The prescription is not in a signed tree head yet; retry shortly.")
         }
@@ -358,7 +358,7 @@ final class PrescriptionService: Sendable {
     func medications(of patientId: String, _ call: CallContext) async throws -> [Read] {
         let access = try await PatientAccess.open(patientId, call, keys: keys, on: pool, allowingRelationship: true)
         let stored = try await store.prescriptions(patientId: patientId, on: pool)
-        let fills = try await store.dispenses(prescriptionIds: stored.map(\.id), on: pool)
+        let fills = try await store.dispenses(prescriptionIds: stored.map { $0.id }, on: pool)
         var reads: [Read] = []
         for prescription in stored {
             let own = fills.filter { $0.prescriptionId == prescription.id }

@@ -123,28 +123,28 @@ struct PrescriptionStore: Sendable {
     /// inserts are their owners' fragments): prescriptions that arrive together share one round
     /// trip and one commit. Returns each one's queue id, in order.
     func create(_ batch: [Create], on runner: some QueryRunner) async throws -> [Int64] {
-        let rows = batch.map(\.prescription)
+        let rows = batch.map { $0.prescription }
         let items = rows.map { LedgerItem(type: Self.createdType, actor: $0.prescriberOrg, ref: $0.id, hash: $0.decisionHash) }
         let keys = batch.map { (orgId: $0.prescription.prescriberOrg, idempotency: $0.idempotency, resourceId: $0.prescription.id) }
         let acknowledgements = batch.flatMap { create in create.acknowledgements.map { (create.prescription.id, $0) } }
         let result = try await runner.query("""
             WITH input AS (
                 SELECT * FROM unnest(
-                    \(PostgresArray(rows.map(\.id)))::text[], \(PostgresArray(rows.map(\.patientId)))::text[],
-                    \(PostgresArray(rows.map(\.prescriberOrg)))::text[], \(PostgresArray(rows.map(\.prescriber)))::text[],
-                    \(PostgresArray(rows.map(\.dispenser)))::text[], \(PostgresArray(rows.map { Optional("\($0.active)") }))::text[]::boolean[],
+                    \(PostgresArray(rows.map { $0.id }))::text[], \(PostgresArray(rows.map { $0.patientId }))::text[],
+                    \(PostgresArray(rows.map { $0.prescriberOrg }))::text[], \(PostgresArray(rows.map { $0.prescriber }))::text[],
+                    \(PostgresArray(rows.map { $0.dispenser }))::text[], \(PostgresArray(rows.map { Optional("\($0.active)") }))::text[]::boolean[],
                     \(PostgresArray(rows.map { Optional("\($0.fillsAllowed)") }))::text[]::integer[],
                     \(PostgresArray(rows.map { $0.fillQuantity.map { "\($0.value)" } }))::text[]::numeric[], \(PostgresArray(rows.map { $0.fillQuantity?.unit }))::text[],
                     \(PostgresArray(rows.map { $0.validFrom.map(Timestamp.format) }))::text[]::timestamptz[],
                     \(PostgresArray(rows.map { $0.validUntil.map(Timestamp.format) }))::text[]::timestamptz[],
                     \(PostgresArray(rows.map { PostgresBytes($0.sealedDocument) }))::bytea[], \(PostgresArray(rows.map { PostgresBytes($0.sealedDecision) }))::bytea[],
-                    \(PostgresArray(rows.map(\.decisionHash)))::text[], \(PostgresArray(rows.map(\.knowledgeVersion)))::text[],
-                    \(PostgresArray(rows.map(\.createdAt)))::timestamptz[])
+                    \(PostgresArray(rows.map { $0.decisionHash }))::text[], \(PostgresArray(rows.map { $0.knowledgeVersion }))::text[],
+                    \(PostgresArray(rows.map { $0.createdAt }))::timestamptz[])
                     WITH ORDINALITY AS i(id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
                                          valid_from, valid_until, document, decision, decision_hash, knowledge_version, created_at, position)),
             idempotency AS (\(IdempotencyStore.insert(keys))),
             queued AS (\(LedgerStore.queueAppend(items))),
-            audited AS (\(AuditStore.insert(batch.map(\.event)))),
+            audited AS (\(AuditStore.insert(batch.map { $0.event }))),
             stored AS (
                 INSERT INTO prescriptions (id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
                                            valid_from, valid_until, document, decision, decision_hash, knowledge_version, queue_id, created_at)

@@ -50,7 +50,7 @@ struct PrescriptionRecordCheck: AnchoredObjectCheck {
                               sealed: sealed, context: PrescriptionSeal.cancellation(prescription.id))
             }
         }
-        let matched = try AnchoredObject.match(objects.map(\.object), entries: entries, pending: try await scope.unsequencedQueueIds(), table: table)
+        let matched = try AnchoredObject.match(objects.map { $0.object }, entries: entries, pending: try await scope.unsequencedQueueIds(), table: table)
         guard let keys else { return matched }
         let patients = PatientStore()
         var dataKeys: [String: [UInt8]?] = [:]

@@ -158,9 +158,9 @@ public struct SafetyChecks: Sendable {
                 }
                 continue
             }
-            let allergenIngredients = Set(allergen.ingredients.map(\.ingredient))
+            let allergenIngredients = Set(allergen.ingredients.map { $0.ingredient })
             let allergenGroups = Set(allergenIngredients.flatMap { knowledge.classesOf[$0] ?? [] }.filter { knowledge.classes[$0]?.allergyGroup == true })
-            for ingredient in proposed.ingredients.map(\.ingredient) {
+            for ingredient in proposed.ingredients.map { $0.ingredient } {
                 if allergenIngredients.contains(ingredient) {
                     findings.append(Finding(code: .allergy, severity: .high,
                                             detail: "Allergy to \(recorded.allergy.text) recorded; this prescription contains \(knowledge.name(of: ingredient)).",
@@ -182,7 +182,7 @@ public struct SafetyChecks: Sendable {
 
     private func interactionFindings(_ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
         // The proposal's side once: each ingredient's concepts and the interaction rows naming them.
-        let sides = proposed.ingredients.map(\.ingredient).map { ingredient in
+        let sides = proposed.ingredients.map { $0.ingredient }.map { ingredient in
             let concepts = knowledge.concepts(of: ingredient)
             return (ingredient, concepts, Set(concepts.flatMap { knowledge.interactionsByConcept[$0] ?? [] }).sorted().map { knowledge.interactions[$0] })
         }
@@ -190,7 +190,7 @@ public struct SafetyChecks: Sendable {
         for (order, other) in current {
             var seen: Set<String> = []
             for (a, conceptsA, candidates) in sides {
-                for b in other.ingredients.map(\.ingredient) where a != b {
+                for b in other.ingredients.map { $0.ingredient } where a != b {
                     let conceptsB = knowledge.concepts(of: b)
                     // Of the rows that match this pair, the most specific speaks: the most severe
                     // (warfarin with an NSAID, not also anticoagulants with NSAIDs).
@@ -214,10 +214,10 @@ public struct SafetyChecks: Sendable {
 
     private func duplicateFindings(_ proposed: Resolved, _ current: [(MedicationOrder, Resolved)]) -> [Finding] {
         var findings: [Finding] = []
-        let proposedIngredients = Set(proposed.ingredients.map(\.ingredient))
+        let proposedIngredients = Set(proposed.ingredients.map { $0.ingredient })
         let classesA = Set(proposedIngredients.flatMap { knowledge.classesOf[$0] ?? [] }).filter { knowledge.classes[$0]?.duplicateTherapy == true }
         for (order, resolved) in current {
-            let other = Set(resolved.ingredients.map(\.ingredient))
+            let other = Set(resolved.ingredients.map { $0.ingredient })
             let record = record(order)
             if let same = proposedIngredients.intersection(other).sorted().first {
                 findings.append(Finding(code: .duplicateTherapy, severity: .moderate,
@@ -246,15 +246,15 @@ public struct SafetyChecks: Sendable {
     private func abuseFindings(_ proposal: MedicationOrder, _ proposed: Resolved, _ others: [(MedicationOrder, Resolved)], at now: Date) -> [Finding] {
         guard isControlled(proposed) else { return [] }
         let since = now.addingTimeInterval(-Double(settings.abuseWindowDays) * 86_400)
-        let recent = others.filter { $0.0.id != proposal.id && $0.0.createdAt >= since && isControlled($0.1) }.map(\.0)
-        let prescribers = Set(recent.map(\.prescriber) + [proposal.prescriber])
-        let pharmacies = Set(recent.flatMap { $0.fills.filter { $0.at >= since }.map(\.pharmacy) })
+        let recent = others.filter { $0.0.id != proposal.id && $0.0.createdAt >= since && isControlled($0.1) }.map { $0.0 }
+        let prescribers = Set(recent.map { $0.prescriber } + [proposal.prescriber])
+        let pharmacies = Set(recent.flatMap { $0.fills.filter { $0.at >= since }.map { $0.pharmacy } })
         guard prescribers.count >= settings.abusePrescribers || pharmacies.count >= settings.abusePharmacies else { return [] }
         return [Finding(
             code: .abuse, severity: .high,
             detail: "Controlled-substance prescriptions for this patient in the last \(settings.abuseWindowDays) days come from \(prescribers.count) prescribers and were filled at \(pharmacies.count) pharmacies (thresholds: \(settings.abusePrescribers) prescribers or \(settings.abusePharmacies) pharmacies).",
             records: recent.map { record($0) },
-            acknowledgementKey: nil, identity: "ABUSE|" + recent.compactMap(\.id).sorted().joined(separator: ","), source: "dea-21cfr1308")]
+            acknowledgementKey: nil, identity: "ABUSE|" + recent.compactMap { $0.id }.sorted().joined(separator: ","), source: "dea-21cfr1308")]
     }
 
     // MARK: Opioid dose
@@ -271,7 +271,7 @@ public struct SafetyChecks: Sendable {
             guard let strength = opioid.amount, opioid.unit == factor.unit else { return .failure(.noStrength) }
             if factor.unit == "mcg/h" {
                 // A transdermal system delivers its rate for as long as it is worn, whatever the change interval.
-                let systems = request.dosages.compactMap(\.dose).first.flatMap { $0.countsDoseUnits ? $0.value : nil } ?? 1
+                let systems = request.dosages.compactMap { $0.dose }.first.flatMap { $0.countsDoseUnits ? $0.value : nil } ?? 1
                 total += strength * systems * factor.factor
                 continue
             }
@@ -355,7 +355,7 @@ public struct SafetyChecks: Sendable {
         let also = unknown == 0 ? "" : " \(unknown) other active opioid prescription(s) could not be converted and are not counted."
         return [Finding(code: .highDose, severity: severity,
                         detail: "Total daily opioid dose would be \(Self.format(total)) MME (CDC 2022 factors): over \(Self.format(severity == .high ? settings.mmeHigh : settings.mmeWarning)) MME/day.\(also)",
-                        records: contributing, acknowledgementKey: nil, identity: "DOSEH|" + contributing.map(\.id).sorted().joined(separator: ","),
+                        records: contributing, acknowledgementKey: nil, identity: "DOSEH|" + contributing.map { $0.id }.sorted().joined(separator: ","),
                         source: "cdc-2022")]
     }
 
@@ -363,7 +363,7 @@ public struct SafetyChecks: Sendable {
     static func format(_ value: Decimal) -> String {
         let text = "\(value)"
         guard let point = text.firstIndex(of: "."), let whole = Int(text[..<point]), whole < 1_000_000_000_000 else { return text }
-        let fraction = Array(text[text.index(after: point)...]).compactMap(\.wholeNumberValue)
+        let fraction = Array(text[text.index(after: point)...]).compactMap { $0.wholeNumberValue }
         var tenths = whole * 10 + (fraction.first ?? 0)
         if fraction.count > 1, fraction[1] >= 5 { tenths += 1 }
         return tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(tenths % 10)"

@@ -133,7 +133,7 @@ struct CustodyEngine {
         self.reporter = reporter
         self.directory = directory
         self.items = items
-        units = Set(items.values.compactMap(\.parent))
+        units = Set(items.values.compactMap { $0.parent })
     }
 
     /// Whether the canonical EPC names an item custody follows.
@@ -294,7 +294,7 @@ struct CustodyEngine {
         case "DELETE":
             guard let unit = items[parent] else { outcome.violate(.notCommissioned, parent, "the unit was never packed"); return }
             guard unit.custodianOrg == reporter else { outcome.violate(.notCustodian, parent, "the reporting organization does not hold the unit"); return }
-            let removed = children.isEmpty ? items.values.filter { $0.parent == parent }.map(\.epc) : children
+            let removed = children.isEmpty ? items.values.filter { $0.parent == parent }.map { $0.epc } : children
             for child in removed where items[child]?.parent == parent {
                 update(child) { $0.parent = nil; $0.lastEvent = hash }
             }
@@ -318,7 +318,7 @@ struct CustodyEngine {
         for pair in journal.holders { holders.remove(pair) }
         shipments.removeLast(shipments.count - journal.shipments)
         receipts.removeLast(receipts.count - journal.receipts)
-        units = Set(items.values.compactMap(\.parent))
+        units = Set(items.values.compactMap { $0.parent })
     }
 
     /// Sets an item, remembering what it was the first time the event touches it.

@@ -52,7 +52,7 @@ extension SupplyService {
     }
 
     func declarations(_ events: [StoredEPCISEvent]) async throws -> [String: (time: Date, reason: String?, corrective: [String])] {
-        try await store.declarations(of: events.map(\.hashID), on: pool)
+        try await store.declarations(of: events.map { $0.hashID }, on: pool)
     }
 
     /// Is this pack genuine, and who holds it? A serial never commissioned also raises an alert for

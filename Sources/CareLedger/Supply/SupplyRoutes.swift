@@ -136,7 +136,7 @@ enum SupplyRoutes {
             }
             let gtin: GTIN
             do { gtin = try GTIN(gtinText) } catch let error as GS1IdentifierError { throw DomainError.invalidResource(path: "gtin", problem: error.message) }
-            let lots = lotValues.compactMap(\.stringValue)
+            let lots = lotValues.compactMap { $0.stringValue }
             guard lots.count == lotValues.count else { throw DomainError.invalid("'lots' must be strings.") }
             let recall = try await service.recall(gtin: gtin, lots: lots, reason: reason, context.call)
             return try JSONBody.response(.created, RecallView(id: recall.id, gtin: gtin.digits, lots: lots, affectedPacks: recall.affected,
@@ -216,7 +216,7 @@ enum SupplyRoutes {
         }
         let known: Set<String> = ["eventType", "GE_eventTime", "LT_eventTime", "EQ_bizStep", "EQ_disposition", "MATCH_epc", "MATCH_anyEPC",
                                   "EQ_bizLocation", "EQ_readPoint", "perPage", "nextPageToken"]
-        if let unknown = query.pairs.map(\.name).first(where: { !known.contains($0) }) {
+        if let unknown = query.pairs.map { $0.name }.first(where: { !known.contains($0) }) {
             throw DomainError.invalid("Query parameter '\(unknown.prefix(40))' is not supported here.")
         }
         return result

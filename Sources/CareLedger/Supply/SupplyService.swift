@@ -93,7 +93,7 @@ struct SupplyService: Sendable {
                                   status: "running", eventCount: events.count, capturedCount: 0, errors: Array("[]".utf8), createdAt: now, finishedAt: nil)
         let touched = events.flatMap(CustodyEngine.touched(by:))
         try await store.lock(touched, on: transaction)
-        var seen = try await store.existing(events.map(\.hashID), on: transaction)
+        var seen = try await store.existing(events.map { $0.hashID }, on: transaction)
         var errors: [JSONValue] = []
         var accepted: [EPCISEvent] = []
         for event in events {
@@ -118,7 +118,7 @@ struct SupplyService: Sendable {
         try await store.insertCapture(job, document: document, on: transaction)
         let gtins = Set(touched.compactMap { CustodyEngine.packParts($0)?.gtin })
         let glns = Set(accepted.flatMap { event in
-            ([event.readPoint, event.bizLocation].compactMap { $0 } + (event.sources + event.destinations).map(\.id)).compactMap(EPCISReader.gln)
+            ([event.readPoint, event.bizLocation].compactMap { $0 } + (event.sources + event.destinations).map { $0.id }).compactMap(EPCISReader.gln)
         })
         let directory = try await store.directory(gtins: Array(gtins), glns: Array(glns), on: transaction)
         let loaded = try await store.items(touched, lock: true, on: transaction)
@@ -133,7 +133,7 @@ struct SupplyService: Sendable {
                 continue
             }
             let outcome = engine.apply(event, recordedAt: now)
-            stored.append(Self.stored(event, violations: outcome.violations.map(\.kind.rawValue), reporter: reporter, captureID: job.id, at: now,
+            stored.append(Self.stored(event, violations: outcome.violations.map { $0.kind.rawValue }, reporter: reporter, captureID: job.id, at: now,
                                       context: context, documentPrefixes: documentPrefixes))
             for violation in outcome.violations {
                 alerts.append(alert(kind: violation.kind.rawValue, epc: violation.epc, event: event.hashID, detail: violation.detail,
@@ -166,7 +166,7 @@ struct SupplyService: Sendable {
         job.finishedAt = Date()
         try await store.finishCapture(job, on: transaction)
         try await audit.record(call.permitted("epcis_capture", job.id, reason: "\(job.capturedCount) events, \(alerts.count) alerts"), on: transaction)
-        return CaptureResult(job: job, hashIDs: stored.map(\.hashID) + declarations.map(\.hashID), alerts: alerts.count)
+        return CaptureResult(job: job, hashIDs: stored.map { $0.hashID } + declarations.map { $0.hashID }, alerts: alerts.count)
     }
 
     static func stored(_ event: EPCISEvent, violations: [String], reporter: String, captureID: String, at now: Date, context: EPCISContext,
@@ -213,7 +213,7 @@ struct SupplyService: Sendable {
         try await pool.withTransaction { transaction in
             let overdue = try await store.overdueShipments(before: now.addingTimeInterval(-seconds), on: transaction)
             guard !overdue.isEmpty else { return }
-            let items = try await store.items(overdue.map(\.epc), lock: false, on: transaction)
+            let items = try await store.items(overdue.map { $0.epc }, lock: false, on: transaction)
             let alerts = overdue.map { shipment in
                 var parties = items
                 if var item = parties[shipment.epc] { item.pendingReceiver = shipment.to; parties[shipment.epc] = item }
@@ -222,7 +222,7 @@ struct SupplyService: Sendable {
                              items: parties, reporter: shipment.from, at: now)
             }
             try await store.insert(alerts, on: transaction)
-            try await store.markOverdue(overdue.map(\.id), on: transaction)
+            try await store.markOverdue(overdue.map { $0.id }, on: transaction)
         }
     }
 
