@@ -46,8 +46,11 @@ let package = Package(
         // GS1 identifiers (GTIN, SGTIN, SSCC, GLN, Digital Link, element strings), EPCIS 2.0 documents and
         // the CBV 2.0 event hash, pure. Knows nothing of HTTP, PostgreSQL or health data.
         .target(name: "GS1", dependencies: ["Crypto", "Ledger"]),
+        // Unique Device Identifiers in the formats of the three FDA-accredited issuing agencies (GS1,
+        // HIBCC, ICCBBA), pure.
+        .target(name: "UDI", dependencies: ["GS1"]),
         // The domain: one folder per area, each Routes -> Service -> Store (its README is the recipe).
-        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "GS1", "IOLoop", "Ledger", "Postgres", "Telemetry"],
+        .target(name: "CareLedger", dependencies: ["HTTP", "Crypto", "GS1", "IOLoop", "Ledger", "Postgres", "Telemetry", "UDI"],
                 exclude: ["README.md"]),
         // Command tree and composition root, kept out of the executable so it can be tested.
         .target(name: "CareLedgerCLI", dependencies: ["CareLedger", "HTTP", "IOLoop", "Postgres", "Telemetry", "TLS"]),
@@ -62,6 +65,7 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Crypto", "TestSupport"]),
         .testTarget(name: "GS1Tests", dependencies: ["GS1", "Ledger", "TestSupport"]),
+        .testTarget(name: "UDITests", dependencies: ["UDI", "GS1"]),
         .testTarget(name: "PostgresTests", dependencies: ["IOLoop", "Postgres", "TestSupport"]),
         .testTarget(name: "CareLedgerTests", dependencies: ["CareLedger", "CareLedgerCLI", "GS1", "HTTP", "IOLoop", "Postgres", "Telemetry", "TestSupport"]),
     ],
