@@ -23,11 +23,14 @@ public struct ApplicationContext: Sendable {
     public let prescribing: SafetyChecks.Settings
     /// The supply chain's receipt window.
     public let supply: SupplySettings
+    /// The device area's windows and batch limits.
+    public let devices: DeviceSettings
 
     /// Bundles the dependencies.
     public init(pool: PostgresPool, migrations: [Migration], log: EventLog?, ledger: LedgerService, patientKeys: PatientKeys,
                 limits: AccessLimits = AccessLimits(), httpMetrics: HTTPMetrics? = nil, metricsAccess: MetricsAccess = MetricsAccess(),
-                prescribing: SafetyChecks.Settings = SafetyChecks.Settings(), supply: SupplySettings = SupplySettings()) {
+                prescribing: SafetyChecks.Settings = SafetyChecks.Settings(), supply: SupplySettings = SupplySettings(),
+                devices: DeviceSettings = DeviceSettings()) {
         self.pool = pool
         self.migrations = migrations
         self.log = log
@@ -38,6 +41,7 @@ public struct ApplicationContext: Sendable {
         self.metricsAccess = metricsAccess
         self.prescribing = prescribing
         self.supply = supply
+        self.devices = devices
     }
 }
 
@@ -62,6 +66,7 @@ public enum Application {
         ClaimRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, log: context.log)
         PrescriptionRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, settings: context.prescribing)
         SupplyRoutes.register(in: &api, ledger: context.ledger, settings: context.supply)
+        DeviceRoutes.register(in: &api, ledger: context.ledger, keys: context.patientKeys, settings: context.devices)
         AuditRoutes.register(in: &api)
         LedgerRoutes.register(in: &api, ledger: context.ledger)
         return (try api.router.build(), api.routes)

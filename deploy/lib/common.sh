@@ -38,6 +38,8 @@ ensure_python_tools() {
     python3 -c 'import rfc8785' 2>/dev/null || python3 -m pip install -q rfc8785 >/dev/null
     # Property-based tests of the API against openapi.yaml.
     command -v schemathesis >/dev/null || python3 -m pip install -q schemathesis >/dev/null
+    # A standard JOSE library, to sign device telemetry as a third-party device would.
+    python3 -c 'import jwcrypto' 2>/dev/null || python3 -m pip install -q jwcrypto >/dev/null
     ensure_fhir_validator
 }
 

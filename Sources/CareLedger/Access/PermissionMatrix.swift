@@ -45,6 +45,18 @@ public enum Action: String, CaseIterable, Sendable {
     case supplyTrace = "supply.trace"
     case supplyAlerts = "supply.alerts"
     case supplyRecall = "supply.recall"
+    case devicesRegister = "devices.register"
+    case devicesRead = "devices.read"
+    case devicesMove = "devices.move"
+    case devicesRecall = "devices.recall"
+    case devicesLocations = "devices.locations"
+    case devicesRFID = "devices.rfid"
+    case devicesKeys = "devices.keys"
+    case devicesAlerts = "devices.alerts"
+    case telemetryIngest = "telemetry.ingest"
+    case telemetryRead = "telemetry.read"
+    case telemetryProof = "telemetry.proof"
+    case meTelemetry = "me.telemetry"
     case ledgerRead = "ledger.read"
     case ledgerAnchor = "ledger.anchor"
 }
@@ -104,6 +116,18 @@ public enum PermissionMatrix {
         .supplyTrace: supplyChainRoles,
         .supplyAlerts: supplyChainRoles,
         .supplyRecall: [.manufacturer, .national],
+        .devicesRegister: [.hospital, .manufacturer],
+        .devicesRead: [.hospital, .manufacturer, .national],
+        .devicesMove: [.hospital],
+        .devicesRecall: [.manufacturer, .national],
+        .devicesLocations: [.hospital],
+        .devicesRFID: [.hospital],
+        .devicesKeys: [.hospital],
+        .devicesAlerts: [.hospital, .manufacturer, .national],
+        .telemetryIngest: [.device, .hospital],
+        .telemetryRead: [.hospital, .patient],
+        .telemetryProof: [.hospital, .patient, .device],
+        .meTelemetry: [.patient],
         .ledgerRead: Set(Role.allCases),
         .ledgerAnchor: organizationRoles.subtracting([.admin]),
     ]

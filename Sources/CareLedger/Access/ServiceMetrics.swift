@@ -10,7 +10,13 @@ final class ServiceMetrics: Sendable {
         var breakTheGlass = 0
         var rateLimited = 0
         var unreadableClaimRules = 0
+        var rejectedSignatures: [String: Int] = [:]
+        var rejectedSignaturesOther = 0
     }
+
+    /// Devices with their own rejected-signature series; past that, one `other` series, so a flood
+    /// of made-up device ids cannot grow the metrics without bound.
+    static let signatureSeriesLimit = 10_000
 
     private let state = Mutex(State())
     /// The prescribing checks' findings and what followed them.
@@ -32,6 +38,24 @@ final class ServiceMetrics: Sendable {
         state.withLock { $0.unreadableClaimRules += 1 }
     }
 
+    /// Counts a telemetry signature that did not verify against `deviceId`'s key; returns the
+    /// device's count so far (for throttling its alert).
+    @discardableResult
+    func rejectedSignature(deviceId: String) -> Int {
+        state.withLock { state in
+            if let count = state.rejectedSignatures[deviceId] {
+                state.rejectedSignatures[deviceId] = count + 1
+                return count + 1
+            }
+            guard state.rejectedSignatures.count < Self.signatureSeriesLimit else {
+                state.rejectedSignaturesOther += 1
+                return state.rejectedSignaturesOther
+            }
+            state.rejectedSignatures[deviceId] = 1
+            return 1
+        }
+    }
+
     func render(into out: inout PrometheusText) {
         let state = self.state.withLock { $0 }
         out.family("careledger_denials_total", .counter, help: "Requests refused by the access gate or an object check, by error code.")
@@ -47,6 +71,14 @@ final class ServiceMetrics: Sendable {
         out.single("careledger_claim_rules_unreadable_total", .counter,
                    help: "Times a stored claim rule no longer parsed when a claim was submitted (it decided nothing; the log names it).",
                    state.unreadableClaimRules)
+        out.family("careledger_telemetry_rejected_signatures_total", .counter,
+                   help: "Telemetry readings refused because the device signature did not verify, by device.")
+        for (device, count) in state.rejectedSignatures.sorted(by: { $0.key < $1.key }) {
+            out.sample("careledger_telemetry_rejected_signatures_total", [("device", device)], count)
+        }
+        if state.rejectedSignaturesOther > 0 {
+            out.sample("careledger_telemetry_rejected_signatures_total", [("device", "other")], state.rejectedSignaturesOther)
+        }
         prescribing.render(into: &out)
     }
 }

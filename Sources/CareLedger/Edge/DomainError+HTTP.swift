@@ -19,6 +19,14 @@ extension DomainError: HTTPResponseError {
             case .pharmacyNotNamed: .forbidden
             case .cancelled, .notActive, .noFillsLeft: .conflict
             }
+        case .device(let refusal, _):
+            switch refusal {
+            case .unknownKey, .revokedKey, .badSignature: .unauthorized
+            case .transitionNotAllowed, .replayed: .conflict
+            case .batchTooLarge: .contentTooLarge
+            case .unsupportedAlgorithm, .malformedSignature, .deviceMismatch, .patientMismatch, .outsideSkew, .unsupportedTag, .udiMismatch, .unreadableUDI:
+                .unprocessableContent
+            }
         }
     }
 
@@ -36,12 +44,13 @@ extension DomainError: HTTPResponseError {
         case .inconsistentStorage: "internal_error"
         case .safetyCheckFailed: "safety_check_failed"
         case .prescription(let refusal): refusal.rawValue
+        case .device(let refusal, _): refusal.rawValue
         }
     }
 
     var message: String {
         switch self {
-        case .invalid(let message), .notFound(let message), .conflict(let message), .notYetSigned(let message): message
+        case .invalid(let message), .notFound(let message), .conflict(let message), .notYetSigned(let message), .device(_, let message): message
         case .invalidResource(let path, let problem): "\(path): \(problem)."
         case .forbidden: "Your role does not allow this action."
         case .patientAlreadyRegistered(let patientId): "An identifier of this patient is already registered, to patient \(patientId)."
@@ -71,7 +80,7 @@ extension DomainError: HTTPResponseError {
         case .patientAlreadyRegistered(let patientId): HTTPHeaders([("Location", "/v1/patients/\(patientId)")])
         case .notYetSigned: HTTPHeaders([("Retry-After", "1")])
         case .invalid, .invalidResource, .notFound, .forbidden, .conflict, .consentDenied, .consentRevoked, .erased, .inconsistentStorage,
-             .safetyCheckFailed, .prescription:
+             .safetyCheckFailed, .prescription, .device:
             HTTPHeaders()
         }
     }

@@ -28,6 +28,8 @@ enum DomainError: Error, Equatable, Sendable {
     case safetyCheckFailed(unacknowledged: Int)
     /// A prescription or fill the rules of prescribing refuse.
     case prescription(PrescriptionRefusal)
+    /// A device, RFID or telemetry request refused for a reason its sender can act on.
+    case device(DeviceRefusal, String)
 
     /// Why a prescription or a fill is refused, each with its own error code.
     enum PrescriptionRefusal: String, Equatable, Sendable {
@@ -40,6 +42,23 @@ enum DomainError: Error, Equatable, Sendable {
         case noFillsLeft = "no_fills_remaining"
         case quantityExceeded = "quantity_exceeded"
         case quantityUnitMismatch = "quantity_unit_mismatch"
+    }
+
+    enum DeviceRefusal: String, Sendable {
+        case transitionNotAllowed = "transition_not_allowed"
+        case unknownKey = "unknown_device_key"
+        case revokedKey = "device_key_revoked"
+        case badSignature = "bad_signature"
+        case unsupportedAlgorithm = "unsupported_algorithm"
+        case malformedSignature = "malformed_signature"
+        case deviceMismatch = "device_mismatch"
+        case patientMismatch = "patient_mismatch"
+        case replayed = "counter_replayed"
+        case outsideSkew = "outside_skew_window"
+        case batchTooLarge = "batch_too_large"
+        case unsupportedTag = "unsupported_tag"
+        case udiMismatch = "udi_mismatch"
+        case unreadableUDI = "unreadable_udi"
     }
 
     /// `invalidResource` at `path`, as the FHIR readers name it.

@@ -71,6 +71,7 @@ public struct LedgerVerifier: Sendable {
         AuditBatchCheck(), AnchorCheck(), ConsentGrantCheck(), ConsentRevocationCheck(), ExchangeSentCheck(), ExchangeReceivedCheck(),
         ClaimRuleCheck(retired: false), ClaimRuleCheck(retired: true),
     ] + ClaimEvent.Kind.allCases.map { ClaimEventCheck(kind: $0) } + PrescriptionRecordCheck.all + SupplyRecordCheck.all
+        + DeviceRecordCheck.all
     static let pageSize = 50_000
 
     let pool: PostgresPool

@@ -486,7 +486,7 @@ struct SafetyCheckRefusal: Error {
     let findings: [PrescriptionService.Shown]
 }
 
-/// How the caller reaches a patient's medication record: as the patient, as a custodian, under the
+/// How the caller reaches a patient's medication record (or telemetry): as the patient, as a custodian, under the
 /// patient's consent for the purpose and the medication category, or by breaking the glass. The
 /// patient's data key is unwrapped once for the whole request.
 struct PatientAccess: Sendable {
@@ -495,12 +495,14 @@ struct PatientAccess: Sendable {
     let rules: [ConsentRule]
     let breakGlass: Bool
     let reason: String
+    /// The kind of record the access is for, which the patient's consent must cover.
+    let category: DataCategory
 
     /// Unknown patients, and patients the caller has no way to reach, answer as unknown (404);
     /// erased ones 410. `allowingRelationship` also admits a caller whose only link is a record of
     /// its own (a pharmacy that filled a prescription), for reading its own records.
     static func open(_ patientId: String, _ call: CallContext, keys: PatientKeys, on pool: PostgresPool,
-                     allowingRelationship: Bool = false) async throws -> PatientAccess {
+                     allowingRelationship: Bool = false, category: DataCategory = .medication) async throws -> PatientAccess {
         if call.caller.role == .patient, call.caller.patientId != patientId { throw Denial.notVisible("patient", patientId) }
         let facts = try await ConsentStore().disclosureFacts(recipient: call.caller.orgId, sender: call.caller.orgId, patientId: patientId, on: pool)
         guard facts.patientExists else { throw Denial.notVisible("patient", patientId) }
@@ -514,7 +516,7 @@ struct PatientAccess: Sendable {
             call.metrics.brokeTheGlass()
         } else if facts.senderIsCustodian {
             reason = "custodian"
-        } else if let consent = permission(call, patientId, facts.rules) {
+        } else if let consent = permission(call, patientId, facts.rules, category) {
             reason = "consent \(consent)"
         } else if allowingRelationship, call.caller.role == .pharmacy {
             reason = "own fills"
@@ -523,20 +525,20 @@ struct PatientAccess: Sendable {
         }
         guard let wrapped = facts.wrappedDataKey else { throw DomainError.erased }
         return PatientAccess(patientId: patientId, dataKey: try keys.unwrap(wrapped, patientId: patientId), rules: facts.rules, breakGlass: breakGlass,
-                             reason: reason)
+                             reason: reason, category: category)
     }
 
     /// Whether the caller may see the details of a record `org` made: its own, the patient's own
     /// key, the glass broken, or the patient's consent for the purpose and the medication category.
     func canSee(org: String, _ call: CallContext) -> Bool {
         org == call.caller.orgId && call.caller.role != .patient || call.caller.role == .patient || breakGlass
-            || Self.permission(call, patientId, rules) != nil
+            || Self.permission(call, patientId, rules, category) != nil
     }
 
-    /// The consent that lets the caller's organization read the patient's medications for the purpose, if one does.
-    private static func permission(_ call: CallContext, _ patientId: String, _ rules: [ConsentRule]) -> String? {
+    /// The consent that lets the caller's organization read the patient's records of the category for the purpose, if one does.
+    private static func permission(_ call: CallContext, _ patientId: String, _ rules: [ConsentRule], _ category: DataCategory) -> String? {
         let decision = ConsentPolicy.decide(ConsentRequest(actorOrg: call.caller.orgId, actorKind: call.caller.orgKind, patientId: patientId,
-                                                           purpose: call.effectivePurpose, category: .medication, time: Date()), consents: rules)
+                                                           purpose: call.effectivePurpose, category: category, time: Date()), consents: rules)
         return decision.permitted ? (decision.consentId ?? "") : nil
     }
 }

@@ -30,3 +30,15 @@ enum DocumentHash {
             && text.utf8.dropFirst(7).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 }
+
+/// Names, identifiers and reasons bound for the database: PostgreSQL text cannot hold NUL, and none
+/// of ours needs a control character, so both are refused here rather than failing in the database.
+enum PlainText {
+    static func validated(_ text: String, field: String, maximum: Int = 1000) throws(DomainError) -> String {
+        guard text.count <= maximum else { throw .invalid("'\(field)' must be at most \(maximum) characters.") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalid("'\(field)' must not contain control characters.")
+        }
+        return text
+    }
+}

@@ -89,10 +89,10 @@ public struct SignedObservation: Sendable {
         guard algorithm == "EdDSA" else { throw SignedObservationError(.algorithm, "alg \(algorithm) is refused; telemetry is signed with EdDSA (Ed25519)") }
         if header["crit"] != nil { throw SignedObservationError(.malformed, "no JWS critical header parameter is understood here") }
         if header["b64"] != nil { throw SignedObservationError(.malformed, "an unencoded payload (b64) is not accepted") }
-        guard let keyId = header["kid"]?.stringValue, !keyId.isEmpty, keyId.utf8.count <= 128 else {
+        guard let keyId = header["kid"]?.stringValue, Self.isToken(keyId) else {
             throw SignedObservationError(.malformed, "the JWS header names the device key as kid")
         }
-        guard let deviceId = header["dev"]?.stringValue, !deviceId.isEmpty, deviceId.utf8.count <= 128 else {
+        guard let deviceId = header["dev"]?.stringValue, Self.isToken(deviceId) else {
             throw SignedObservationError(.malformed, "the JWS header names the device as dev")
         }
         guard let counter = Self.integer(header["ctr"]), counter >= 0 else {
@@ -137,6 +137,11 @@ public struct SignedObservation: Sendable {
                                        ("ctr", .number(Double(counter))), ("iat", .number(Double(issuedAt)))])
         let input = Base64URL.encode(JCS.canonicalize(header)) + "." + Base64URL.encode(JCS.canonicalize(observation))
         return input + "." + Base64URL.encode(try key.signature(for: Array(input.utf8)))
+    }
+
+    /// Key and device ids: 1 to 128 printable ASCII characters, nothing a database or a log line would trip on.
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 128 && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
     private static func integer(_ value: JSONValue?) -> Int64? {
