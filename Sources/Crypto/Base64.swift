@@ -26,25 +26,29 @@ public enum Base64 {
 
     /// The bytes, or nil unless `text` is canonical padded base64 (no whitespace, zero pad bits).
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        let input = Array(text.utf8)
+        decode(utf8: Array(text.utf8))
+    }
+
+    /// `decode(_:)` over the text's UTF-8 bytes.
+    public static func decode(utf8 input: [UInt8]) -> [UInt8]? {
         guard input.count % 4 == 0 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(input.count / 4 * 3)
         var index = 0
         while index < input.count {
-            let padding = index + 4 == input.count ? input[index...].reversed().prefix { $0 == UInt8(ascii: "=") }.count : 0
-            guard padding <= 2 else { return nil }
+            let padding = index + 4 == input.count ? (input[index + 3] == UInt8(ascii: "=") ? (input[index + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
             var chunk: UInt32 = 0
             for offset in 0..<4 {
                 let value = offset < 4 - padding ? values[Int(input[index + offset])] : 0
                 guard value != 0xFF else { return nil }
                 chunk = chunk << 6 | UInt32(value)
             }
-            let bytes = [UInt8(chunk >> 16 & 0xFF), UInt8(chunk >> 8 & 0xFF), UInt8(chunk & 0xFF)]
             // Bits under the padding must be zero, or two spellings would decode alike.
-            if padding == 1, bytes[2] != 0 { return nil }
-            if padding == 2, bytes[1] != 0 || bytes[2] != 0 { return nil }
-            out += bytes.prefix(3 - padding)
+            if padding == 1, chunk & 0xFF != 0 { return nil }
+            if padding == 2, chunk & 0xFFFF != 0 { return nil }
+            out.append(UInt8(chunk >> 16 & 0xFF))
+            if padding < 2 { out.append(UInt8(chunk >> 8 & 0xFF)) }
+            if padding < 1 { out.append(UInt8(chunk & 0xFF)) }
             index += 4
         }
         return out

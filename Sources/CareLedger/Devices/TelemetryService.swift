@@ -115,7 +115,7 @@ struct TelemetryService: Sendable {
         return try await pool.withTransaction { transaction in
             let found = try await store.devices(Array(Set(signed.map(\.deviceId))), lock: true, on: transaction)
             var counters: [String: Int64] = [:]
-            var dataKeys: [String: [UInt8]] = [:]
+            let dataKeys = try await devices.keys.dataKeys(of: Set(found.values.compactMap(\.patientId)), on: transaction)
             var stored: [StoredObservation] = []
             let batchId = ResourceID.generate("tlb", now: now)
             for (index, reading) in signed.enumerated() {
@@ -133,11 +133,6 @@ struct TelemetryService: Sendable {
                     throw DomainError.device(.replayed, "observations[\(index)]: counter \(reading.counter) is not above \(last), the last accepted from device \(device.id).")
                 }
                 counters[device.id] = reading.counter
-                if dataKeys[patientId] == nil {
-                    let facts = try await ConsentStore().disclosureFacts(recipient: device.ownerOrg, sender: device.ownerOrg, patientId: patientId, on: transaction)
-                    guard let wrapped = facts.wrappedDataKey else { throw DomainError.erased }
-                    dataKeys[patientId] = try devices.keys.unwrap(wrapped, patientId: patientId)
-                }
                 guard let dataKey = dataKeys[patientId] else { throw DomainError.erased }
                 let id = ResourceID.generate("obs", now: now)
                 stored.append(StoredObservation(

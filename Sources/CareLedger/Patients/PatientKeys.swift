@@ -37,4 +37,15 @@ extension PatientKeys {
         guard let wrapped = try await PatientStore().patient(patientId, on: runner)?.wrappedDataKey else { throw DomainError.erased }
         return try unwrap(wrapped, patientId: patientId)
     }
+
+    /// The data keys of several patients, read in one statement; any erased or unknown patient is 410 `erased`.
+    func dataKeys(of patientIds: Set<String>, on runner: some QueryRunner) async throws -> [String: [UInt8]] {
+        let wrapped = try await PatientStore().wrappedDataKeys(Array(patientIds), on: runner)
+        var keys: [String: [UInt8]] = [:]
+        for patientId in patientIds {
+            guard let found = wrapped[patientId], let key = found else { throw DomainError.erased }
+            keys[patientId] = try unwrap(key, patientId: patientId)
+        }
+        return keys
+    }
 }

@@ -55,6 +55,15 @@ struct PatientStore: Sendable {
         }
     }
 
+    /// The wrapped data keys of these patients; an erased patient maps to nil, an unknown one is absent.
+    func wrappedDataKeys(_ ids: [String], on runner: some QueryRunner) async throws -> [String: [UInt8]?] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await runner.query("SELECT id, wrapped_data_key FROM patients WHERE id = ANY(\(PostgresArray(ids))::text[])")
+        var keys: [String: [UInt8]?] = [:]
+        for row in rows.all { keys[try row.decode("id")] = .some(try row.decode("wrapped_data_key", as: PostgresBytes?.self)?.bytes) }
+        return keys
+    }
+
     /// Destroys the patient's data key (and the sealed resource): nothing sealed under it opens again.
     /// Returns false when there is no such patient or it was erased already.
     func erase(_ id: String, on runner: some QueryRunner) async throws -> Bool {

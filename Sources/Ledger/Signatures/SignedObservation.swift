@@ -14,23 +14,28 @@ public enum Base64URL {
     }
 
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        var standard = ""
-        standard.reserveCapacity(text.utf8.count + 2)
-        for character in text {
-            switch character {
-            case "-": standard.append("+")
-            case "_": standard.append("/")
-            case "+", "/", "=": return nil
-            default: standard.append(character)
+        decode(utf8: Array(text.utf8)[...])
+    }
+
+    /// `decode(_:)` over the text's UTF-8 bytes.
+    public static func decode(utf8 text: ArraySlice<UInt8>) -> [UInt8]? {
+        var standard: [UInt8] = []
+        standard.reserveCapacity(text.count + 2)
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="): return nil
+            default: standard.append(byte)
             }
         }
-        switch standard.utf8.count % 4 {
-        case 2: standard += "=="
-        case 3: standard += "="
+        switch standard.count % 4 {
+        case 2: standard += [UInt8(ascii: "="), UInt8(ascii: "=")]
+        case 3: standard.append(UInt8(ascii: "="))
         case 1: return nil
         default: break
         }
-        return Base64.decode(standard)
+        return Base64.decode(utf8: standard)
     }
 }
 
@@ -80,9 +85,10 @@ public struct SignedObservation: Sendable {
         guard compact.utf8.count <= Self.maximumLength else {
             throw SignedObservationError(.malformed, "a signed observation is at most \(Self.maximumLength) bytes")
         }
-        let parts = compact.split(separator: ".", omittingEmptySubsequences: false)
+        let bytes = Array(compact.utf8)
+        let parts = bytes.split(separator: UInt8(ascii: "."), maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw SignedObservationError(.malformed, "a JWS compact serialization has three parts separated by dots") }
-        guard let headerBytes = Base64URL.decode(parts[0]), let header = try? JSONParser.parse(headerBytes), case .object = header else {
+        guard let headerBytes = Base64URL.decode(utf8: parts[0]), let header = try? JSONParser.parse(headerBytes), case .object = header else {
             throw SignedObservationError(.malformed, "the JWS protected header is not base64url JSON")
         }
         guard let algorithm = header["alg"]?.stringValue else { throw SignedObservationError(.algorithm, "the JWS header names no alg") }
@@ -101,14 +107,14 @@ public struct SignedObservation: Sendable {
         guard let issuedAt = Self.integer(header["iat"]) else {
             throw SignedObservationError(.malformed, "the JWS header carries the signing time as iat, seconds since the epoch")
         }
-        guard let payload = Base64URL.decode(parts[1]) else { throw SignedObservationError(.malformed, "the JWS payload is not base64url") }
+        guard let payload = Base64URL.decode(utf8: parts[1]) else { throw SignedObservationError(.malformed, "the JWS payload is not base64url") }
         guard let observation = try? JSONParser.parse(payload), observation["resourceType"]?.stringValue == "Observation" else {
             throw SignedObservationError(.payload, "the JWS payload is not a FHIR Observation")
         }
         guard JCS.canonicalize(observation) == payload else {
             throw SignedObservationError(.payload, "the JWS payload is not the RFC 8785 canonical form of the observation")
         }
-        guard let signature = Base64URL.decode(parts[2]), signature.count == 64 else {
+        guard let signature = Base64URL.decode(utf8: parts[2]), signature.count == 64 else {
             throw SignedObservationError(.malformed, "an Ed25519 signature is 64 bytes of base64url")
         }
         self.compact = compact
@@ -118,7 +124,7 @@ public struct SignedObservation: Sendable {
         self.issuedAt = issuedAt
         self.observation = observation
         canonicalObservation = payload
-        signingInput = Array(parts[0].utf8) + [UInt8(ascii: ".")] + Array(parts[1].utf8)
+        signingInput = Array(bytes[..<parts[1].endIndex])
         self.signature = signature
     }
 
