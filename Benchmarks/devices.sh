@@ -8,8 +8,8 @@
 #   - telemetry: readings signed beforehand (Benchmarks/py/devices_telemetry.py: JWS EdDSA, 100 per
 #     request, from 100 different devices), wrk -t2 -c8 POST /v1/telemetry: verified, sealed under
 #     the patient's key, stored, one Merkle-batch ledger entry per request;
-#   - inventory: wrk -t2 -c8 GET /v1/devices (di and status, location or type), the availability
-#     answer and the not-seen report, over the DEVICES devices;
+#   - inventory: wrk -t2 -c8, then -c2, GET /v1/devices (di and status, location or type), the
+#     availability answer and the not-seen report, over the DEVICES devices;
 #   - reference, same server and cluster: POST /v1/exchanges (Benchmarks/exchanges.sh's request).
 # Results appended to Benchmarks/RESULTS.md.
 #   Benchmarks/devices.sh [seconds=15] [devices=100000]
@@ -45,6 +45,11 @@ echo "$availability"
 since=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)
 notseen=$(KEY=$hospital QUERY=notseen SINCE=$since wrk -t2 -c8 -d${seconds}s --latency -s Benchmarks/lua/inventory.lua $CARELEDGER_URL)
 echo "$notseen"
+# The same three at one request in flight per core: latency without queueing behind the others.
+list_c2=$(KEY=$hospital QUERY=list wrk -t2 -c2 -d${seconds}s --latency -s Benchmarks/lua/inventory.lua $CARELEDGER_URL)
+availability_c2=$(KEY=$hospital QUERY=availability wrk -t2 -c2 -d${seconds}s --latency -s Benchmarks/lua/inventory.lua $CARELEDGER_URL)
+notseen_c2=$(KEY=$hospital QUERY=notseen SINCE=$since wrk -t2 -c2 -d${seconds}s --latency -s Benchmarks/lua/inventory.lua $CARELEDGER_URL)
+echo "$list_c2$availability_c2$notseen_c2"
 
 # The reference: the exchange send, as Benchmarks/exchanges.sh makes it.
 hospital_b=$(deploy/admin/create-org.sh "Hospital B" hospital | jq -r .id)
@@ -80,6 +85,9 @@ ratio() { awk -v a="$1" -v b="$(rps "$exchange")" 'BEGIN {printf "%.2f", a / b}'
     echo "| GET /v1/devices (di+status, location or type; 50 per page; wrk -c8) | $(rps "$list") req/s | $(field "$list" 50%) | $(field "$list" 99%) | $(non2xx "$list") | $(ratio "$(rps "$list")") |"
     echo "| GET /v1/devices/availability?di= (wrk -c8) | $(rps "$availability") req/s | $(field "$availability" 50%) | $(field "$availability" 99%) | $(non2xx "$availability") | $(ratio "$(rps "$availability")") |"
     echo "| GET /v1/devices?notSeenSince=&location= (wrk -c8) | $(rps "$notseen") req/s | $(field "$notseen" 50%) | $(field "$notseen" 99%) | $(non2xx "$notseen") | $(ratio "$(rps "$notseen")") |"
+    echo "| GET /v1/devices (as above; wrk -c2) | $(rps "$list_c2") req/s | $(field "$list_c2" 50%) | $(field "$list_c2" 99%) | $(non2xx "$list_c2") | $(ratio "$(rps "$list_c2")") |"
+    echo "| GET /v1/devices/availability?di= (wrk -c2) | $(rps "$availability_c2") req/s | $(field "$availability_c2" 50%) | $(field "$availability_c2" 99%) | $(non2xx "$availability_c2") | $(ratio "$(rps "$availability_c2")") |"
+    echo "| GET /v1/devices?notSeenSince=&location= (wrk -c2) | $(rps "$notseen_c2") req/s | $(field "$notseen_c2" 50%) | $(field "$notseen_c2" 99%) | $(non2xx "$notseen_c2") | $(ratio "$(rps "$notseen_c2")") |"
     echo "| reference: POST /v1/exchanges (4 KB Bundle, wrk -c32) | $(rps "$exchange") req/s | $(field "$exchange" 50%) | $(field "$exchange" 99%) | $(non2xx "$exchange") | 1.00 |"
     echo
     echo "$stored_devices devices, $batches RFID batches ($sightings sightings), $observations telemetry readings stored at the end; $unsequenced queued entries not yet sequenced. Server peak RSS: $peak_rss."

@@ -63,3 +63,17 @@ extension PostgresQuery.StringInterpolation {
         }
     }
 }
+
+extension PostgresFragment {
+    /// The fragments in order with `separator` between them: the conditions a request names and no
+    /// others, so each combination is its own statement with its own plan, never one generic plan
+    /// that must serve every `$n IS NULL OR …` at once.
+    public static func joined(_ fragments: [PostgresFragment], separator: StaticString) -> PostgresFragment {
+        var joined = PostgresFragment(stringLiteral: "")
+        for (index, fragment) in fragments.enumerated() {
+            if index > 0 { joined.parts.append(.sql(separator.description)) }
+            joined.parts += fragment.parts
+        }
+        return joined
+    }
+}

@@ -92,6 +92,19 @@ import TestSupport
         }
     }
 
+    @Test func readTimesReadOnBytesAgreeWithTheFormatterToTheMillisecond() {
+        for text in ["2026-12-04T21:15:07Z", "2026-12-04T21:15:07.123Z", "2026-12-04T23:15:07.5+02:00", "2024-02-29T00:00:00-05:30",
+                     "1900-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"] {
+            let milliseconds = { (date: Date?) in date.map { ($0.timeIntervalSince1970 * 1000).rounded() } }
+            let fast = Timestamp.parseToMillisecond(text), slow = Timestamp.parse(text)
+            #expect(fast != nil && milliseconds(fast) == milliseconds(slow), "\(text): \(String(describing: fast)) vs \(String(describing: slow))")
+        }
+        for text in ["2026-12-04", "2026-12-04T21:15:07", "2026-02-30T00:00:00Z", "2026-12-04T24:00:00Z", "2026-12-04T21:15:07.Z",
+                     "0000-12-31T00:00:00Z", "2026-12-04T21:15:07+15:00", "2026-12-04T21:15:07Z ", "now", ""] {
+            #expect(Timestamp.parseToMillisecond(text) == nil, "\(text)")
+        }
+    }
+
     @Test func movesAreAnchoredAndARefusedMoveNamesTheCurrentState() async throws {
         try await APIHarness.with(runningLedger: true) { api in
             let w = try await World.make(api)
@@ -222,7 +235,7 @@ import TestSupport
             _ = await w.reads(w.hospitalA, reader: "icu-door", [("urn:epc:id:giai:0614141.5678", Date()), ("urn:epc:id:giai:0614141.5679", Date())])
             try await Task.sleep(for: SweepThrottle.interval)
             #expect(await w.alerts(w.hospitalA, kind: "not_seen").isEmpty, "seen just now")
-            try await api.pool.query("UPDATE devices SET last_seen_at = now() - interval '8 days' WHERE id = \(tagged)")
+            try await api.pool.query("UPDATE device_state SET last_seen_at = now() - interval '8 days' WHERE device_id = \(tagged)")
             try await Task.sleep(for: SweepThrottle.interval)
             _ = await api.call(.get, "/v1/devices/alerts", key: w.hospitalA)
             let unseen = await w.alerts(w.hospitalA, kind: "not_seen")
@@ -433,7 +446,7 @@ import TestSupport
             _ = try await w.registered()
             try await Task.sleep(for: SweepThrottle.interval)
             #expect(await w.alerts(w.hospitalA, kind: "telemetry_gap").isEmpty, "within the interval")
-            try await api.pool.query("UPDATE devices SET created_at = now() - interval '2 minutes', last_telemetry_at = NULL WHERE telemetry_interval IS NOT NULL")
+            try await api.pool.query("UPDATE devices SET created_at = now() - interval '2 minutes' WHERE telemetry_interval IS NOT NULL")
             let reading = try SignedObservation.sign(w.observation(device: chatty), keyId: chattyKey, deviceId: chatty, counter: 1,
                                                      issuedAt: Int64(Date().timeIntervalSince1970), with: key)
             #expect(await w.send([reading], key: chattyAPIKey).status == 201)

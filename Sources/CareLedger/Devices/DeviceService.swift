@@ -100,7 +100,7 @@ struct DeviceService: Sendable {
     /// A tag as an EPC pure-identity URN: from a pure-identity or tag URN, or the hex of its EPC bank.
     static func epc(_ text: String) throws -> String {
         if text.hasPrefix("urn:epc:id:sgtin:") || text.hasPrefix("urn:epc:id:giai:") {
-            guard text.count <= 100, text.split(separator: ":").last?.split(separator: ".", omittingEmptySubsequences: false).count ?? 0 >= 2 else {
+            guard text.utf8.count <= 100, text.split(separator: ":").last?.split(separator: ".", omittingEmptySubsequences: false).count ?? 0 >= 2 else {
                 throw DomainError.invalidResource(path: "epc", problem: "\(text.prefix(100)) is not an SGTIN or GIAI URN")
             }
             return text

@@ -169,6 +169,9 @@ struct DeviceStore: Sendable {
         queue_id, created_at, updated_at
         """
 
+    /// A device's registry row with its sighting and telemetry state (see migration 0015).
+    private static let joined: StaticString = "devices JOIN device_state ON device_state.device_id = devices.id"
+
     static func device(_ row: PostgresRow) throws -> StoredDevice {
         let statusText: String = try row.decode("status")
         guard let status = DeviceStatus(rawValue: statusText) else { throw PostgresError(.decoding, message: "unknown device status") }
@@ -192,7 +195,8 @@ struct DeviceStore: Sendable {
     func insert(_ device: StoredDevice, on runner: some QueryRunner) async throws -> Int64? {
         let item = LedgerItem(type: StoredDevice.registeredType, actor: device.registeredBy, ref: device.id, hash: device.documentHash)
         let rows = try await runner.query("""
-            WITH queued AS (\(LedgerStore.queueAppend([item])))
+            WITH queued AS (\(LedgerStore.queueAppend([item]))),
+            registered AS (
             INSERT INTO devices (id, owner_org, registered_by, type, di, issuer, agency, lot, serial, manufacture_date, expiry_date, status, location,
                                  patient_id, rfid_epc, telemetry_interval, resource, document_hash, queue_id, created_at, updated_at)
             SELECT \(device.id), \(device.ownerOrg), \(device.registeredBy), \(device.type), \(device.deviceIdentifier), \(device.issuer), \(device.agency),
@@ -201,37 +205,60 @@ struct DeviceStore: Sendable {
                    queued.id, \(device.createdAt), \(device.updatedAt)
             FROM queued
             ON CONFLICT (rfid_epc) DO NOTHING
-            RETURNING queue_id
+            RETURNING id, queue_id),
+            state AS (INSERT INTO device_state (device_id) SELECT id FROM registered)
+            SELECT queue_id FROM registered
             """)
         return try rows.first.map { try $0.decode("queue_id", as: Int64.self) }
     }
 
     func device(_ id: String, lock: Bool, on runner: some QueryRunner) async throws -> StoredDevice? {
         let rows = lock
-            ? try await runner.query("SELECT \(sql: Self.columns) FROM devices WHERE id = \(id) FOR UPDATE")
-            : try await runner.query("SELECT \(sql: Self.columns) FROM devices WHERE id = \(id)")
+            ? try await runner.query("SELECT \(sql: Self.columns) FROM \(sql: Self.joined) WHERE id = \(id) FOR UPDATE")
+            : try await runner.query("SELECT \(sql: Self.columns) FROM \(sql: Self.joined) WHERE id = \(id)")
         return try rows.first.map(Self.device)
     }
 
-    func devices(_ ids: [String], lock: Bool, on runner: some QueryRunner) async throws -> [String: StoredDevice] {
-        guard !ids.isEmpty else { return [:] }
-        let rows = lock
-            ? try await runner.query("SELECT \(sql: Self.columns) FROM devices WHERE id = ANY(\(PostgresArray(ids))::text[]) ORDER BY id FOR UPDATE")
-            : try await runner.query("SELECT \(sql: Self.columns) FROM devices WHERE id = ANY(\(PostgresArray(ids))::text[])")
-        return Dictionary(try rows.all.map { let device = try Self.device($0); return (device.id, device) }, uniquingKeysWith: { first, _ in first })
+    /// What accepting a reading needs of its device, its counter locked against concurrent batches.
+    struct TelemetrySender: Sendable {
+        let id: String
+        let ownerOrg: String
+        let patientId: String?
+        let lastCounter: Int64?
     }
 
-    /// An inventory page, by id.
+    /// Locks the devices' state rows first, then reads their registry rows in a second statement:
+    /// a move holds the state row too (`device(_:lock:)`), so the assignment read here is the one
+    /// in force once no move is under way, never a version the lock wait left behind.
+    func telemetrySenders(_ ids: [String], on runner: some QueryRunner) async throws -> [String: TelemetrySender] {
+        guard !ids.isEmpty else { return [:] }
+        let counters = try await runner.query("""
+            SELECT device_id, last_counter FROM device_state WHERE device_id = ANY(\(PostgresArray(ids))::text[]) ORDER BY device_id FOR UPDATE
+            """).all.reduce(into: [String: Int64?]()) { $0[try $1.decode("device_id")] = try $1.decode("last_counter", as: Int64?.self) }
+        let rows = try await runner.query("SELECT id, owner_org, patient_id FROM devices WHERE id = ANY(\(PostgresArray(ids))::text[])")
+        var senders: [String: TelemetrySender] = [:]
+        for row in rows.all {
+            let id: String = try row.decode("id")
+            guard let counter = counters[id] else { throw PostgresError(.decoding, message: "device \(id) has no state row") }
+            senders[id] = TelemetrySender(id: id, ownerOrg: try row.decode("owner_org"), patientId: try row.decode("patient_id", as: String?.self),
+                                          lastCounter: counter)
+        }
+        return senders
+    }
+
+    /// An inventory page, by id, with only the filters given in the statement.
     func devices(_ filter: DeviceFilter, on runner: some QueryRunner) async throws -> [StoredDevice] {
-        try await runner.query("""
-            SELECT \(sql: Self.columns) FROM devices
-            WHERE (\(filter.owner)::text IS NULL OR owner_org = \(filter.owner))
-              AND (\(filter.type)::text IS NULL OR type = \(filter.type))
-              AND (\(filter.deviceIdentifier)::text IS NULL OR di = \(filter.deviceIdentifier))
-              AND (\(filter.status)::text IS NULL OR status = \(filter.status))
-              AND (\(filter.location)::text IS NULL OR location = \(filter.location))
-              AND (\(filter.notSeenSince)::timestamptz IS NULL OR coalesce(last_seen_at, created_at) < \(filter.notSeenSince))
-              AND (\(filter.after)::text IS NULL OR id > \(filter.after))
+        var conditions: [PostgresFragment] = ["true"]
+        if let owner = filter.owner { conditions.append("owner_org = \(owner)") }
+        if let type = filter.type { conditions.append("type = \(type)") }
+        if let di = filter.deviceIdentifier { conditions.append("di = \(di)") }
+        if let status = filter.status { conditions.append("status = \(status)") }
+        if let location = filter.location { conditions.append("location = \(location)") }
+        if let since = filter.notSeenSince { conditions.append("coalesce(last_seen_at, created_at) < \(since)") }
+        if let after = filter.after { conditions.append("id > \(after)") }
+        return try await runner.query("""
+            SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
+            WHERE \(PostgresFragment.joined(conditions, separator: " AND "))
             ORDER BY id LIMIT \(filter.limit)
             """).all.map(Self.device)
     }
@@ -294,7 +321,7 @@ struct DeviceStore: Sendable {
     /// The live devices of a DI in any of `lots` (every lot when empty), locked.
     func recallable(di: String, lots: [String], on runner: some QueryRunner) async throws -> [StoredDevice] {
         try await runner.query("""
-            SELECT \(sql: Self.columns) FROM devices
+            SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
             WHERE di = \(di) AND (cardinality(\(PostgresArray(lots))::text[]) = 0 OR lot = ANY(\(PostgresArray(lots))::text[]))
               AND status NOT IN ('recalled', 'lost', 'retired')
             ORDER BY id FOR UPDATE
@@ -329,13 +356,25 @@ struct DeviceStore: Sendable {
         return last
     }
 
-    func devices(byEPC epcs: [String], on runner: some QueryRunner) async throws -> [String: StoredDevice] {
+    /// What a sighting needs of a tagged device: whose it is and whether its stay away was alerted.
+    struct SightedDevice: Sendable {
+        let id: String
+        let ownerOrg: String
+        let awayAlerted: Bool
+    }
+
+    /// The devices carrying these tags, by tag; their state rows locked (the registry rows are not
+    /// written, so they are not locked either).
+    func devices(byEPC epcs: [String], on runner: some QueryRunner) async throws -> [String: SightedDevice] {
         guard !epcs.isEmpty else { return [:] }
-        let rows = try await runner.query("SELECT \(sql: Self.columns) FROM devices WHERE rfid_epc = ANY(\(PostgresArray(epcs))::text[]) ORDER BY id FOR UPDATE")
-        var found: [String: StoredDevice] = [:]
+        let rows = try await runner.query("""
+            SELECT id, owner_org, rfid_epc, away_alerted FROM \(sql: Self.joined)
+            WHERE rfid_epc = ANY(\(PostgresArray(epcs))::text[]) ORDER BY id FOR UPDATE OF device_state
+            """)
+        var found: [String: SightedDevice] = [:]
         for row in rows.all {
-            let device = try Self.device(row)
-            if let epc = device.rfidEPC { found[epc] = device }
+            found[try row.decode("rfid_epc")] = SightedDevice(id: try row.decode("id"), ownerOrg: try row.decode("owner_org"),
+                                                              awayAlerted: try row.decode("away_alerted", as: Bool.self))
         }
         return found
     }
@@ -363,11 +402,11 @@ struct DeviceStore: Sendable {
         }
         if !devices.isEmpty {
             try await runner.query("""
-                UPDATE devices d SET last_seen_at = s.t, last_seen_location = \(location), last_seen_org = \(org), not_seen_alerted = false,
-                    away_alerted = s.away, updated_at = \(now)
+                UPDATE device_state d SET last_seen_at = s.t, last_seen_location = \(location), last_seen_org = \(org), not_seen_alerted = false,
+                    away_alerted = s.away
                 FROM unnest(\(PostgresArray(devices.map { $0.id }))::text[], \(PostgresArray(devices.map { $0.at }))::timestamptz[],
                             \(PostgresArray(devices.map { $0.away ? "t" : "f" }))::boolean[]) AS s(id, t, away)
-                WHERE d.id = s.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= s.t)
+                WHERE d.device_id = s.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= s.t)
                 """)
         }
         var fresh: Set<String> = []
@@ -457,9 +496,9 @@ struct DeviceStore: Sendable {
         var highest: [String: Int64] = [:]
         for observation in observations { highest[observation.deviceId] = max(highest[observation.deviceId] ?? observation.counter, observation.counter) }
         try await runner.query("""
-            UPDATE devices d SET last_counter = c.counter, last_telemetry_at = \(now), gap_alerted = false
+            UPDATE device_state d SET last_counter = c.counter, last_telemetry_at = \(now), gap_alerted = false
             FROM unnest(\(PostgresArray(Array(highest.keys)))::text[], \(PostgresArray(Array(highest.values)))::bigint[]) AS c(id, counter)
-            WHERE d.id = c.id
+            WHERE d.device_id = c.id
             """)
         return try row.decode("queue_id", as: Int64.self)
     }
@@ -548,32 +587,32 @@ struct DeviceStore: Sendable {
     /// Live devices last seen (or registered) before `cutoff` and not yet alerted, locked (others skip them).
     func unseen(before cutoff: Date, on runner: some QueryRunner) async throws -> [StoredDevice] {
         try await runner.query("""
-            SELECT \(sql: Self.columns) FROM devices
+            SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
             WHERE rfid_epc IS NOT NULL AND NOT not_seen_alerted AND status NOT IN ('recalled', 'lost', 'retired')
               AND coalesce(last_seen_at, created_at) < \(cutoff)
-            ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+            ORDER BY id LIMIT 1000 FOR UPDATE OF device_state SKIP LOCKED
             """).all.map(Self.device)
     }
 
     /// Devices whose last reading (or registration) is older than their declared interval, not yet alerted.
     func silent(at now: Date, on runner: some QueryRunner) async throws -> [StoredDevice] {
         try await runner.query("""
-            SELECT \(sql: Self.columns) FROM devices
+            SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
             WHERE telemetry_interval IS NOT NULL AND NOT gap_alerted AND status NOT IN ('recalled', 'lost', 'retired')
               AND coalesce(last_telemetry_at, created_at) + make_interval(secs => telemetry_interval) < \(now)
-            ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+            ORDER BY id LIMIT 1000 FOR UPDATE OF device_state SKIP LOCKED
             """).all.map(Self.device)
     }
 
     func markAlerted(notSeen ids: [String], gap gapIds: [String], on runner: some QueryRunner) async throws {
         try await runner.query("""
-            UPDATE devices SET not_seen_alerted = not_seen_alerted OR id = ANY(\(PostgresArray(ids))::text[]),
-                               gap_alerted = gap_alerted OR id = ANY(\(PostgresArray(gapIds))::text[])
-            WHERE id = ANY(\(PostgresArray(ids + gapIds))::text[])
+            UPDATE device_state SET not_seen_alerted = not_seen_alerted OR device_id = ANY(\(PostgresArray(ids))::text[]),
+                                    gap_alerted = gap_alerted OR device_id = ANY(\(PostgresArray(gapIds))::text[])
+            WHERE device_id = ANY(\(PostgresArray(ids + gapIds))::text[])
             """)
     }
 
     func allDevices(on runner: some QueryRunner) async throws -> [StoredDevice] {
-        try await runner.query("SELECT \(sql: Self.columns) FROM devices ORDER BY id").all.map(Self.device)
+        try await runner.query("SELECT \(sql: Self.columns) FROM \(sql: Self.joined) ORDER BY id").all.map(Self.device)
     }
 }

@@ -36,11 +36,11 @@ struct RFIDBatch: Sendable {
             for (name, _) in fields where !["epc", "time", "antenna", "rssi"].contains(name) {
                 throw DomainError.invalidResource(path: "reads[\(index)].\(name)", problem: "is not a field of a read (epc, time, antenna, rssi)")
             }
-            guard let epcText = value["epc"]?.stringValue, epcText.count <= 200,
-                  !epcText.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            // EPC URNs and tag hex are printable ASCII; checked on bytes, as a batch holds hundreds.
+            guard let epcText = value["epc"]?.stringValue, epcText.utf8.count <= 200, epcText.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
                 throw DomainError.invalidResource(path: "reads[\(index)].epc", problem: "is required, an EPC URN or tag hex")
             }
-            guard let timeText = value["time"]?.stringValue, let time = Timestamp.parse(timeText) else {
+            guard let timeText = value["time"]?.stringValue, let time = Timestamp.parseToMillisecond(timeText) else {
                 throw DomainError.invalidResource(path: "reads[\(index)].time", problem: "is required, an RFC 3339 timestamp")
             }
             if let antenna = value["antenna"] {

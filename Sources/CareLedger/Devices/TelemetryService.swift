@@ -113,7 +113,7 @@ struct TelemetryService: Sendable {
             }
         }
         return try await pool.withTransaction { transaction in
-            let found = try await store.devices(Array(Set(signed.map(\.deviceId))), lock: true, on: transaction)
+            let found = try await store.telemetrySenders(Array(Set(signed.map(\.deviceId))), on: transaction)
             var counters: [String: Int64] = [:]
             let dataKeys = try await devices.keys.dataKeys(of: Set(found.values.compactMap(\.patientId)), on: transaction)
             var stored: [StoredObservation] = []

@@ -78,7 +78,12 @@ enum JSONBody {
     /// The JSON object `value` encodes to, with members whose values are JSON text already (stored
     /// canonical documents, sent exactly as they are rather than decoded and encoded again).
     static func object(_ value: some Encodable, adding members: [(name: String, json: [UInt8])]) throws(HTTPError) -> [UInt8] {
-        var body = try encoded(value)
+        try object(encoded: try encoded(value), adding: members)
+    }
+
+    /// An object already written as JSON, with more members appended.
+    static func object(encoded object: [UInt8], adding members: [(name: String, json: [UInt8])]) throws(HTTPError) -> [UInt8] {
+        var body = object
         guard body.last == UInt8(ascii: "}") else { throw HTTPError.internalError }
         body.removeLast()
         for member in members {
