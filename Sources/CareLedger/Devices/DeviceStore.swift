@@ -172,6 +172,13 @@ struct DeviceStore: Sendable {
     /// A device's registry row with its sighting and telemetry state (see migration 0015).
     private static let joined: StaticString = "devices JOIN device_state ON device_state.device_id = devices.id"
 
+    /// The same for an inventory page, where the state is probed once for each registry row read in
+    /// id order (`OFFSET 0` keeps the planner from merging the two id orders instead): a not-seen
+    /// report that matches few devices of a location would otherwise walk every device's state.
+    private static let joinedByProbe: StaticString = """
+        devices CROSS JOIN LATERAL (SELECT * FROM device_state WHERE device_state.device_id = devices.id OFFSET 0) AS device_state
+        """
+
     static func device(_ row: PostgresRow) throws -> StoredDevice {
         let statusText: String = try row.decode("status")
         guard let status = DeviceStatus(rawValue: statusText) else { throw PostgresError(.decoding, message: "unknown device status") }
@@ -257,7 +264,7 @@ struct DeviceStore: Sendable {
         if let since = filter.notSeenSince { conditions.append("coalesce(last_seen_at, created_at) < \(since)") }
         if let after = filter.after { conditions.append("id > \(after)") }
         return try await runner.query("""
-            SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
+            SELECT \(sql: Self.columns) FROM \(sql: Self.joinedByProbe)
             WHERE \(PostgresFragment.joined(conditions, separator: " AND "))
             ORDER BY id LIMIT \(filter.limit)
             """).all.map(Self.device)
@@ -265,11 +272,19 @@ struct DeviceStore: Sendable {
 
     /// Counts of an owner's devices of one DI by status and location (all owners' for a regulator).
     func availability(di: String, owner: String?, on runner: some QueryRunner) async throws -> [(status: String, location: String, count: Int)] {
-        try await runner.query("""
-            SELECT status, location, count(*)::bigint AS n FROM devices
-            WHERE di = \(di) AND (\(owner)::text IS NULL OR owner_org = \(owner))
-            GROUP BY status, location ORDER BY status, location
-            """).all.map { (try $0.decode("status"), try $0.decode("location"), Int(try $0.decode("n", as: Int64.self))) }
+        // Two statements, not `$2 IS NULL OR owner_org = $2`: a generic plan of that could not put
+        // the owner in its index condition and would count every owner's devices of the DI.
+        let rows = if let owner {
+            try await runner.query("""
+                SELECT status, location, count(*)::bigint AS n FROM devices WHERE owner_org = \(owner) AND di = \(di)
+                GROUP BY status, location ORDER BY status, location
+                """)
+        } else {
+            try await runner.query("""
+                SELECT status, location, count(*)::bigint AS n FROM devices WHERE di = \(di) GROUP BY status, location ORDER BY status, location
+                """)
+        }
+        return try rows.all.map { (try $0.decode("status"), try $0.decode("location"), Int(try $0.decode("n", as: Int64.self))) }
     }
 
     /// Applies lifecycle moves and stores them, each with its ledger entry, in one statement.
