@@ -26,7 +26,7 @@ public enum AppRoleGrants {
         "claims": .mutable, "claim_rules": .mutable, "prescriptions": .mutable,
         "gs1_company_prefixes": .mutable, "gs1_locations": .mutable, "epcis_captures": .mutable, "supply_items": .mutable,
         "supply_shipments": .mutable, "supply_alerts": .mutable,
-        "device_locations": .mutable, "device_readers": .mutable, "devices": .mutable, "rfid_sightings": .mutable, "rfid_unknown_tags": .mutable,
+        "device_locations": .mutable, "device_readers": .mutable, "devices": .mutable, "device_state": .mutable, "rfid_sightings": .mutable, "rfid_unknown_tags": .mutable,
         "device_keys": .mutable,
         "med_sources": .readOnly, "med_ingredients": .readOnly, "med_ingredient_codes": .readOnly, "med_classes": .readOnly,
         "med_ingredient_classes": .readOnly, "med_products": .readOnly, "med_product_ingredients": .readOnly, "med_interactions": .readOnly,
