@@ -235,7 +235,7 @@ import TestSupport
             _ = await w.reads(w.hospitalA, reader: "icu-door", [("urn:epc:id:giai:0614141.5678", Date()), ("urn:epc:id:giai:0614141.5679", Date())])
             try await Task.sleep(for: SweepThrottle.interval)
             #expect(await w.alerts(w.hospitalA, kind: "not_seen").isEmpty, "seen just now")
-            try await api.pool.query("UPDATE device_state SET last_seen_at = now() - interval '8 days' WHERE device_id = \(tagged)")
+            try await api.pool.query("UPDATE device_state SET last_seen_at = now() - interval '8 days', seen_at = now() - interval '8 days' WHERE device_id = \(tagged)")
             try await Task.sleep(for: SweepThrottle.interval)
             _ = await api.call(.get, "/v1/devices/alerts", key: w.hospitalA)
             let unseen = await w.alerts(w.hospitalA, kind: "not_seen")

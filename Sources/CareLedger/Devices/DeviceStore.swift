@@ -212,8 +212,8 @@ struct DeviceStore: Sendable {
                    queued.id, \(device.createdAt), \(device.updatedAt)
             FROM queued
             ON CONFLICT (rfid_epc) DO NOTHING
-            RETURNING id, queue_id),
-            state AS (INSERT INTO device_state (device_id) SELECT id FROM registered)
+            RETURNING id, owner_org, created_at, queue_id),
+            state AS (INSERT INTO device_state (device_id, owner, seen_at) SELECT id, owner_org, created_at FROM registered)
             SELECT queue_id FROM registered
             """)
         return try rows.first.map { try $0.decode("queue_id", as: Int64.self) }
@@ -254,20 +254,34 @@ struct DeviceStore: Sendable {
     }
 
     /// An inventory page, by id, with only the filters given in the statement.
-    func devices(_ filter: DeviceFilter, on runner: some QueryRunner) async throws -> [StoredDevice] {
+    func devices(_ filter: DeviceFilter, on pool: PostgresPool) async throws -> [StoredDevice] {
         var conditions: [PostgresFragment] = ["true"]
         if let owner = filter.owner { conditions.append("owner_org = \(owner)") }
         if let type = filter.type { conditions.append("type = \(type)") }
         if let di = filter.deviceIdentifier { conditions.append("di = \(di)") }
         if let status = filter.status { conditions.append("status = \(status)") }
         if let location = filter.location { conditions.append("location = \(location)") }
-        if let since = filter.notSeenSince { conditions.append("coalesce(last_seen_at, created_at) < \(since)") }
         if let after = filter.after { conditions.append("id > \(after)") }
-        return try await runner.query("""
-            SELECT \(sql: Self.columns) FROM \(sql: Self.joinedByProbe)
-            WHERE \(PostgresFragment.joined(conditions, separator: " AND "))
-            ORDER BY id LIMIT \(filter.limit)
-            """).all.map(Self.device)
+        guard let since = filter.notSeenSince else {
+            return try await pool.query("""
+                SELECT \(sql: Self.columns) FROM \(sql: Self.joinedByProbe)
+                WHERE \(PostgresFragment.joined(conditions, separator: " AND "))
+                ORDER BY id LIMIT \(filter.limit)
+                """).all.map(Self.device)
+        }
+        // The not-seen report: few stale devices are best read from `device_state_by_owner_seen`,
+        // many from the site's devices in id order. Only the cutoff's value tells which, so this
+        // statement is planned for its values each time, not by a generic plan of the prepared one.
+        conditions.append("seen_at < \(since)")
+        if let owner = filter.owner { conditions.append("device_state.owner = \(owner)") }
+        return try await pool.withTransaction { transaction in
+            try await transaction.query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+            return try await transaction.query("""
+                SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
+                WHERE \(PostgresFragment.joined(conditions, separator: " AND "))
+                ORDER BY id LIMIT \(filter.limit)
+                """).all.map(Self.device)
+        }
     }
 
     /// Counts of an owner's devices of one DI by status and location (all owners' for a regulator).
@@ -417,8 +431,8 @@ struct DeviceStore: Sendable {
         }
         if !devices.isEmpty {
             try await runner.query("""
-                UPDATE device_state d SET last_seen_at = s.t, last_seen_location = \(location), last_seen_org = \(org), not_seen_alerted = false,
-                    away_alerted = s.away
+                UPDATE device_state d SET last_seen_at = s.t, seen_at = s.t, last_seen_location = \(location), last_seen_org = \(org),
+                    not_seen_alerted = false, away_alerted = s.away
                 FROM unnest(\(PostgresArray(devices.map { $0.id }))::text[], \(PostgresArray(devices.map { $0.at }))::timestamptz[],
                             \(PostgresArray(devices.map { $0.away ? "t" : "f" }))::boolean[]) AS s(id, t, away)
                 WHERE d.device_id = s.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= s.t)
@@ -604,7 +618,7 @@ struct DeviceStore: Sendable {
         try await runner.query("""
             SELECT \(sql: Self.columns) FROM \(sql: Self.joined)
             WHERE rfid_epc IS NOT NULL AND NOT not_seen_alerted AND status NOT IN ('recalled', 'lost', 'retired')
-              AND coalesce(last_seen_at, created_at) < \(cutoff)
+              AND seen_at < \(cutoff)
             ORDER BY id LIMIT 1000 FOR UPDATE OF device_state SKIP LOCKED
             """).all.map(Self.device)
     }
