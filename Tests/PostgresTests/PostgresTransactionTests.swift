@@ -40,7 +40,9 @@ import TestSupport
     }
 
     @Test func realSerializationConflictBetweenTwoTransactionsResolves() async throws {
-        try await TestDatabase.withSchema { pool in
+        // A connection for each of the eight: what is tested is the retry of conflicting
+        // transactions, not the wait for a connection, which under a loaded CI ran past 2 s.
+        try await TestDatabase.withSchema(maxConnections: 8) { pool in
             try await pool.query("CREATE TABLE balance (n int)")
             try await pool.query("INSERT INTO balance VALUES (0)")
             try await withThrowingTaskGroup(of: Void.self) { group in
