@@ -173,8 +173,8 @@ struct DeviceStore: Sendable {
     private static let joined: StaticString = "devices JOIN device_state ON device_state.device_id = devices.id"
 
     /// The same for an inventory page, where the state is probed once for each registry row read in
-    /// id order (`OFFSET 0` keeps the planner from merging the two id orders instead): a not-seen
-    /// report that matches few devices of a location would otherwise walk every device's state.
+    /// id order (`OFFSET 0` keeps the planner from merging the two id orders instead): a page whose
+    /// filters match few devices would otherwise walk every device's state to find them.
     private static let joinedByProbe: StaticString = """
         devices CROSS JOIN LATERAL (SELECT * FROM device_state WHERE device_state.device_id = devices.id OFFSET 0) AS device_state
         """
@@ -241,7 +241,10 @@ struct DeviceStore: Sendable {
         guard !ids.isEmpty else { return [:] }
         let counters = try await runner.query("""
             SELECT device_id, last_counter FROM device_state WHERE device_id = ANY(\(PostgresArray(ids))::text[]) ORDER BY device_id FOR UPDATE
-            """).all.reduce(into: [String: Int64?]()) { $0[try $1.decode("device_id")] = try $1.decode("last_counter", as: Int64?.self) }
+            """).all.reduce(into: [String: Int64?]()) { counters, row in
+                // updateValue, not subscript assignment: a device with no counter yet stays in the map.
+                counters.updateValue(try row.decode("last_counter", as: Int64?.self), forKey: try row.decode("device_id"))
+            }
         let rows = try await runner.query("SELECT id, owner_org, patient_id FROM devices WHERE id = ANY(\(PostgresArray(ids))::text[])")
         var senders: [String: TelemetrySender] = [:]
         for row in rows.all {
