@@ -98,8 +98,12 @@ func canonical(_ object: Any?) throws -> [UInt8] {
 
             // Adjudication with the specification's ClaimResponse; the hospital follows responses.
             let response = try ClaimWorld.fixture("claimresponse-example")
-            let adjudicated = await api.call(.post, "/v1/claims/\(ids[0])/adjudication", key: world.insurer, body: response)
+            let adjudicated = await api.call(.post, "/v1/claims/\(ids[0])/adjudication", key: world.insurer, body: response, headers: [("Idempotency-Key", "adj-1")])
             #expect(adjudicated.status == 201 && adjudicated["status"] == "adjudicated" && adjudicated["outcome"] == "complete", "\(adjudicated.text)")
+            // A retry with the key is the same adjudication, not a 409; the key on another claim is another request.
+            let retried = await api.call(.post, "/v1/claims/\(ids[0])/adjudication", key: world.insurer, body: response, headers: [("Idempotency-Key", "adj-1")])
+            #expect(retried.status == 201 && retried.text == adjudicated.text, "\(retried.text)")
+            #expect(await api.call(.post, "/v1/claims/\(ids[2])/adjudication", key: world.insurer, body: response, headers: [("Idempotency-Key", "adj-1")]).status == 409)
             let responses = await api.call(.get, "/v1/claims/responses/feed", key: world.hospital)
             #expect(responses.items.count == 1 && responses.items.first?["claimId"] as? String == ids[0])
             #expect(try canonical(responses.items.first?["document"]) == (try JCS.canonicalize(json: Array(response.utf8))))
@@ -109,8 +113,12 @@ func canonical(_ object: Any?) throws -> [UInt8] {
             // Only submitted -> adjudicated and submitted -> cancelled.
             #expect(await api.call(.post, "/v1/claims/\(ids[0])/adjudication", key: world.insurer, body: response).status == 409)
             #expect(await api.call(.post, "/v1/claims/\(ids[0])/cancel", key: world.hospital).status == 409)
-            let cancelled = await api.call(.post, "/v1/claims/\(ids[1])/cancel", key: world.hospital, body: #"{"reason":"Billed twice"}"#)
+            let cancelled = await api.call(.post, "/v1/claims/\(ids[1])/cancel", key: world.hospital, body: #"{"reason":"Billed twice"}"#,
+                                           headers: [("Idempotency-Key", "cancel-1")])
             #expect(cancelled.status == 200 && cancelled["status"] == "cancelled", "\(cancelled.text)")
+            let cancelledAgain = await api.call(.post, "/v1/claims/\(ids[1])/cancel", key: world.hospital, body: #"{"reason":"Billed twice"}"#,
+                                                headers: [("Idempotency-Key", "cancel-1")])
+            #expect(cancelledAgain.status == 200 && cancelledAgain.text == cancelled.text, "\(cancelledAgain.text)")
             #expect(await api.call(.post, "/v1/claims/\(ids[1])/cancel", key: world.hospital).status == 409)
             #expect(await api.call(.post, "/v1/claims/\(ids[1])/adjudication", key: world.insurer, body: response).status == 409)
             #expect(await api.call(.post, "/v1/claims/\(ids[1])/adjudication", key: world.otherInsurer, body: response).status == 404)

@@ -30,9 +30,15 @@ import TestSupport
             let noEvidence = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospital,
                                             body: #"{"grantee":{"orgId":"\#(insurerOrg)"},"purposes":["HPAYMT"],"categories":["*"],"provision":"deny"}"#)
             #expect(noEvidence.status == 400 && noEvidence.text.contains("evidenceHash"))
-            let deny = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospital,
-                                      body: #"{"grantee":{"orgId":"\#(insurerOrg)"},"purposes":["HPAYMT"],"categories":["*"],"provision":"deny","evidenceHash":"\#(evidence)"}"#)
+            let denyBody = #"{"grantee":{"orgId":"\#(insurerOrg)"},"purposes":["HPAYMT"],"categories":["*"],"provision":"deny","evidenceHash":"\#(evidence)"}"#
+            let deny = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospital, body: denyBody, headers: [("Idempotency-Key", "deny-1")])
             #expect(deny.status == 201)
+            // A retried grant is the same consent; the key with another body is refused.
+            let retried = await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospital, body: denyBody, headers: [("Idempotency-Key", "deny-1")])
+            #expect(retried.status == 201 && retried.text == deny.text, "\(retried.text)")
+            #expect(await api.call(.post, "/v1/patients/\(patientId)/consents", key: hospital, body: denyBody + " ",
+                                   headers: [("Idempotency-Key", "deny-1")]).status == 409)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM consents")[0].decode("n", as: Int.self) == 2)
             #expect(await api.call(.get, "/v1/patients/\(patientId)", key: insurer).status == 404)
 
             // Strangers can do nothing with this patient's consents; revocation works at once.

@@ -39,13 +39,13 @@ enum ClaimRoutes {
         api.on(.post, "/v1/claims/{claimId}/cancel", .claimsCancel) { context in
             let id: String = try context.parameter("claimId")
             let reason = try JSONBody.optionalReason(context.request)
-            return try JSONBody.response(.ok, Changed(try await service.cancel(id, reason: reason, context.call)))
+            return try JSONBody.response(.ok, Changed(try await service.cancel(id, reason: reason, idempotency: try Idempotency.of(context.request), context.call)))
         }
 
         api.on(.post, "/v1/claims/{claimId}/adjudication", .claimsAdjudicate) { context in
             let id: String = try context.parameter("claimId")
             let body = try JSONBody.parse(context.request)
-            return try JSONBody.response(.created, Changed(try await service.adjudicate(id, response: body, context.call)))
+            return try JSONBody.response(.created, Changed(try await service.adjudicate(id, response: body, idempotency: try Idempotency.of(context.request), context.call)))
         }
     }
 }

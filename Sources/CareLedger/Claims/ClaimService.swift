@@ -104,24 +104,36 @@ struct ClaimService: Sendable {
     }
 
     /// The hospital withdraws its submitted claim.
-    func cancel(_ id: String, reason: String?, _ call: CallContext) async throws -> Changed {
+    func cancel(_ id: String, reason: String?, idempotency: Idempotency?, _ call: CallContext) async throws -> Changed {
+        try await idempotencyKeys.once(idempotency, orgId: call.caller.orgId, on: pool, replay: { try await replay(.cancelled, of: $0) }) {
+            try await cancelOnce(id, reason: reason, idempotency: idempotency, call)
+        }
+    }
+
+    private func cancelOnce(_ id: String, reason: String?, idempotency: Idempotency?, _ call: CallContext) async throws -> Changed {
         let claim = try await party(to: id, call)
         guard claim.hospitalOrg == call.caller.orgId else { throw Denial.notVisible("claim", id) }
         var members: [(key: String, value: JSONValue)] = [
             ("claim", .string(id)), ("cancelledAt", .string(Timestamp.format(Date()))), ("cancelledBy", .string(call.caller.orgId)),
         ]
         if let reason { members.append(("reason", .string(reason))) }
-        return try await change(claim, kind: .cancelled, document: .object(members), outcome: nil, call)
+        return try await change(claim, kind: .cancelled, document: .object(members), outcome: nil, idempotency: idempotency, call)
     }
 
     /// The addressed insurer decides the claim with a FHIR ClaimResponse.
-    func adjudicate(_ id: String, response body: JSONValue, _ call: CallContext) async throws -> Changed {
+    func adjudicate(_ id: String, response body: JSONValue, idempotency: Idempotency?, _ call: CallContext) async throws -> Changed {
+        try await idempotencyKeys.once(idempotency, orgId: call.caller.orgId, on: pool, replay: { try await replay(.adjudicated, of: $0) }) {
+            try await adjudicateOnce(id, response: body, idempotency: idempotency, call)
+        }
+    }
+
+    private func adjudicateOnce(_ id: String, response body: JSONValue, idempotency: Idempotency?, _ call: CallContext) async throws -> Changed {
         let claim = try await party(to: id, call)
         guard claim.insurerOrg == call.caller.orgId else { throw Denial.notVisible("claim", id) }
         // A decided claim is a conflict whatever the response says (checked again under the lock).
         guard claim.status == .submitted else { throw notSubmitted(claim.id, wanted: .adjudicated) }
         let response = try FHIRClaimResponse(body, claimTotal: claim.total)
-        return try await change(claim, kind: .adjudicated, document: response.document, outcome: response.outcome, call)
+        return try await change(claim, kind: .adjudicated, document: response.document, outcome: response.outcome, idempotency: idempotency, call)
     }
 
     /// An insurer's feed (its claims as submitted and cancelled, and its rules' decisions), or a
@@ -141,7 +153,8 @@ struct ClaimService: Sendable {
 
     /// Cancellation and adjudication: each only from `submitted`, under a row lock so two changes
     /// cannot both win.
-    private func change(_ claim: StoredClaim, kind: ClaimEvent.Kind, document: JSONValue, outcome: String?, _ call: CallContext) async throws -> Changed {
+    private func change(_ claim: StoredClaim, kind: ClaimEvent.Kind, document: JSONValue, outcome: String?, idempotency: Idempotency?,
+                        _ call: CallContext) async throws -> Changed {
         let key = try await documents.keys.dataKey(of: claim.patientId, on: pool)
         let now = Date()
         let sealed = try documents.seal(document, key: key, claimId: claim.id, kind: kind)
@@ -156,6 +169,7 @@ struct ClaimService: Sendable {
                                               sealedDocument: sealed.sealed, documentHash: sealed.hash, outcome: outcome, createdAt: now),
                                    status: status, on: transaction)
             try await audit.record(call.permitted("claim", claim.id, patientId: claim.patientId, reason: kind.rawValue), on: transaction)
+            try await idempotencyKeys.record(idempotency, orgId: call.caller.orgId, resourceId: claim.id, on: transaction)
             return queueId
         }
         return Changed(claimId: claim.id, status: status, outcome: outcome, documentHash: sealed.hash,
@@ -188,6 +202,15 @@ struct ClaimService: Sendable {
 
     private func notSubmitted(_ id: String, wanted: StoredClaim.Status) -> Denial {
         Denial.conflict("The claim is no longer submitted; only a submitted claim can be \(wanted.rawValue).", "claim", id)
+    }
+
+    /// The answer to a replayed cancellation or adjudication: the change the first request made.
+    private func replay(_ kind: ClaimEvent.Kind, of claimId: String) async throws -> Changed {
+        let events = try await store.events(claimId: claimId, on: pool)
+        guard let change = events.first(where: { $0.event.kind == kind })?.event else { throw DomainError.inconsistentStorage }
+        let entry = try await ledger.store.entries(queueIds: [change.queueId], on: pool)[change.queueId]
+        return Changed(claimId: claimId, status: kind == .cancelled ? .cancelled : .adjudicated, outcome: change.outcome,
+                       documentHash: change.documentHash, entry: entry, createdAt: change.createdAt)
     }
 
     /// The answer to a replayed submission: the claim as it stands, with its submission's entry.

@@ -15,7 +15,7 @@ enum ConsentRoutes {
             } else {
                 input = .native(try JSONBody.decode(ConsentBody.self, from: context.request, fields: ConsentBody.fields))
             }
-            let granted = try await service.grant(patientId: patientId, input, context.call)
+            let granted = try await service.grant(patientId: patientId, input, idempotency: try Idempotency.of(context.request), context.call)
             return try JSONBody.response(.created, ConsentCreated(
                 id: granted.id, status: "active", documentHash: granted.documentHash, seq: granted.entry?.seq,
                 leafHash: granted.entry.map { Base64.encode($0.leafHash) }))

@@ -19,9 +19,23 @@ struct ConsentService: Sendable {
     let store = ConsentStore()
     let patients = PatientStore()
     let audit = AuditStore()
+    let idempotencyKeys = IdempotencyStore()
+
+    /// A grant's answer: the consent, its anchored document's hash and, once sequenced, its entry.
+    struct Granted: Sendable {
+        let id: String
+        let documentHash: String
+        let entry: LedgerEntryRow?
+    }
 
     /// Records a consent; returns it with its anchored document's hash and, once sequenced, its entry.
-    func grant(patientId: String, _ input: Input, _ call: CallContext) async throws -> (id: String, documentHash: String, entry: LedgerEntryRow?) {
+    func grant(patientId: String, _ input: Input, idempotency: Idempotency?, _ call: CallContext) async throws -> Granted {
+        try await idempotencyKeys.once(idempotency, orgId: call.caller.orgId, on: pool, replay: replay) {
+            try await grantOnce(patientId: patientId, input, idempotency: idempotency, call)
+        }
+    }
+
+    private func grantOnce(patientId: String, _ input: Input, idempotency: Idempotency?, _ call: CallContext) async throws -> Granted {
         try await requireStanding(call, patientId: patientId, on: pool)
         let id = ResourceID.generate("con")
         let rule: ConsentRule
@@ -51,9 +65,17 @@ struct ConsentService: Sendable {
             try await store.insert(rule, evidenceHash: evidenceHash, recordedBy: call.caller.orgId, createdAt: now, document: document,
                                    queueId: queueId, on: transaction)
             try await audit.record(call.permitted("consent", id, patientId: patientId, reason: "\(rule.provision.rawValue) recorded"), on: transaction)
+            try await idempotencyKeys.record(idempotency, orgId: call.caller.orgId, resourceId: id, on: transaction)
             return queueId
         }
-        return (id, hash, await ledger.sequencedEntry(queueId: queueId))
+        return Granted(id: id, documentHash: hash, entry: await ledger.sequencedEntry(queueId: queueId))
+    }
+
+    /// The answer to a repeated grant: the consent the first one recorded.
+    private func replay(_ consentId: String) async throws -> Granted {
+        guard let consent = try await store.consent(consentId, on: pool) else { throw DomainError.inconsistentStorage }
+        let entry = try await ledger.store.entries(queueIds: [consent.queueId], on: pool)[consent.queueId]
+        return Granted(id: consentId, documentHash: "sha256:" + SHA256.hexDigest(consent.document), entry: entry)
     }
 
     func consents(patientId: String, _ pagination: Pagination, _ call: CallContext) async throws -> [StoredConsent] {

@@ -43,6 +43,27 @@ struct IdempotencyStore: Sendable {
         return try row.decode("resource_id", as: String.self)
     }
 
+    /// `create` once per key: a request whose key already created a resource answers with `replay`
+    /// of it, also when a concurrent request with the key committed while this one ran (whatever
+    /// `create` then failed with: the key's primary key, or a state the winner had changed).
+    func once<T>(_ idempotency: Idempotency?, orgId: String, on pool: PostgresPool,
+                 replay: (String) async throws -> T, create: () async throws -> T) async throws -> T {
+        guard let idempotency else { return try await create() }
+        if let earlier = try await earlierResource(idempotency, orgId: orgId, on: pool) { return try await replay(earlier) }
+        do {
+            return try await create()
+        } catch {
+            guard let earlier = try? await earlierResource(idempotency, orgId: orgId, on: pool) else { throw error }
+            return try await replay(earlier)
+        }
+    }
+
+    /// Records the key of a resource created in `transaction`, for writes that are not one statement.
+    func record(_ idempotency: Idempotency?, orgId: String, resourceId: String, on transaction: PostgresTransaction) async throws {
+        guard idempotency != nil else { return }
+        _ = try await transaction.query("\(Self.insert([(orgId, idempotency, resourceId)]))")
+    }
+
     /// The insert of one key per resource created, for the write that creates them to compose as a
     /// CTE (so the key commits with its resource, or neither does). A reused key fails on the primary key.
     static func insert(_ keys: [(orgId: String, idempotency: Idempotency?, resourceId: String)]) -> PostgresFragment {
