@@ -160,12 +160,18 @@ public struct PostgresJSON: PostgresEncodable, PostgresDecodable, Equatable {
 /// timestamptz. Sessions run with `TimeZone=UTC` and `DateStyle=ISO`, so values read as
 /// `2026-11-25 12:00:00.123456+00`; microsecond precision is kept.
 extension Date: PostgresEncodable, PostgresDecodable {
+    /// The microsecond PostgreSQL keeps for this instant: the nearest one. A value read back is
+    /// within a quarter microsecond of its microsecond (a Double's step at today's dates), so it maps
+    /// to the same one again; rounding down could land on the microsecond before. Clamped to about
+    /// 4713 BC ... 291 000 AD, PostgreSQL's range give or take: converting a Double outside Int64
+    /// would trap, and PostgreSQL refuses a value outside its range by itself.
+    public var postgresMicroseconds: Int64 {
+        let micros = (timeIntervalSince1970 * 1_000_000).rounded()
+        return Int64(micros.isNaN ? 0 : min(max(micros, -2.1e17), 9.2e18))
+    }
+
     public var postgresText: String {
-        // Clamped to about 4713 BC ... 291 000 AD, PostgreSQL's range give or take: converting a Double
-        // outside Int64 would trap, and PostgreSQL refuses a value outside its range by itself.
-        let micros = (timeIntervalSince1970 * 1_000_000).rounded(.down)
-        let bounded = micros.isNaN ? 0 : min(max(micros, -2.1e17), 9.2e18)
-        return PostgresTimestamp.format(microsecondsSinceEpoch: Int64(bounded))
+        PostgresTimestamp.format(microsecondsSinceEpoch: postgresMicroseconds)
     }
 
     public init(postgresText text: String) throws(PostgresError) {

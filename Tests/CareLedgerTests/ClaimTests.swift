@@ -188,6 +188,10 @@ func canonical(_ object: Any?) throws -> [UInt8] {
             #expect(await api.call(.post, "/v1/claims/\(id)/adjudication", key: world.insurer, body: overpaid).status == 422)
             #expect(await api.call(.post, "/v1/claims/\(id)/adjudication", key: world.insurer, body: #"{"resourceType":"ClaimResponse","outcome":"maybe"}"#).status == 422)
             #expect(await api.call(.get, "/v1/claims/\(id)", key: world.hospital)["status"] == "submitted")
+            // A retry after the claim moved on answers what the submission answered, not the claim as it stands.
+            #expect(await api.call(.post, "/v1/claims/\(id)/cancel", key: world.hospital, body: #"{"reason":"entered in error"}"#).status == 200)
+            let late = await world.submit(try ClaimWorld.fixture("claim-example"), idempotencyKey: "claim-42")
+            #expect(late.status == 201 && late["id"] == id && late["status"] == "submitted", "\(late.text)")
         }
     }
 

@@ -2,6 +2,7 @@
 import Crypto
 import Foundation
 import Ledger
+import Postgres
 import Testing
 import TestSupport
 
@@ -103,6 +104,21 @@ import TestSupport
                      "0000-12-31T00:00:00Z", "2026-12-04T21:15:07+15:00", "2026-12-04T21:15:07Z ", "now", ""] {
             #expect(Timestamp.parseToMillisecond(text) == nil, "\(text)")
         }
+    }
+
+    /// A time answered when a record is made and the same time read back from the database print
+    /// alike, also a hair before a millisecond's end (replays once answered a millisecond later).
+    @Test func timesPrintAlikeBeforeAndAfterTheDatabase() throws {
+        var generator = SystemRandomNumberGenerator()
+        let edges = [1_796_594_478.742_999_9, 1_796_594_478.742_999_5, 1_796_594_478.000_000_1, 0.000_999_9, -0.000_000_4, -1.000_5]
+        for seconds in edges + (0..<2000).map({ _ in Double.random(in: 0..<4_000_000_000, using: &generator) }) {
+            let made = Date(timeIntervalSince1970: seconds)
+            let readBack = try Date(postgresText: made.postgresText)
+            #expect(Timestamp.format(made) == Timestamp.format(readBack), "\(seconds)")
+            #expect(readBack.postgresText == made.postgresText, "\(seconds) encodes back to the same microsecond")
+        }
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_796_594_478.742)) == "2026-12-06T22:01:18.742Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -0.25)) == "1969-12-31T23:59:59.750Z")
     }
 
     @Test func movesAreAnchoredAndARefusedMoveNamesTheCurrentState() async throws {

@@ -499,9 +499,16 @@ import TestSupport
             let again = await world.prescribe(World.request("311372"), headers: [("Idempotency-Key", "rx-1")])
             #expect(first.status == 201 && again.status == 201 && first["id"] == again["id"], "\(again.text)")
             #expect(await world.prescribe(World.request("197361"), headers: [("Idempotency-Key", "rx-1")]).status == 409, "the same key for another request")
-            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions")[0].decode("n", as: Int.self) == 13)
+            // A retry answers what the first request answered, its findings included (here the
+            // duplicate of rx-1), not a check run again or no findings at all.
+            let duplicate = await world.prescribe(World.request("311372"), headers: [("Idempotency-Key", "rx-2")])
+            let replayed = await world.prescribe(World.request("311372"), headers: [("Idempotency-Key", "rx-2")])
+            let findings = try #require(duplicate.json["findings"] as? [[String: Any]])
+            #expect(findings.map { $0["code"] as? String } == ["DUPTHPY"], "\(duplicate.text)")
+            #expect(try JSONParser.parse(duplicate.response.body) == (try JSONParser.parse(replayed.response.body)), "\(replayed.text)")
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions")[0].decode("n", as: Int.self) == 14)
             try await api.ledger.sequencer.sequenceBatch()
-            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions p JOIN ledger_entries e ON e.queue_id = p.queue_id")[0].decode("n", as: Int.self) == 13)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM prescriptions p JOIN ledger_entries e ON e.queue_id = p.queue_id")[0].decode("n", as: Int.self) == 14)
         }
     }
 

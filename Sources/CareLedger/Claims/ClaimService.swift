@@ -213,15 +213,16 @@ struct ClaimService: Sendable {
                        documentHash: change.documentHash, entry: entry, createdAt: change.createdAt)
     }
 
-    /// The answer to a replayed submission: the claim as it stands, with its submission's entry.
+    /// The answer to a replayed submission: what the first request answered, the claim as its
+    /// submission left it (decided only by a rule in the same transaction), not as it stands now.
     private func replay(_ id: String) async throws -> Submitted {
         guard let claim = try await store.claim(id, on: pool) else { throw DomainError.inconsistentStorage }
         let events = try await store.events(claimId: id, on: pool)
         guard let submission = events.first(where: { $0.event.kind == .submitted }) else { throw DomainError.inconsistentStorage }
         let entry = try await ledger.store.entries(queueIds: [submission.event.queueId], on: pool)[submission.event.queueId]
         let adjudication = events.first { $0.event.kind == .adjudicated && $0.event.ruleId != nil }
-        return Submitted(id: id, status: claim.status, documentHash: submission.event.documentHash, total: claim.total, entry: entry,
-                         adjudication: adjudication?.event, createdAt: claim.createdAt)
+        return Submitted(id: id, status: adjudication == nil ? .submitted : .adjudicated, documentHash: submission.event.documentHash,
+                         total: claim.total, entry: entry, adjudication: adjudication?.event, createdAt: claim.createdAt)
     }
 }
 

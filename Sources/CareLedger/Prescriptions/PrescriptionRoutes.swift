@@ -31,7 +31,7 @@ enum PrescriptionRoutes {
             let evaluation = try await service.check(try proposal(context), context.call)
             return .json(.ok, try JSONBody.object(CheckView(knowledgeVersion: evaluation.knowledgeVersion,
                                                             blocking: evaluation.findings.filter(\.blocking).count),
-                                                  adding: [("findings", findingsJSON(evaluation.findings))]))
+                                                  adding: [("findings", PrescriptionService.findingsJSON(evaluation.findings))]))
         }
 
         api.on(.post, "/v1/prescriptions", .prescriptionsCreate) { context in
@@ -40,12 +40,12 @@ enum PrescriptionRoutes {
                 return .json(.created, try JSONBody.object(Prescribed(
                     id: created.id, decisionHash: created.decisionHash, knowledgeVersion: created.knowledgeVersion,
                     ledger: created.entry.map(LedgerRef.init), createdAt: Timestamp.format(created.createdAt)),
-                    adding: [("findings", findingsJSON(created.findings))]))
+                    adding: [("findings", created.findings)]))
             } catch let refusal as SafetyCheckRefusal {
                 var response = Response.error(refusal.error, requestId: context.request.requestId)
                 guard response.body.last == UInt8(ascii: "}") else { throw HTTPError.internalError }
                 response.body.removeLast()
-                response.body += Array(#","findings":"#.utf8) + findingsJSON(refusal.findings) + [UInt8(ascii: "}")]
+                response.body += Array(#","findings":"#.utf8) + PrescriptionService.findingsJSON(refusal.findings) + [UInt8(ascii: "}")]
                 return response
             }
         }
@@ -124,22 +124,6 @@ enum PrescriptionRoutes {
             override = PrescriptionService.Override(reason: reason, acknowledgements: acknowledgements)
         }
         return PrescriptionService.Proposal(patientId: patientId, request: request, override: override)
-    }
-
-    /// Findings as the answers carry them: the finding's id, code and severity, whether it blocks,
-    /// whether it was acknowledged before or is shown without its details, and the DetectedIssue.
-    static func findingsJSON(_ findings: [PrescriptionService.Shown]) -> [UInt8] {
-        JCS.canonicalize(.array(findings.map { shown in
-            .object([
-                ("id", .string(shown.id)),
-                ("code", .string(shown.finding.code.rawValue)),
-                ("severity", .string(shown.finding.severity.rawValue)),
-                ("blocking", .bool(shown.blocking)),
-                ("redacted", .bool(shown.redacted)),
-                ("acknowledged", shown.acknowledgedBefore.map { .object([("at", .string(Timestamp.format($0.at))), ("prescription", .string($0.prescription))]) } ?? .null),
-                ("detectedIssue", shown.detectedIssue),
-            ])
-        }))
     }
 
     private static func medicationList(_ reads: [PrescriptionService.Read]) throws -> Response {

@@ -51,7 +51,8 @@ final class PrescriptionService: Sendable {
 
     struct Created: Sendable {
         let id: String
-        let findings: [Shown]
+        /// The findings as answered (`findingsJSON`), kept with the prescription for replays.
+        let findings: [UInt8]
         let knowledgeVersion: String
         let decisionHash: String
         let entry: LedgerEntryRow?
@@ -148,13 +149,15 @@ final class PrescriptionService: Sendable {
         }
         let decision = decisionRecord(id, proposal, evaluation, call, at: now)
         let decisionHash = "sha256:" + SHA256.hexDigest(decision)
-        let stored = StoredPrescription(
+        let answer = Self.findingsJSON(evaluation.findings)
+        var stored = StoredPrescription(
             id: id, patientId: proposal.patientId, prescriberOrg: call.caller.orgId, prescriber: proposal.request.prescriber, dispenser: dispenser,
             active: proposal.request.active, fillsAllowed: proposal.request.fillsAllowed, fills: 0, fillQuantity: proposal.request.fillQuantity,
             validFrom: proposal.request.validFrom, validUntil: proposal.request.validUntil,
             sealedDocument: try AESGCM.seal(canonicalRequest, key: access.dataKey, authenticating: PrescriptionSeal.request(id)),
             sealedDecision: try AESGCM.seal(decision, key: access.dataKey, authenticating: PrescriptionSeal.decision(id)),
             decisionHash: decisionHash, knowledgeVersion: evaluation.knowledgeVersion, queueId: 0, createdAt: now)
+        stored.sealedAnswer = try AESGCM.seal(answer, key: access.dataKey, authenticating: PrescriptionSeal.answer(id))
         let event = checkEvent(call, proposal.patientId, id, evaluation, access)
         guard let queueId = try await Idempotency.unlessRaced(idempotency, {
             try await creates.submit(PrescriptionStore.Create(prescription: stored, acknowledgements: acknowledged, event: event, idempotency: idempotency))
@@ -171,8 +174,24 @@ final class PrescriptionService: Sendable {
         call.metrics.prescribing.prescribed(patientId: proposal.patientId, prescriber: proposal.request.prescriber, requestHash: requestHash,
                                             findings: Self.counted(evaluation),
                                             overridden: evaluation.findings.contains { $0.mitigation != nil && $0.acknowledgedBefore == nil }, at: now)
-        return Created(id: id, findings: evaluation.findings, knowledgeVersion: evaluation.knowledgeVersion, decisionHash: decisionHash,
+        return Created(id: id, findings: answer, knowledgeVersion: evaluation.knowledgeVersion, decisionHash: decisionHash,
                        entry: await ledger.sequencedEntry(queueId: queueId), createdAt: now)
+    }
+
+    /// Findings as the answers carry them: the finding's id, code and severity, whether it blocks,
+    /// whether it was acknowledged before or is shown without its details, and the DetectedIssue.
+    static func findingsJSON(_ findings: [Shown]) -> [UInt8] {
+        JCS.canonicalize(.array(findings.map { shown in
+            .object([
+                ("id", .string(shown.id)),
+                ("code", .string(shown.finding.code.rawValue)),
+                ("severity", .string(shown.finding.severity.rawValue)),
+                ("blocking", .bool(shown.blocking)),
+                ("redacted", .bool(shown.redacted)),
+                ("acknowledged", shown.acknowledgedBefore.map { .object([("at", .string(Timestamp.format($0.at))), ("prescription", .string($0.prescription))]) } ?? .null),
+                ("detectedIssue", shown.detectedIssue),
+            ])
+        }))
     }
 
     /// Runs the checks over all of the patient's records, then shapes each finding for the caller:
@@ -313,10 +332,30 @@ final class PrescriptionService: Sendable {
         evaluation.findings.map { ($0.finding.code.rawValue, $0.finding.severity.rawValue) }
     }
 
+    /// What the first request answered: the findings as they were shown then, not a new check.
     private func replay(_ id: String, _ call: CallContext) async throws -> Created {
         guard let prescription = try await store.prescription(id, on: pool) else { throw DomainError.inconsistentStorage }
         let entry = try await ledger.store.entries(queueIds: [prescription.queueId], on: pool)[prescription.queueId]
-        return Created(id: id, findings: [], knowledgeVersion: prescription.knowledgeVersion, decisionHash: prescription.decisionHash, entry: entry,
+        let dataKey = try await keys.dataKey(of: prescription.patientId, on: pool)
+        let findings: [UInt8]
+        if let sealed = try await store.sealedAnswer(of: id, on: pool) {
+            findings = try AESGCM.open(sealed, key: dataKey, authenticating: PrescriptionSeal.answer(id))
+        } else {
+            // Written before answers were kept: the decision record's DetectedIssues, in the answer's
+            // shape, without what the record does not keep (shown redacted, acknowledged before).
+            let decision = try JSONParser.parse(try AESGCM.open(prescription.sealedDecision, key: dataKey, authenticating: PrescriptionSeal.decision(id)))
+            guard case .array(let issues) = decision["findings"] ?? .array([]) else { throw DomainError.inconsistentStorage }
+            findings = JCS.canonicalize(.array(issues.map { issue in
+                let severity = issue["severity"]?.stringValue ?? ""
+                var code: JSONValue = .null
+                if case .array(let codings) = issue["code"]?["coding"], let first = codings.first { code = first["code"] ?? .null }
+                return .object([
+                    ("id", issue["id"] ?? .null), ("code", code), ("severity", .string(severity)),
+                    ("blocking", .bool(severity == "high")), ("redacted", .bool(false)), ("acknowledged", .null), ("detectedIssue", issue),
+                ])
+            }))
+        }
+        return Created(id: id, findings: findings, knowledgeVersion: prescription.knowledgeVersion, decisionHash: prescription.decisionHash, entry: entry,
                        createdAt: prescription.createdAt)
     }
 

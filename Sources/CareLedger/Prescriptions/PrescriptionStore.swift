@@ -27,6 +27,8 @@ struct StoredPrescription: Sendable {
     let validUntil: Date?
     let sealedDocument: [UInt8]
     let sealedDecision: [UInt8]
+    /// The findings as the 201 answered them (sealed), so that a replay answers the same.
+    var sealedAnswer: [UInt8]? = nil
     let decisionHash: String
     let knowledgeVersion: String
     let queueId: Int64
@@ -55,6 +57,7 @@ enum PrescriptionSeal {
     static func allergy(_ id: String) -> [UInt8] { Array("allergy:\(id)".utf8) }
     static func request(_ id: String) -> [UInt8] { Array("prescription:\(id):request".utf8) }
     static func decision(_ id: String) -> [UInt8] { Array("prescription:\(id):decision".utf8) }
+    static func answer(_ id: String) -> [UInt8] { Array("prescription:\(id):answer".utf8) }
     static func cancellation(_ id: String) -> [UInt8] { Array("prescription:\(id):cancelled".utf8) }
     static func dispense(_ id: String, fill: Int) -> [UInt8] { Array("prescription:\(id):fill:\(fill)".utf8) }
 }
@@ -138,18 +141,19 @@ struct PrescriptionStore: Sendable {
                     \(PostgresArray(rows.map { $0.validFrom.map(Timestamp.format) }))::text[]::timestamptz[],
                     \(PostgresArray(rows.map { $0.validUntil.map(Timestamp.format) }))::text[]::timestamptz[],
                     \(PostgresArray(rows.map { PostgresBytes($0.sealedDocument) }))::bytea[], \(PostgresArray(rows.map { PostgresBytes($0.sealedDecision) }))::bytea[],
+                    \(PostgresArray(rows.map { PostgresBytes($0.sealedAnswer ?? []) }))::bytea[],
                     \(PostgresArray(rows.map { $0.decisionHash }))::text[], \(PostgresArray(rows.map { $0.knowledgeVersion }))::text[],
                     \(PostgresArray(rows.map { $0.createdAt }))::timestamptz[])
                     WITH ORDINALITY AS i(id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
-                                         valid_from, valid_until, document, decision, decision_hash, knowledge_version, created_at, position)),
+                                         valid_from, valid_until, document, decision, answer, decision_hash, knowledge_version, created_at, position)),
             idempotency AS (\(IdempotencyStore.insert(keys))),
             queued AS (\(LedgerStore.queueAppend(items))),
             audited AS (\(AuditStore.insert(batch.map { $0.event }))),
             stored AS (
                 INSERT INTO prescriptions (id, patient_id, prescriber_org, prescriber, dispenser, active, fills_allowed, fill_quantity, fill_unit,
-                                           valid_from, valid_until, document, decision, decision_hash, knowledge_version, queue_id, created_at)
+                                           valid_from, valid_until, document, decision, answer, decision_hash, knowledge_version, queue_id, created_at)
                 SELECT i.id, i.patient_id, i.prescriber_org, i.prescriber, i.dispenser, i.active, i.fills_allowed, i.fill_quantity, i.fill_unit,
-                       i.valid_from, i.valid_until, i.document, i.decision, i.decision_hash, i.knowledge_version, q.id, i.created_at
+                       i.valid_from, i.valid_until, i.document, i.decision, NULLIF(i.answer, ''::bytea), i.decision_hash, i.knowledge_version, q.id, i.created_at
                 FROM input i JOIN queued q ON q.ref = i.id
                 RETURNING 1),
             acknowledged AS (
@@ -168,6 +172,11 @@ struct PrescriptionStore: Sendable {
             ? try await runner.query("SELECT \(sql: Self.prescriptionColumns) FROM prescriptions WHERE id = \(id) FOR UPDATE")
             : try await runner.query("SELECT \(sql: Self.prescriptionColumns) FROM prescriptions WHERE id = \(id)")
         return try rows.first.map(Self.prescription)
+    }
+
+    /// The findings a prescription's 201 answered, sealed; nil for one written before they were kept.
+    func sealedAnswer(of id: String, on runner: some QueryRunner) async throws -> [UInt8]? {
+        try await runner.query("SELECT answer FROM prescriptions WHERE id = \(id)").first?.decode("answer", as: PostgresBytes?.self)?.bytes
     }
 
     /// The patient's prescriptions, newest first.

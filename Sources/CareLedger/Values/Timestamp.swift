@@ -1,13 +1,23 @@
 import FoundationEssentials
 import GS1
+import Postgres
 
 /// Instants as the API writes and reads them: RFC 3339 in UTC, e.g. `2026-11-25T14:00:59.104Z`.
 enum Timestamp {
     private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
     private static let withoutFraction = Date.ISO8601FormatStyle()
 
+    /// From the microsecond the database keeps, in whole numbers: a time answered when it was made
+    /// and the same time read back later print alike (the formatter's own rounding of a Double
+    /// could put them a millisecond apart).
     static func format(_ date: Date) -> String {
-        date.formatted(withFraction)
+        let milliseconds = date.postgresMicroseconds / 1000 - (date.postgresMicroseconds % 1000 < 0 ? 1 : 0)
+        let seconds = milliseconds / 1000 - (milliseconds % 1000 < 0 ? 1 : 0)
+        let fraction = milliseconds - seconds * 1000
+        let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(withoutFraction)
+        guard whole.hasSuffix("Z") else { return date.formatted(withFraction) }
+        let digits = String(fraction)
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     /// Instants from 0001-01-01 to 9999-12-31 (UTC), the years RFC 3339 writes with four digits.
