@@ -36,7 +36,10 @@ struct LedgerMonitor {
             } catch {
                 throw CLIError("the trusted head in '\(trustedHeadPath)' does not verify: \(error)")
             }
-            guard old.size <= head.size else { throw CLIError("the log shrank from \(old.size) to \(head.size) entries since the trusted head") }
+            guard old.size <= head.size else {
+                throw CLIError("the log was rolled back from \(old.size) to \(head.size) entries since the trusted head: "
+                               + "the first missing sequence number is \(head.size)")
+            }
             if old.size == head.size {
                 guard old.rootHash == head.rootHash else { throw CLIError("the log has another root at the same size \(head.size): history was rewritten") }
             } else if old.size > 0 {

@@ -205,7 +205,7 @@ import TestSupport
             let bigger = try SignedNote.sign(text: Checkpoint(origin: "monitor.test/log", size: 10, rootHash: SHA256.digest([1])).text, name: "monitor.test/log", key: signing)
             try bigger.write(to: headFile, atomically: true, encoding: .utf8)
             let shrunk = try await monitor()
-            #expect(shrunk.status == 1 && shrunk.stderr.contains("the log shrank from 10 to 4"), "\(shrunk.stderr)")
+            #expect(shrunk.status == 1 && shrunk.stderr.contains("rolled back from 10 to 4 entries") && shrunk.stderr.contains("first missing sequence number is 4"), "\(shrunk.stderr)")
             let wrongKey = folder.appendingPathComponent("other.pub")
             try Base64.encode(try Ed25519PrivateKey().publicKey.rawRepresentation).write(to: wrongKey, atomically: true, encoding: .utf8)
             let impostor = try await runProcess(RepositoryPaths.executable, ["verify", "--url", url, "--key", wrongKey.path], environment: environment)

@@ -320,11 +320,15 @@ public struct LedgerVerifier: Sendable {
             throw fail("trusted head", nil, "its signature does not verify: \(error)")
         }
         let size = Int64(levels[0].count)
+        // A database restored from a backup older than a published checkpoint is a rollback: the
+        // entries from its size on were acknowledged, and are gone.
         guard checkpoint.size <= size else {
-            throw fail("trusted head", checkpoint.size, "the database holds \(size) entries, fewer than the trusted head's \(checkpoint.size): the log was truncated")
+            throw fail("trusted head", size, "the log was rolled back or truncated: the database holds \(size) entries, the trusted head "
+                       + "covers \(checkpoint.size); the first missing sequence number is \(size)")
         }
         guard Self.root(size: checkpoint.size, levels: levels) == checkpoint.rootHash else {
-            throw fail("trusted head", checkpoint.size, "the database's first \(checkpoint.size) entries do not have the trusted root: history was rewritten")
+            throw fail("trusted head", checkpoint.size, "the database's first \(checkpoint.size) entries do not have the trusted root: history was "
+                       + "rewritten (or rolled back and written again)")
         }
         return checkpoint.size
     }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fault injection under load: many clients write through a round-robin in front of two server
+# instances while instances are killed, PostgreSQL crashes and its connections are cut; afterwards
+# every operation is accounted for (Tests/Faults/faults.py says what is checked). Exits non-zero on
+# any violation.
+#   Tests/Faults/run.sh [short|long|rollback|replica] [extra flags]
+# short (CI): ~2 minutes, a dozen faults. long (by hand, for RESULTS.md): 20 minutes, hundreds of faults.
+# rollback (CI): the database restored from a base backup older than a published checkpoint is
+# caught by `careledger verify --database` and by a monitor (Tests/Faults/rollback.py).
+# replica (CI): a hot standby made with pg_basebackup -R serves the reads that tolerate lag, and
+# only those (Tests/Faults/replica.py).
+# BIN: a careledger binary to use (default: build the release one; CI passes its debug build).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+form="${1:-short}"
+shift || true
+case "$form" in
+short) flags=(--seconds 75 --clients 12 --fault-every 4 6) ;;
+long) flags=(--seconds 1200 --clients 24 --fault-every 2 5) ;;
+rollback | replica) flags=() ;;
+*) echo "usage: Tests/Faults/run.sh [short|long|rollback|replica] [extra flags]" >&2; exit 64 ;;
+esac
+
+if [ -z "${BIN:-}" ]; then
+    swift build -c release --product careledger >/dev/null
+    BIN=.build/release/careledger
+fi
+work="$(mktemp -d "${TMPDIR:-/tmp}/careledger-faults.XXXXXX")"
+[ "$(id -u)" -eq 0 ] && chmod 755 "$work"
+cleanup() {
+    deploy/lib/pg-cluster.sh stop "$work/standby" >/dev/null 2>&1 || true
+    deploy/lib/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1 || true
+    [ -n "${KEEP_FAULTS_WORK:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# Default durability (fsync, synchronous commit): a crash must not lose what was acknowledged.
+DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/pg" careledger)"
+export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
+export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FILE="$work/master.key"
+"$BIN" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
+"$BIN" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
+"$BIN" migrate >/dev/null
+admin_key=$("$BIN" admin bootstrap | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])')
+
+script=Tests/Faults/faults.py
+case "$form" in rollback | replica) script="Tests/Faults/$form.py" ;; esac
+python3 "$script" --bin "$BIN" --cluster "$work/pg" --work "$work" --admin-key "$admin_key" ${flags[@]+"${flags[@]}"} "$@"
