@@ -35,5 +35,11 @@ log "running tests"
 # A hung test fails the run within minutes, naming itself, instead of running into CI's limit.
 deploy/lib/test-watchdog.py --idle "${CARELEDGER_TEST_IDLE_SECONDS:-300}" --limit "${CARELEDGER_TEST_LIMIT_SECONDS:-2400}" -- \
     swift test --skip-build
+# Real faults against real processes and clusters (Tests/Faults): crashes under load accounted for,
+# a rollback caught, a hot standby serving only what tolerates lag.
+for form in short rollback replica; do
+    log "faults: $form"
+    BIN=.build/debug/careledger timeout 10m Tests/Faults/run.sh "$form"
+done
 log "fuzzing the request decoder and the router briefly"
 Tests/Fuzz/run.sh "${CARELEDGER_FUZZ_SECONDS:-15}"

@@ -20,8 +20,13 @@ struct DatabaseOptions {
 
     /// Where DATABASE_URL is explained in help texts.
     static let environmentNote = "Reads DATABASE_URL (a libpq URI or conninfo string) from the environment."
+    /// Where DATABASE_REPLICA_URL is explained in `serve`'s help.
+    static let replicaNote = "DATABASE_REPLICA_URL, when set, names a hot standby of that database: it serves ledger entries, proofs and\n"
+        + "checkpoints at sizes it has replayed, and feeds past their cursor; every other read, and every write, goes to DATABASE_URL."
 
     let pool: PostgresPool.Configuration
+    /// The hot standby's pool, sized like the primary's, when DATABASE_REPLICA_URL is set.
+    let replica: PostgresPool.Configuration?
     let migrationsDirectory: String
 
     init(_ parsed: ParsedArguments, environment: [String: String]) throws(CLIError) {
@@ -33,6 +38,13 @@ struct DatabaseOptions {
         pool.acquireTimeout = .milliseconds(try parsed.integer(Self.acquireTimeout, environment, in: 1...600_000))
         pool.multiplexing = !parsed.flags.contains(Self.noPipelinesFlag.name)
         self.pool = pool
+        if let replicaURL = environment["DATABASE_REPLICA_URL"], !replicaURL.isEmpty {
+            var replica = pool
+            replica.conninfo = replicaURL
+            self.replica = replica
+        } else {
+            replica = nil
+        }
         let directory = parsed.value(of: Self.migrationsDirectory, environment: environment) ?? ""
         guard !directory.isEmpty else { throw CLIError("--migrations-dir must not be empty") }
         migrationsDirectory = directory

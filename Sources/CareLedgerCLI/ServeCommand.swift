@@ -82,7 +82,7 @@ struct ServeCommand: Command {
             + "in-flight requests and exit. Applies pending migrations first unless --no-migrate.\n"
             + "Each setting comes from its flag, else its environment variable, else the config file,\n"
             + "else its default; secrets only from files or the environment, never from flags.\n"
-            + DatabaseOptions.environmentNote,
+            + DatabaseOptions.environmentNote + "\n" + DatabaseOptions.replicaNote,
         options: options,
         flags: [("no-migrate", "Do not apply migrations at start (another instance or a deploy step does)."), LedgerOptions.publicFlag,
                 DatabaseOptions.noPipelinesFlag])
@@ -180,7 +180,8 @@ struct ServeCommand: Command {
             let report = try await Migrator(pool: pool).migrate(migrations)
             log.log(.info, "migrated", [("applied", .int(report.applied.count)), ("total", .int(migrations.count))])
         }
-        let ledger = try LedgerService(pool: pool, signer: signer, settings: ledgerSettings, log: log)
+        let ledger = try LedgerService(pool: pool, replica: database.replica.map(PostgresPool.init(configuration:)), signer: signer,
+                                       settings: ledgerSettings, log: log)
         ledger.start()
         let httpMetrics = HTTPMetrics()
         let router = try Application.makeRouter(ApplicationContext(

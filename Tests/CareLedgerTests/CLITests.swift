@@ -12,6 +12,8 @@ import Testing
             Each setting comes from its flag, else its environment variable, else the config file,
             else its default; secrets only from files or the environment, never from flags.
             Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
+            DATABASE_REPLICA_URL, when set, names a hot standby of that database: it serves ledger entries, proofs and
+            checkpoints at sizes it has replayed, and feeds past their cursor; every other read, and every write, goes to DATABASE_URL.
 
             OPTIONS:
               --config <file>

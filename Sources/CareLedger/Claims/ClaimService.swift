@@ -140,10 +140,10 @@ struct ClaimService: Sendable {
     /// hospital's (its adjudications), in ledger order, with each event's document; each delivery
     /// is recorded in the audit trail.
     func feed(responses: Bool, _ feed: LedgerFeed, _ call: CallContext) async throws -> (page: LedgerFeed.Page<ClaimEventRow>, documents: [Int64: [UInt8]]) {
-        let page = try await feed.poll(ledger, seq: { $0.seq ?? -1 }) { seqs, limit in
+        let page = try await feed.poll(ledger, seq: { $0.seq ?? -1 }) { seqs, limit, source in
             responses
-                ? try await store.responseFeed(hospitalOrg: call.caller.orgId, seqs: seqs, limit: limit, on: pool)
-                : try await store.insurerFeed(insurerOrg: call.caller.orgId, seqs: seqs, limit: limit, on: pool)
+                ? try await store.responseFeed(hospitalOrg: call.caller.orgId, seqs: seqs, limit: limit, on: source)
+                : try await store.insurerFeed(insurerOrg: call.caller.orgId, seqs: seqs, limit: limit, on: source)
         }
         let opened = try await documents.open(page.shown, on: pool)
         let reason = responses ? "claim responses feed" : "claims feed"

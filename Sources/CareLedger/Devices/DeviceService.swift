@@ -297,8 +297,8 @@ struct DeviceService: Sendable {
 
     func alerts(_ feed: LedgerFeed, _ call: CallContext) async throws -> LedgerFeed.Page<(alert: DeviceAlert, seq: Int64)> {
         let org = call.caller.orgId, national = call.caller.role == .national
-        return try await feed.poll(ledger, seq: { $0.seq }) { seqs, limit in
-            try await store.alertFeed(org: org, national: national, seqs: seqs, limit: limit, on: pool)
+        return try await feed.poll(ledger, seq: { $0.seq }) { seqs, limit, source in
+            try await store.alertFeed(org: org, national: national, seqs: seqs, limit: limit, on: source)
         }
     }
 }

@@ -91,8 +91,8 @@ final class ExchangeService: Sendable {
 
     /// The caller's inbox or outbox in ledger order, from `feed`'s cursor.
     func box(inbox: Bool, _ feed: LedgerFeed, _ call: CallContext) async throws -> LedgerFeed.Page<ExchangeStore.BoxRow> {
-        try await feed.poll(ledger, seq: \.seq) { seqs, limit in
-            try await store.box(orgId: call.caller.orgId, inbox: inbox, seqs: seqs, limit: limit, on: pool)
+        try await feed.poll(ledger, seq: \.seq) { seqs, limit, source in
+            try await store.box(orgId: call.caller.orgId, inbox: inbox, seqs: seqs, limit: limit, on: source)
         }
     }
 

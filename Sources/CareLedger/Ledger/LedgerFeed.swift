@@ -1,3 +1,5 @@
+import Postgres
+
 /// A list clients poll in ledger order (`after`, `limit`, and `wait` up to 30 s). The cursor is the
 /// seq of an item's ledger entry. The sequencer assigns seqs only to committed transactions, in
 /// batches that become visible whole and in order, so everything after a cursor that will ever
@@ -34,17 +36,21 @@ struct LedgerFeed {
         self.wait = wait
     }
 
-    /// The page after the cursor. `fetch` gets a range of seqs, all visible, and returns the
-    /// caller's items in it in seq order (at most the given count); when there are none yet, waits
-    /// for sequenced batches until one brings some or `wait` is over.
+    /// The page after the cursor. `fetch` gets a range of seqs, all visible on the pool it is
+    /// given, and returns the caller's items in it in seq order (at most the given count); when
+    /// there are none yet, waits for sequenced batches until one brings some or `wait` is over.
+    /// The pool is the hot standby when it holds what the primary is known to have past the
+    /// cursor: a standby is a consistent past state of the primary, so its page is a gap-free
+    /// prefix of the primary's, and the next poll goes on from its cursor.
     func poll<Row>(_ ledger: LedgerService, seq: (Row) -> Int64,
-                   fetch: (_ seqs: ClosedRange<Int64>, _ limit: Int) async throws -> [Row]) async throws -> Page<Row> {
+                   fetch: (_ seqs: ClosedRange<Int64>, _ limit: Int, _ source: PostgresPool) async throws -> [Row]) async throws -> Page<Row> {
         let deadline = ContinuousClock.now + wait
         var scannedTo = afterSeq
         var windows = 0
         while true {
-            if let window = try await ledger.store.window(after: scannedTo, size: Self.scanWindow, on: ledger.pool) {
-                let rows = try await fetch(scannedTo + 1...window.last, limit + 1)
+            let source = await ledger.feedReads(after: scannedTo)
+            if let window = try await ledger.store.window(after: scannedTo, size: Self.scanWindow, on: source) {
+                let rows = try await fetch(scannedTo + 1...window.last, limit + 1, source)
                 if rows.count > limit {
                     let shown = Array(rows.prefix(limit))
                     let cursor = shown.last.map { String(seq($0)) }

@@ -32,20 +32,30 @@ public final class LedgerService: Sendable {
     private let cachedHead: HeadCache
     /// Wakes long polls whenever a batch is sequenced, here or on another instance.
     let batches: BatchNotifier
+    /// The hot standby that serves the reads tolerating lag, when there is one.
+    let replica: ReplicaReads?
+    /// The largest tree size known to be sequenced on the primary (by this instance, announced by
+    /// another, or read): what a feed's standby must hold before it answers instead of the primary.
+    private let primarySize: PrimarySize
 
     /// A service for the log in `pool`'s database, signing with `signer`. `conninfo` opens the
     /// sequencer's lock connection and the LISTEN connection; nothing starts before `start()`. A
     /// listener that cannot be made fails the service: one that ran without it would leave the
     /// sequencer and waiter to polling, or (as it once did) not start them at all.
-    public convenience init(pool: PostgresPool, signer: LedgerSigner, settings: Settings = Settings(), log: EventLog? = nil) throws(PostgresError) {
-        try self.init(pool: pool, signer: signer, settings: settings, log: log, channel: Self.channel)
+    /// With `replica`, a hot standby of that database serves the reads that tolerate lag (see `ReplicaReads`).
+    public convenience init(pool: PostgresPool, replica: PostgresPool? = nil, signer: LedgerSigner, settings: Settings = Settings(),
+                            log: EventLog? = nil) throws(PostgresError) {
+        try self.init(pool: pool, replica: replica, signer: signer, settings: settings, log: log, channel: Self.channel)
     }
 
     /// The NOTIFY channel batches are announced on.
     static let channel = "careledger_ledger"
 
-    init(pool: PostgresPool, signer: LedgerSigner, settings: Settings, log: EventLog?, channel: String) throws(PostgresError) {
+    init(pool: PostgresPool, replica: PostgresPool? = nil, signer: LedgerSigner, settings: Settings, log: EventLog?, channel: String) throws(PostgresError) {
         self.pool = pool
+        self.replica = replica.map { ReplicaReads(pool: $0) }
+        let primarySize = PrimarySize()
+        self.primarySize = primarySize
         self.signer = signer
         self.settings = settings
         let conninfo = pool.configuration.conninfo
@@ -60,6 +70,7 @@ public final class LedgerService: Sendable {
         sequencer = LedgerSequencer(
             pool: pool, conninfo: conninfo, signer: signer, settings: sequencerSettings,
             log: log, afterBatch: { entries in
+                if let last = entries.last { primarySize.raise(to: last.seq + 1) }
                 cachedHead.clear()
                 waiter.deliver(entries)
                 batches.notify()
@@ -74,6 +85,7 @@ public final class LedgerService: Sendable {
         let waiter = self.waiter
         let cachedHead = self.cachedHead
         let batches = self.batches
+        let primarySize = self.primarySize
         consumer.withLock {
             $0 = Task {
                 for await event in events {
@@ -81,6 +93,7 @@ public final class LedgerService: Sendable {
                     // the listener reconnected and may have missed one.
                     var treeSize: Int64?
                     if case .notification(_, let payload) = event { treeSize = Int64(payload) }
+                    if let treeSize { primarySize.raise(to: treeSize) }
                     // A batch sequenced here was announced to everyone here already.
                     guard waiter.sequenced(treeSize: treeSize) else { continue }
                     cachedHead.clear()
@@ -140,7 +153,10 @@ public final class LedgerService: Sendable {
     func latestHead() async throws -> LedgerHead? {
         if let head = cachedHead.current() { return head }
         let head = try await store.latestHead(on: pool)
-        if let head { cachedHead.store(head) }
+        if let head {
+            cachedHead.store(head)
+            primarySize.raise(to: head.treeSize)
+        }
         return head
     }
 
@@ -158,7 +174,7 @@ public final class LedgerService: Sendable {
     func signedHead(size: Int64?) async throws -> LedgerHead {
         guard let size else { return try await signedHead() }
         guard size >= 1 else { throw DomainError.invalid("A tree size must be a positive integer.") }
-        guard let head = try await store.head(size: size, on: pool) else {
+        guard let head = try await store.head(size: size, on: await reads(covering: size)) else {
             throw DomainError.notFound("No signed tree head of size \(size); use the size of a published checkpoint.")
         }
         return head
@@ -177,11 +193,11 @@ public final class LedgerService: Sendable {
         // Differences, not sums: `from` may be anything up to Int64.max, and `from + page` would trap.
         let page = requestedTo == nil ? Self.defaultPage : Self.maximumPage
         let to = end - from <= page ? end : from + page
-        return (try await store.entries(from: from, to: to, on: pool), to < end ? to : nil)
+        return (try await store.entries(from: from, to: to, on: await reads(covering: to)), to < end ? to : nil)
     }
 
     func entry(seq: Int64) async throws -> LedgerEntryRow {
-        guard seq >= 0, let entry = try await store.entry(seq: seq, on: pool) else {
+        guard seq >= 0, let entry = try await store.entry(seq: seq, on: await reads(covering: seq < Int64.max ? seq + 1 : seq)) else {
             throw DomainError.notFound("No entry with that sequence number yet.")
         }
         return entry
@@ -200,8 +216,9 @@ public final class LedgerService: Sendable {
     func consistencyProof(from: Int64, to: Int64?) async throws -> (head: LedgerHead, fromHead: LedgerHead?, path: [[UInt8]]) {
         let head = try await signedHead(size: to)
         guard from <= head.treeSize else { throw DomainError.invalid("'from' must not exceed 'to' (\(head.treeSize)).") }
-        let path = try await proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: pool)
-        return (head, try await store.head(size: from, on: pool), path)
+        let source = await reads(covering: head.treeSize)
+        let path = try await proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: source)
+        return (head, try await store.head(size: from, on: source), path)
     }
 
     /// A receipt for the entry at `seq` against the latest signed head, or nil if it is not in it yet.
@@ -233,9 +250,22 @@ public final class LedgerService: Sendable {
     /// entry is not there.
     func inclusion(seq: Int64, size: Int64) async throws -> (entry: [UInt8], leafHash: [UInt8], proof: [[UInt8]])? {
         let ranges = try ProofShape.inclusion(index: seq, size: size)
-        let fetched = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), entrySeq: seq, on: pool)
+        let fetched = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), entrySeq: seq, on: await reads(covering: size))
         guard let entry = fetched.entry else { return nil }
         return (entry.bytes, entry.leafHash, try Self.fold(ranges, fetched.hashes))
+    }
+
+    /// Where a read of the first `size` entries goes: the standby when it holds them, else the primary.
+    func reads(covering size: Int64) async -> PostgresPool {
+        guard let replica else { return pool }
+        return await replica.pool(covering: size, else: pool)
+    }
+
+    /// Where a feed polled after `seq` reads: the standby when it has what the primary is known to
+    /// have past the cursor, else the primary.
+    func feedReads(after seq: Int64) async -> PostgresPool {
+        guard let replica else { return pool }
+        return await replica.pool(feedAfter: seq, primarySize: primarySize.value, else: pool)
     }
 
     private static func fold(_ ranges: [LeafRange], _ hashes: [NodeID: [UInt8]]) throws -> [[UInt8]] {
@@ -245,6 +275,17 @@ public final class LedgerService: Sendable {
                 return hash
             }
         }
+    }
+}
+
+/// The largest tree size seen; it only grows.
+final class PrimarySize: Sendable {
+    private let size = Atomic<Int64>(0)
+
+    var value: Int64 { size.load(ordering: .relaxed) }
+
+    func raise(to treeSize: Int64) {
+        _ = size.max(treeSize, ordering: .relaxed)
     }
 }
 

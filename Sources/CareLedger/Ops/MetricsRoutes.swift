@@ -47,6 +47,12 @@ enum MetricsRoutes {
             out.single("careledger_ledger_queued", .gauge, help: "Committed entries waiting to be sequenced.", queue.count)
             out.single("careledger_ledger_sequencing_lag_seconds", .gauge, help: "Age of the oldest entry waiting to be sequenced (0 when none).",
                        queue.oldestAgeSeconds)
+            if let replica = ledger.replica {
+                out.family("careledger_replica_reads_total", .counter, help: "Reads that tolerate lag, by the database that served them.")
+                out.sample("careledger_replica_reads_total", [("served_by", "replica")], replica.servedByReplica.load(ordering: .relaxed))
+                out.sample("careledger_replica_reads_total", [("served_by", "primary")], replica.servedByPrimary.load(ordering: .relaxed))
+                out.single("careledger_replica_ledger_entries", .gauge, help: "The tree size the hot standby was last seen to hold.", replica.knownSize)
+            }
             service.render(into: &out)
             let text = out.text
             return Response(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: Array(text.utf8))

@@ -119,8 +119,8 @@ extension SupplyService {
 
     func alerts(_ feed: LedgerFeed, _ call: CallContext) async throws -> LedgerFeed.Page<(alert: SupplyAlert, seq: Int64)> {
         let org = call.caller.orgId, national = Self.isRegulator(call)
-        return try await feed.poll(ledger, seq: { $0.seq }) { seqs, limit in
-            try await store.alertFeed(org: org, national: national, seqs: seqs, limit: limit, on: pool)
+        return try await feed.poll(ledger, seq: { $0.seq }) { seqs, limit, source in
+            try await store.alertFeed(org: org, national: national, seqs: seqs, limit: limit, on: source)
         }
     }
 
