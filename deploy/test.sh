@@ -36,8 +36,8 @@ log "running tests"
 deploy/lib/test-watchdog.py --idle "${CARELEDGER_TEST_IDLE_SECONDS:-300}" --limit "${CARELEDGER_TEST_LIMIT_SECONDS:-2400}" -- \
     swift test --skip-build
 # Real faults against real processes and clusters (Tests/Faults): crashes under load accounted for,
-# a rollback caught, a hot standby serving only what tolerates lag.
-for form in short rollback replica; do
+# a rollback caught, a hot standby serving only what tolerates lag, limits shared by two instances.
+for form in short rollback replica limits; do
     log "faults: $form"
     BIN=.build/debug/careledger timeout 10m Tests/Faults/run.sh "$form"
 done

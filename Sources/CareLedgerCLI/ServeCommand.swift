@@ -187,8 +187,14 @@ struct ServeCommand: Command {
         let router = try Application.makeRouter(ApplicationContext(
             pool: pool, migrations: migrations, log: log, ledger: ledger, patientKeys: patientKeys, limits: limits, httpMetrics: httpMetrics,
             metricsAccess: metricsAccess, prescribing: prescribing, supply: supply))
+        // Every instance against this database shares the key rates, failure budgets and
+        // per-address connections: N instances must not mean N times the limit.
+        let shared = DeploymentLimits(pool: pool, limits: limits, log: log)
+        var configuration = self.configuration
+        configuration.connectionsElsewhere = shared
         let server = HTTPServer(configuration: configuration, responder: router, accessLog: AccessLog(sink: sink), metrics: httpMetrics)
         let port = try server.start()
+        shared.start { server.openConnectionsByAddress() }
         log.log(.info, "listening", [("host", .string(configuration.host)), ("port", .int(port)), ("tls", .string(tls != nil ? "on" : "off"))])
         let tls = self.tls
         signal(SIGHUP, SIG_IGN)
@@ -217,6 +223,7 @@ struct ServeCommand: Command {
         await server.waitUntilStopped()
         signals.forEach { $0.cancel() }
         reload.cancel()
+        shared.stop()
         await ledger.stop()
         log.log(.info, "stopped")
         return 0

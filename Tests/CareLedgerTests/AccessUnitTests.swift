@@ -88,6 +88,19 @@ import Testing
         #expect(slow.retryAfter("a", capacity: 2, now: start) == 30)
     }
 
+    @Test func tokensTakenElsewhereAreMissingHereAndTakenOnesAreReported() {
+        let limiter = RateLimiter(period: .seconds(1))
+        let start = ContinuousClock.now
+        limiter.charge("k", tokens: 4, now: start)
+        #expect(limiter.take("k", capacity: 5, now: start) == nil)
+        #expect(limiter.take("k", capacity: 5, now: start) == 1, "four taken elsewhere and one here empty a bucket of five")
+        #expect(limiter.take("k", capacity: 5, now: start + .milliseconds(200)) == nil, "and it refills as usual")
+        limiter.charge("k", tokens: 3, now: start + .milliseconds(200))
+        #expect(limiter.retryAfter("k", capacity: 5, now: start + .milliseconds(200)) == 1)
+        #expect(limiter.drainTaken() == ["k": 2])
+        #expect(limiter.drainTaken() == [:], "each grant is reported once")
+    }
+
     @Test func theBucketTableStaysBounded() {
         let limiter = RateLimiter(period: .seconds(1), maximumTracked: 10)
         let start = ContinuousClock.now

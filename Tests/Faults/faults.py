@@ -134,14 +134,14 @@ class Cluster:
 class Instance:
     """One `careledger serve` process on its own port."""
 
-    def __init__(self, binary, port, log_path, environment=None):
-        self.binary, self.port, self.log_path = binary, port, log_path
+    def __init__(self, binary, port, log_path, environment=None, extra=()):
+        self.binary, self.port, self.log_path, self.extra = binary, port, log_path, list(extra)
         self.environment = dict(os.environ, **(environment or {}))
         self.process = None
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([self.binary, "serve", "--port", str(self.port), "--no-migrate", "--key-rate-limit", "100000"],
+        self.process = subprocess.Popen([self.binary, "serve", "--port", str(self.port), "--no-migrate", "--key-rate-limit", "100000"] + self.extra,
                                         stdout=log, stderr=log, env=self.environment)
         log.close()
 

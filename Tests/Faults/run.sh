@@ -3,12 +3,13 @@
 # instances while instances are killed, PostgreSQL crashes and its connections are cut; afterwards
 # every operation is accounted for (Tests/Faults/faults.py says what is checked). Exits non-zero on
 # any violation.
-#   Tests/Faults/run.sh [short|long|rollback|replica] [extra flags]
+#   Tests/Faults/run.sh [short|long|rollback|replica|limits] [extra flags]
 # short (CI): ~2 minutes, a dozen faults. long (by hand, for RESULTS.md): 20 minutes, hundreds of faults.
 # rollback (CI): the database restored from a base backup older than a published checkpoint is
 # caught by `careledger verify --database` and by a monitor (Tests/Faults/rollback.py).
 # replica (CI): a hot standby made with pg_basebackup -R serves the reads that tolerate lag, and
 # only those (Tests/Faults/replica.py).
+# limits (CI): two instances share a key's rate, an address's failure budget and its connections.
 # BIN: a careledger binary to use (default: build the release one; CI passes its debug build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,8 +18,8 @@ shift || true
 case "$form" in
 short) flags=(--seconds 75 --clients 12 --fault-every 4 6) ;;
 long) flags=(--seconds 1200 --clients 24 --fault-every 2 5) ;;
-rollback | replica) flags=() ;;
-*) echo "usage: Tests/Faults/run.sh [short|long|rollback|replica] [extra flags]" >&2; exit 64 ;;
+rollback | replica | limits) flags=() ;;
+*) echo "usage: Tests/Faults/run.sh [short|long|rollback|replica|limits] [extra flags]" >&2; exit 64 ;;
 esac
 
 if [ -z "${BIN:-}" ]; then
@@ -44,5 +45,5 @@ export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FIL
 admin_key=$("$BIN" admin bootstrap | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])')
 
 script=Tests/Faults/faults.py
-case "$form" in rollback | replica) script="Tests/Faults/$form.py" ;; esac
+case "$form" in rollback | replica | limits) script="Tests/Faults/$form.py" ;; esac
 python3 "$script" --bin "$BIN" --cluster "$work/pg" --work "$work" --admin-key "$admin_key" ${flags[@]+"${flags[@]}"} "$@"

@@ -179,6 +179,27 @@ import Testing
         await test.stop()
     }
 
+    /// Connections another instance of the deployment holds from the same address take their
+    /// places here too, and its openConnectionsByAddress is what this one reports to the others.
+    @Test func connectionsHeldElsewhereCountAgainstTheAddressShare() async throws {
+        struct Elsewhere: ConnectionsElsewhere {
+            func openConnections(from address: String) -> Int { address == "127.0.0.1" ? 2 : 0 }
+        }
+        let test = try TestServer.start {
+            $0.maxConnectionsPerAddress = 3
+            $0.connectionsElsewhere = Elsewhere()
+        }
+        let first = try await test.connect()
+        try await first.send(get("/health"))
+        #expect(try await first.readReply().status == 200)
+        #expect(test.server.openConnectionsByAddress() == ["127.0.0.1": 1])
+        let second = try await test.connect()
+        let refused = try await second.readReply()
+        #expect(refused.status == 503, "two elsewhere and one here fill a share of three")
+        #expect(try await second.isClosedByServer())
+        await test.stop()
+    }
+
     @Test func aTrustedProxyIsExemptFromTheAddressShare() async throws {
         let test = try TestServer.start {
             $0.maxConnectionsPerAddress = 1

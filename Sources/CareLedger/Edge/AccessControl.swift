@@ -9,8 +9,18 @@ public struct AccessLimits: Sendable {
     /// attempts from the address answer 429 (unlooked-at when they carry no usable credential, and
     /// unaudited), while a request whose key verifies still goes through.
     public var authFailuresPerMinute = 20
+    /// The buckets every copy of these settings shares (and `DeploymentLimits` keeps in step with
+    /// the deployment's other instances).
+    let buckets = AccessBuckets()
 
     public init() {}
+}
+
+/// The token buckets of the request rate (per key, per second) and of failed authentications (per
+/// client address, per minute).
+final class AccessBuckets: Sendable {
+    let requests = RateLimiter(period: .seconds(1))
+    let failures = RateLimiter(period: .seconds(60))
 }
 
 /// Runs every protected request through the same gate, in this order: the key (or client
@@ -25,8 +35,6 @@ struct AccessControl: Sendable {
     let audit = AuditStore()
     let limits: AccessLimits
     let metrics = ServiceMetrics()
-    private let requestLimiter = RateLimiter(period: .seconds(1))
-    private let failureLimiter = RateLimiter(period: .seconds(60))
 
     init(pool: PostgresPool, limits: AccessLimits) {
         self.pool = pool
@@ -47,7 +55,7 @@ struct AccessControl: Sendable {
             caller = nil
         }
         guard let caller else {
-            if let retry = failureLimiter.take(address, capacity: limits.authFailuresPerMinute) {
+            if let retry = limits.buckets.failures.take(address, capacity: limits.authFailuresPerMinute) {
                 metrics.rateLimited()
                 throw APIError.rateLimited(retryAfterSeconds: retry)
             }
@@ -56,7 +64,7 @@ struct AccessControl: Sendable {
                 reason: "unauthenticated", clientAddress: address), on: pool)
             throw APIError.unauthenticated
         }
-        if let retry = requestLimiter.take(caller.keyId, capacity: caller.rateLimit ?? limits.keyRequestsPerSecond) {
+        if let retry = limits.buckets.requests.take(caller.keyId, capacity: caller.rateLimit ?? limits.keyRequestsPerSecond) {
             metrics.rateLimited()
             throw APIError.rateLimited(retryAfterSeconds: retry)
         }

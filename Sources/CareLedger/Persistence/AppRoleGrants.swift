@@ -11,6 +11,8 @@ public enum AppRoleGrants {
         case queue = "SELECT, INSERT, DELETE"
         case mutable = "SELECT, INSERT, UPDATE"
         case readOnly = "SELECT"
+        /// Soft state each instance rewrites and prunes.
+        case scratch = "SELECT, INSERT, UPDATE, DELETE"
     }
 
     static let tables: [String: Access] = [
@@ -32,6 +34,7 @@ public enum AppRoleGrants {
         "med_ingredient_classes": .readOnly, "med_products": .readOnly, "med_product_ingredients": .readOnly, "med_interactions": .readOnly,
         "med_controlled": .readOnly, "med_mme_factors": .readOnly,
         "schema_migrations": .readOnly,
+        "limit_usage": .scratch,
     ]
 
     /// Why the grants could not be made.

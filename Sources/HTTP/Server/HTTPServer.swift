@@ -57,6 +57,11 @@ public final class HTTPServer: Sendable {
         return port
     }
 
+    /// Open connections by client address, as the per-address limit counts them (empty before `start()`).
+    public func openConnectionsByAddress() -> [String: Int] {
+        contextBox.withLock { $0 }?.openByAddress() ?? [:]
+    }
+
     /// Checks every connection's deadlines now, on the configured clock, and returns once done (the
     /// periodic check does the same every `checkInterval`; tests that move their clock call this).
     public func checkTimeouts() async {

@@ -19,6 +19,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// starve the rest; one more is answered 503 and closed. Trusted proxies are exempt: they carry
     /// many clients' connections.
     public var maxConnectionsPerAddress: Int = 512
+    /// Connections other instances of the same deployment hold open, by client address: with it,
+    /// `maxConnectionsPerAddress` holds for the deployment as a whole, not for each instance.
+    public var connectionsElsewhere: (any ConnectionsElsewhere)?
     /// Proxies and load balancers whose `X-Forwarded-For` (or `Forwarded`) header names the client.
     /// Requests from any other peer are attributed to the peer, whatever they claim.
     public var trustedProxies = AddressSet()
@@ -39,4 +42,10 @@ public struct HTTPServerConfiguration: Sendable {
 
     /// The defaults above.
     public init() {}
+}
+
+/// What other instances of one deployment report of their open connections, by client address.
+/// Asked on every accepted connection, on an event loop: it answers from memory and never blocks.
+public protocol ConnectionsElsewhere: Sendable {
+    func openConnections(from address: String) -> Int
 }

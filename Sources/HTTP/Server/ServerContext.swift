@@ -37,9 +37,10 @@ final class ServerContext: Sendable {
     /// Whether one more connection from `peer` fits its address's share; if so it is counted.
     func admit(peer: String) -> Bool {
         guard !configuration.trustedProxies.contains(peer) else { return true }
+        let elsewhere = configuration.connectionsElsewhere?.openConnections(from: peer) ?? 0
         return perAddress.withLock { counts in
             let open = counts[peer, default: 0]
-            guard open < configuration.maxConnectionsPerAddress else { return false }
+            guard open < configuration.maxConnectionsPerAddress - min(elsewhere, configuration.maxConnectionsPerAddress) else { return false }
             counts[peer] = open + 1
             return true
         }
@@ -52,6 +53,11 @@ final class ServerContext: Sendable {
             let open = counts[peer, default: 0]
             if open <= 1 { counts[peer] = nil } else { counts[peer] = open - 1 }
         }
+    }
+
+    /// Open connections by client address (trusted proxies not counted).
+    func openByAddress() -> [String: Int] {
+        perAddress.withLock { $0 }
     }
 
     /// Called once per connection when its descriptor is closed.
