@@ -158,6 +158,36 @@ import TestSupport
         }
     }
 
+    /// A registration and an RFID batch retried with their Idempotency-Keys answer what the first
+    /// ones did, the device as it was registered even after it moved, and write nothing again.
+    @Test func retriedRegistrationsAndReaderBatchesAnswerTheFirstOnes() async throws {
+        try await APIHarness.with { api in
+            let w = try await World.make(api)
+            let tag = "urn:epc:id:giai:0614141.4242"
+            let body = #"{"resource":\#(DeviceWorld.device()),"type":"infusion-pump","location":"ICU","rfidTag":"\#(tag)"}"#
+            let key = [("Idempotency-Key", "register-1")]
+            let first = await api.call(.post, "/v1/devices", key: w.hospitalA, body: body, headers: key)
+            #expect(first.status == 201, "\(first.text)")
+            let id = try #require(first["id"])
+            #expect(await w.move(id, "available").status == 201)
+            let again = await api.call(.post, "/v1/devices", key: w.hospitalA, body: body, headers: key)
+            #expect(again.status == 201 && again["id"] == id && again["status"] == "received" && again["updatedAt"] == first["updatedAt"], "\(again.text)")
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM devices")[0].decode("n", as: Int.self) == 1)
+
+            let reads = #"{"readerId":"icu-door","reads":[{"epc":"\#(tag)","time":"\#(Timestamp.format(Date()))"},{"epc":"urn:epc:id:giai:0614141.99","time":"\#(Timestamp.format(Date()))"}]}"#
+            let batchKey = [("Idempotency-Key", "reads-1")]
+            let batch = await api.call(.post, "/v1/devices/rfid-reads", key: w.hospitalA, body: reads, headers: batchKey)
+            let retried = await api.call(.post, "/v1/devices/rfid-reads", key: w.hospitalA, body: reads, headers: batchKey)
+            #expect(batch.status == 201 && batch.json["unknownTags"] as? Int == 1 && batch.json["alertsRaised"] as? Int == 1, "\(batch.text)")
+            for field in ["batch", "reads", "sightings", "devicesSeen", "unknownTags", "alertsRaised"] {
+                #expect(String(describing: retried.json[field]) == String(describing: batch.json[field]), "\(field): \(retried.text)")
+            }
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM rfid_batches")[0].decode("n", as: Int.self) == 1)
+            let other = #"{"readerId":"icu-door","reads":[{"epc":"\#(tag)","time":"\#(Timestamp.format(Date()))"}]}"#
+            #expect(await api.call(.post, "/v1/devices/rfid-reads", key: w.hospitalA, body: other, headers: batchKey).status == 409)
+        }
+    }
+
     @Test func repeatsOfATagAtAReaderCollapseWithinTheWindow() async throws {
         try await APIHarness.with { api in
             let w = try await World.make(api)

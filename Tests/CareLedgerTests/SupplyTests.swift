@@ -85,6 +85,27 @@ import TestSupport
         }
     }
 
+    /// A capture retried with its Idempotency-Key answers the first job, alerts raised included,
+    /// and captures nothing again; the key with another document is refused.
+    @Test func aRetriedCaptureAnswersTheFirstJob() async throws {
+        try await APIHarness.with { api in
+            let world = try await World.make(api)
+            try await world.commission(["I1"])
+            // Commissioning I1 again is stored, marked and raises an alert.
+            let twice = World.document([World.event([World.sgtin("I1")], bizStep: "commissioning", at: world.plant, action: "ADD")])
+            let headers = [("GS1-EPCIS-Version", "2.0.0"), ("Idempotency-Key", "capture-1")]
+            let first = await api.call(.post, "/v1/epcis/capture", key: world.manufacturer, body: twice, headers: headers)
+            let again = await api.call(.post, "/v1/epcis/capture", key: world.manufacturer, body: twice, headers: headers)
+            #expect(first.status == 202 && first.json["alertsRaised"] as? Int == 1, "\(first.text)")
+            #expect(again.status == 202 && again["captureID"] == first["captureID"] && again.json["alertsRaised"] as? Int == 1, "\(again.text)")
+            #expect(again["status"] == first["status"] && again["createdAt"] == first["createdAt"] && again["finishedAt"] == first["finishedAt"])
+            let other = World.document([World.event([World.sgtin("I2")], bizStep: "commissioning", at: world.plant, action: "ADD")])
+            #expect(await api.call(.post, "/v1/epcis/capture", key: world.manufacturer, body: other, headers: headers).status == 409)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM epcis_captures")[0].decode("n", as: Int.self) == 2)
+            #expect(try await api.pool.query("SELECT count(*) AS n FROM supply_alerts")[0].decode("n", as: Int.self) == 1)
+        }
+    }
+
     @Test func custodyFollowsTheRulesAndEveryBreakRaisesAnAlert() async throws {
         try await APIHarness.with { api in
             let w = try await World.make(api)

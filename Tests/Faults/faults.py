@@ -11,13 +11,16 @@ Afterwards, with the faults healed, every operation is acknowledged (its last an
 (answered, last answer not 2xx) or unknown (an attempt went unanswered and no later one answered).
 Checked, each a violation when it does not hold:
   - every acknowledged write exists, under its key, with the id it was answered with;
-  - per kind, the rows that exist equal the keys recorded: nothing exists twice, acknowledged or
+  - per table, the rows that exist equal the keys recorded: nothing exists twice, acknowledged or
     unknown, and nothing exists without its key;
   - a write that was only ever refused with a 4xx does not exist;
   - every acknowledged write, replayed with its key, answers the same;
   - the ledger is dense (seq 0..n-1, queue drained) and `careledger verify --database` exits 0;
-  - the claims feed, the claim responses feed and the exchange inbox, walked from their first
-    cursor, deliver every committed item exactly once, in ledger order.
+  - the claims feed, the claim responses feed, the exchange inbox and the supply and device alert
+    feeds, walked from their first cursor, deliver every committed item exactly once, in ledger order.
+The writes: exchanges, consent grants and revocations, claims, cancellations, adjudications,
+prescriptions, fills, EPCIS captures (commissioning, shipping, receiving, commissioning twice),
+device registrations and RFID batches.
 Prints the counts as a table; exits 1 on any violation.
 
 Standard library only. Run by Tests/Faults/run.sh, which makes the cluster, keys and admin key.
@@ -36,8 +39,42 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 DRUGS = ["311372", "1094107", "1049630", "309097", "309045"]
 PATIENT_SYSTEM = "urn:careledger:faults"
 EVIDENCE = "sha256:" + "e" * 64
+# The supply chain: a manufacturer's company prefix, its plant and a wholesaler's warehouse.
+COMPANY_PREFIX = "4012345"
+ITEM_REFERENCE = "011111"
+EPCIS_HEADERS = [("GS1-EPCIS-Version", "2.0.0")]
 REQUEST_TIMEOUT = 10.0
 OPERATION_DEADLINE = 60.0
+
+
+def gln(twelve):
+    """A GLN: twelve digits and their GS1 mod-10 check digit."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(twelve)))
+    return twelve + str((10 - total % 10) % 10)
+
+
+PLANT, WAREHOUSE = gln("401234500011"), gln("402333300000")
+
+
+def site(number):
+    return f"urn:epc:id:sgln:{number[:7]}.{number[7:12]}.0"
+
+
+def party(number):
+    return f"urn:epc:id:pgln:{number[:7]}.{number[7:12]}"
+
+
+def epcis_event(serial, biz_step, at, second, action="OBSERVE", destination=None):
+    """An ObjectEvent for one pack; `second` makes each event's time (and so its hash id) its own."""
+    event = {"type": "ObjectEvent", "eventTime": f"2026-06-01T00:00:00.000Z", "eventTimeZoneOffset": "+00:00", "action": action,
+             "bizStep": biz_step, "readPoint": {"id": site(at)}, "epcList": [f"urn:epc:id:sgtin:{COMPANY_PREFIX}.{ITEM_REFERENCE}.{serial}"]}
+    event["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1780272000 + second)) + ".000Z"
+    if destination:
+        event["destinationList"] = [{"type": "owning_party", "destination": party(destination)}]
+    if biz_step == "commissioning":
+        event["ilmd"] = {"cbvmda:lotNumber": "L1", "cbvmda:itemExpirationDate": "2030-12-31"}
+    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument", "schemaVersion": "2.0",
+            "creationDate": "2026-06-01T00:00:00Z", "epcisBody": {"eventList": [event]}}
 
 
 class Closed(Exception):
@@ -238,11 +275,21 @@ class Client:
         raise RuntimeError(f"the instance on port {port} is not ready after {seconds} s")
 
 
+# Writes whose rows are one table's: the kinds that fill it (row counts are checked per table).
+CAPTURES = ("commission", "ship", "receive", "recommission")
+TABLES = {
+    "exchanges": ("exchange",), "consents": ("consent",), "claims": ("claim",), "claim_events WHERE kind = 'adjudicated'": ("adjudicate",),
+    "claim_events WHERE kind = 'cancelled'": ("cancel",), "prescriptions": ("prescribe",), "dispenses": ("dispense",),
+    "epcis_captures": CAPTURES, "devices": ("register",), "rfid_batches": ("rfid",),
+}
+
+
 class Operation:
-    def __init__(self, kind, key, method, path, body, idempotency_key):
+    def __init__(self, kind, key, method, path, body, idempotency_key, headers=()):
         self.kind, self.key, self.method, self.path = kind, key, method, path
         self.body = json.dumps(body, separators=(",", ":")).encode()
         self.idempotency_key = idempotency_key
+        self.headers = [("Idempotency-Key", idempotency_key)] + list(headers)
         self.answers = []  # status per attempt, None for no answer
         self.response = None
 
@@ -259,6 +306,10 @@ class Operation:
             return answer.get("claimId")
         if self.kind == "dispense":
             return f"{answer.get('prescription')}#{answer.get('fill')}"
+        if self.kind in CAPTURES:
+            return answer.get("captureID")
+        if self.kind == "rfid":
+            return answer.get("batch")
         return answer.get("id")
 
 
@@ -280,6 +331,9 @@ class Harness:
         self.faults = {}
         self.violations = []
         self.open_claims, self.open_prescriptions, self.granted_consents = [], [], []
+        # Packs by where they are in the chain, and registered devices' tags.
+        self.commissioned, self.shipped, self.tags = [], [], []
+        self.event_clock = 0
         self.http = Client(self.proxy_port)
         self.stopping = False
 
@@ -289,7 +343,7 @@ class Harness:
         admin = self.args.admin_key
         orgs, keys = {}, {}
         for name, kind in [("hospital_a", "hospital"), ("hospital_b", "hospital"), ("insurer", "insurer"), ("pharmacy", "pharmacy"),
-                           ("researcher", "hospital")]:
+                           ("researcher", "hospital"), ("maker", "manufacturer"), ("wholesaler", "distributor")]:
             orgs[name] = (await self.http.must("POST", "/v1/orgs", admin, {"name": f"Faults {name}", "kind": kind}))["id"]
             keys[name] = (await self.http.must("POST", f"/v1/orgs/{orgs[name]}/keys", admin,
                                           {"role": kind, "label": "faults", "rateLimitPerSecond": 100000}))["apiKey"]
@@ -302,18 +356,14 @@ class Harness:
                 await self.http.must("POST", f"/v1/patients/{patient_id}/consents", keys["hospital_a"],
                                 {"grantee": {"orgId": grantee}, "purposes": purposes, "categories": categories, "evidenceHash": EVIDENCE})
             self.patients.append(patient_id)
+        await self.http.must("POST", "/v1/supply/company-prefixes", admin, {"organization": orgs["maker"], "prefix": COMPANY_PREFIX})
+        for number, org in [(PLANT, "maker"), (WAREHOUSE, "wholesaler")]:
+            await self.http.must("POST", "/v1/supply/locations", admin, {"organization": orgs[org], "gln": number, "name": org})
+        await self.http.must("POST", "/v1/devices/locations", keys["hospital_a"], {"name": "Ward", "readers": ["ward-door"]})
         self.setup_counts = self.row_counts()
 
     def row_counts(self):
-        return {
-            "exchange": self.cluster.value("SELECT count(*) FROM exchanges"),
-            "consent": self.cluster.value("SELECT count(*) FROM consents"),
-            "claim": self.cluster.value("SELECT count(*) FROM claims"),
-            "adjudicate": self.cluster.value("SELECT count(*) FROM claim_events WHERE kind = 'adjudicated'"),
-            "cancel": self.cluster.value("SELECT count(*) FROM claim_events WHERE kind = 'cancelled'"),
-            "prescribe": self.cluster.value("SELECT count(*) FROM prescriptions"),
-            "dispense": self.cluster.value("SELECT count(*) FROM dispenses"),
-        }
+        return {table: self.cluster.value(f"SELECT count(*) FROM {table}") for table in TABLES}
 
     # --- the workload ------------------------------------------------------------------------
 
@@ -321,7 +371,11 @@ class Harness:
         tag = f"{client}-{sequence}"
         patient = self.random.choice(self.patients)
         keys, orgs = self.keys, self.orgs
-        choices = ["exchange", "exchange", "consent", "claim", "claim", "prescribe"]
+        choices = ["exchange", "exchange", "consent", "claim", "claim", "prescribe", "commission", "register", "rfid"]
+        if self.commissioned:
+            choices += ["ship", "recommission"]
+        if self.shipped:
+            choices.append("receive")
         if self.open_claims:
             choices += ["adjudicate", "adjudicate", "cancel"]
         if self.open_prescriptions:
@@ -336,6 +390,34 @@ class Harness:
                         "valueQuantity": {"value": self.random.randint(40, 140), "unit": "/min"}}
             body = {"to": orgs["hospital_b"], "patient": patient, "purpose": "TREAT", "category": "lab", "document": document}
             return Operation(kind, keys["hospital_a"], "POST", "/v1/exchanges", body, key)
+        if kind in CAPTURES:
+            self.event_clock += 1
+            if kind == "commission":
+                serial, org, document = tag, "maker", epcis_event(tag, "commissioning", PLANT, self.event_clock, action="ADD")
+            elif kind == "recommission":
+                # Commissioning a serial twice is stored, marked, and raises an alert.
+                serial, org = self.random.choice(self.commissioned + self.shipped), "maker"
+                document = epcis_event(serial, "commissioning", PLANT, self.event_clock, action="ADD")
+            elif kind == "ship":
+                serial = self.commissioned.pop(self.random.randrange(len(self.commissioned)))
+                org, document = "maker", epcis_event(serial, "shipping", PLANT, self.event_clock, destination=WAREHOUSE)
+            else:
+                serial = self.shipped.pop(self.random.randrange(len(self.shipped)))
+                org, document = "wholesaler", epcis_event(serial, "receiving", WAREHOUSE, self.event_clock)
+            operation = Operation(kind, keys[org], "POST", "/v1/epcis/capture", document, key, EPCIS_HEADERS)
+            operation.serial = serial
+            return operation
+        if kind == "register":
+            self.event_clock += 1
+            body = {"resource": {"resourceType": "Device", "status": "active"}, "type": "infusion-pump", "location": "Ward",
+                    "rfidTag": f"urn:epc:id:giai:{COMPANY_PREFIX}.{self.event_clock}{client}"}
+            return Operation(kind, keys["hospital_a"], "POST", "/v1/devices", body, key)
+        if kind == "rfid":
+            self.event_clock += 1
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+            tags = self.random.sample(self.tags, min(3, len(self.tags))) + [f"urn:epc:id:giai:{COMPANY_PREFIX}.9{self.event_clock}{client}"]
+            body = {"readerId": "ward-door", "reads": [{"epc": epc, "time": stamp} for epc in tags]}
+            return Operation(kind, keys["hospital_a"], "POST", "/v1/devices/rfid-reads", body, key)
         if kind == "consent":
             body = {"grantee": {"orgId": orgs["researcher"]}, "purposes": ["HRESCH"], "categories": ["lab"],
                     "provision": self.random.choice(["permit", "deny"]), "evidenceHash": EVIDENCE}
@@ -380,8 +462,7 @@ class Harness:
         pause = 0.05
         while True:
             try:
-                status, answer = await connection.request(operation.method, operation.path, operation.key, operation.body,
-                                                          [("Idempotency-Key", operation.idempotency_key)])
+                status, answer = await connection.request(operation.method, operation.path, operation.key, operation.body, operation.headers)
                 operation.answers.append(status)
                 operation.response = answer
                 if status < 500:
@@ -405,6 +486,12 @@ class Harness:
                 self.open_prescriptions.append((answer["id"], code))
         elif operation.kind == "consent":
             self.granted_consents.append(answer["id"])
+        elif operation.kind == "commission" and answer.get("success"):
+            self.commissioned.append(operation.serial)
+        elif operation.kind == "ship" and answer.get("success"):
+            self.shipped.append(operation.serial)
+        elif operation.kind == "register":
+            self.tags.append(json.loads(operation.body)["rfidTag"])
 
     async def client(self, number):
         connection, sequence = Connection(self.proxy_port), 0
@@ -469,7 +556,7 @@ class Harness:
         for org, key, resource in self.cluster.sql("SELECT org_id, key, resource_id FROM idempotency_keys"):
             recorded[(org, key)] = resource
         org_of_key = {self.keys[name]: self.orgs[name] for name in self.keys}
-        keyed_kinds = ["exchange", "consent", "claim", "adjudicate", "cancel", "prescribe", "dispense"]
+        keyed_kinds = [kind for kinds in TABLES.values() for kind in kinds]
         for operation in self.operations:
             if operation.kind not in keyed_kinds:
                 continue
@@ -482,11 +569,11 @@ class Harness:
             elif operation.outcome == "failed" and all(s is not None and s < 500 for s in operation.answers) and stored is not None:
                 self.violation("refused write stored", f"{operation.kind} {operation.idempotency_key} was refused ({operation.answers[-1]}) yet stored as {stored}")
         counts = self.row_counts()
-        for kind in keyed_kinds:
-            keys = sum(1 for (org, key) in recorded if key.startswith(kind + "-"))
-            created = counts[kind] - self.setup_counts[kind]
+        for table, kinds in TABLES.items():
+            keys = sum(1 for (org, key) in recorded if key.split("-")[0] in kinds)
+            created = counts[table] - self.setup_counts[table]
             if created != keys:
-                self.violation("rows without their key", f"{kind}: {created} rows created for {keys} keys recorded")
+                self.violation("rows without their key", f"{table}: {created} rows created for {keys} keys recorded")
         revoked = {op.path.split("/")[3] for op in self.operations if op.kind == "revoke" and op.outcome == "acknowledged"}
         if revoked:
             still = self.cluster.value("SELECT count(*) FROM consents WHERE revoked_at IS NULL AND id IN (%s)" % ",".join(f"'{r}'" for r in revoked))
@@ -504,7 +591,7 @@ class Harness:
         async def worker(share):
             connection = Connection(self.proxy_port)
             for operation in share:
-                again = Operation(operation.kind, operation.key, operation.method, operation.path, {}, operation.idempotency_key)
+                again = Operation(operation.kind, operation.key, operation.method, operation.path, {}, operation.idempotency_key, operation.headers[1:])
                 again.body = operation.body
                 await self.perform(connection, again)
                 if again.answers[-1] != operation.answers[-1] or comparable(again.response) != comparable(operation.response):
@@ -527,15 +614,15 @@ class Harness:
             self.violation("ledger", f"careledger verify --database exited {verify.returncode}: {(verify.stdout + verify.stderr)[-2000:]}")
 
     async def walk(self, path, key):
-        """Every item of a feed from its first cursor, following `cursor` until a page is empty."""
+        """Every item of a feed from its first cursor, following `cursor` until a page is empty and
+        says nothing more is waiting (an empty page may still say `next`: it scanned entries that
+        held nothing for the caller)."""
         items, cursor = [], None
         while True:
             separator = "&" if "?" in path else "?"
             page = await self.http.must("GET", path + (f"{separator}limit=200&after={cursor}" if cursor else f"{separator}limit=200"), key)
-            if not page["items"]:
-                return items
             items += page["items"]
-            if not page.get("cursor") or page["cursor"] == cursor:
+            if not page.get("cursor") or page["cursor"] == cursor or (not page["items"] and not page.get("next")):
                 return items
             cursor = page["cursor"]
 
@@ -570,6 +657,13 @@ class Harness:
             SELECT x.id FROM exchanges x JOIN ledger_entries l ON l.queue_id = x.sent_queue_id
             WHERE x.recipient_org = '{self.orgs["hospital_b"]}' ORDER BY l.seq""")
         self.in_order_once("exchange inbox", [(i["exchangeId"], i["ledgerSeq"]) for i in inbox], [row[0] for row in expected])
+        for name, path, key, table, seq_field in [("supply alerts feed", "/v1/supply/alerts", "maker", "supply_alerts", "cursor"),
+                                                   ("device alerts feed", "/v1/devices/alerts", "hospital_a", "device_alerts", "seq")]:
+            delivered = await self.walk(path, self.keys[key])
+            expected = self.cluster.sql(f"""
+                SELECT a.id FROM {table} a JOIN ledger_entries l ON l.queue_id = a.queue_id
+                WHERE '{self.orgs[key]}' = ANY(a.parties) ORDER BY l.seq""")
+            self.in_order_once(name, [(i["id"], int(i[seq_field])) for i in delivered], [row[0] for row in expected])
 
     def report(self, seconds):
         kinds = sorted({op.kind for op in self.operations})

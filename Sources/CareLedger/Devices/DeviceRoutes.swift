@@ -22,7 +22,7 @@ enum DeviceRoutes {
             let registration = DeviceService.Registration(
                 resource: resource, type: try optionalString(body, "type"), location: location, rfidTag: try optionalString(body, "rfidTag"),
                 owner: try optionalString(body, "owner"), telemetryInterval: interval)
-            let (device, entry) = try await service.register(registration, context.call)
+            let (device, entry) = try await service.register(registration, idempotency: try Idempotency.of(context.request), context.call)
             var response = Response.json(.created, try deviceJSON(device, ledger: entry.map(LedgerRef.init), history: nil))
             response.headers.add(name: "Location", value: "/v1/devices/\(device.id)")
             return response
@@ -95,7 +95,8 @@ enum DeviceRoutes {
 
         api.on(.post, "/v1/devices/rfid-reads", .devicesRFID) { context in
             let body = try JSONBody.parse(context.request, fields: ["readerId", "readPoint", "reads"])
-            let result = try await service.ingest(try RFIDBatch(body, limit: settings.maximumReads), context.call)
+            let result = try await service.ingest(try RFIDBatch(body, limit: settings.maximumReads), idempotency: try Idempotency.of(context.request),
+                                                  context.call)
             let entry = await ledger.sequencedEntry(queueId: result.queueId)
             return try JSONBody.response(.created, IngestView(result, ledger: entry.map(LedgerRef.init)))
         }

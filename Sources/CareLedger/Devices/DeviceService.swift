@@ -27,6 +27,7 @@ struct DeviceService: Sendable {
     let sweeps = SweepThrottle()
     let store = DeviceStore()
     let audit = AuditStore()
+    let idempotencyKeys = IdempotencyStore()
 
     struct Registration: Sendable {
         let resource: JSONValue
@@ -39,7 +40,25 @@ struct DeviceService: Sendable {
 
     // MARK: Registry
 
-    func register(_ registration: Registration, _ call: CallContext) async throws -> (device: StoredDevice, entry: LedgerEntryRow?) {
+    func register(_ registration: Registration, idempotency: Idempotency? = nil, _ call: CallContext) async throws -> (device: StoredDevice, entry: LedgerEntryRow?) {
+        try await idempotencyKeys.once(idempotency, orgId: call.caller.orgId, on: pool, replay: { try await replayRegistration($0, registration) }) {
+            try await registerOnce(registration, idempotency: idempotency, call)
+        }
+    }
+
+    /// A retried registration's answer: the device as it was registered (the same request, so the
+    /// same location), not as it has moved and been seen since.
+    private func replayRegistration(_ id: String, _ registration: Registration) async throws -> (device: StoredDevice, entry: LedgerEntryRow?) {
+        guard var device = try await store.device(id, lock: false, on: pool) else { throw DomainError.inconsistentStorage }
+        device.status = .received
+        device.location = registration.location
+        device.patientId = nil
+        (device.lastSeenAt, device.lastSeenLocation, device.lastSeenOrg, device.lastTelemetryAt) = (nil, nil, nil, nil)
+        device.updatedAt = device.createdAt
+        return (device, try await ledger.store.entries(queueIds: [device.queueId], on: pool)[device.queueId])
+    }
+
+    private func registerOnce(_ registration: Registration, idempotency: Idempotency?, _ call: CallContext) async throws -> (device: StoredDevice, entry: LedgerEntryRow?) {
         let now = Date()
         let fhir = try FHIRDevice(registration.resource, referenceYear: GS1Date.today.year)
         guard let type = registration.type ?? fhir.type, (1...100).contains(type.count) else {
@@ -64,6 +83,7 @@ struct DeviceService: Sendable {
                 throw DomainError.conflict("RFID tag \(epc ?? "") is already another device's.")
             }
             try await audit.record(call.permitted("device", device.id, reason: "registered for \(owner)"), on: transaction)
+            try await idempotencyKeys.record(idempotency, orgId: call.caller.orgId, resourceId: device.id, on: transaction)
             return queueId
         }
         device.queueId = queueId

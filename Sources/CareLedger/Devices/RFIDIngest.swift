@@ -94,12 +94,48 @@ extension DeviceService {
         let unknownTags: Int
         let alerts: Int
         let queueId: Int64
+
+        init(batchId: String, reads: Int, sightings: Int, devicesSeen: Int, unknownTags: Int, alerts: Int, queueId: Int64) {
+            (self.batchId, self.reads, self.sightings, self.devicesSeen) = (batchId, reads, sightings, devicesSeen)
+            (self.unknownTags, self.alerts, self.queueId) = (unknownTags, alerts, queueId)
+        }
+
+        /// Kept with the batch's Idempotency-Key, so a retry answers the same counts.
+        var answer: [UInt8] {
+            JCS.canonicalize(.object([
+                ("alerts", .number(Double(alerts))), ("batchId", .string(batchId)), ("devicesSeen", .number(Double(devicesSeen))),
+                ("queueId", .number(Double(queueId))), ("reads", .number(Double(reads))), ("sightings", .number(Double(sightings))),
+                ("unknownTags", .number(Double(unknownTags))),
+            ]))
+        }
+
+        init?(answer: [UInt8]) {
+            guard let value = try? JSONParser.parse(answer), let batchId = value["batchId"]?.stringValue else { return nil }
+            func count(_ name: String) -> Int? {
+                value[name]?.numberValue.flatMap { $0 >= 0 && $0 < 9e15 && $0.rounded() == $0 ? Int($0) : nil }
+            }
+            guard let reads = count("reads"), let sightings = count("sightings"), let devicesSeen = count("devicesSeen"),
+                  let unknownTags = count("unknownTags"), let alerts = count("alerts"), let queueId = count("queueId") else { return nil }
+            self.init(batchId: batchId, reads: reads, sightings: sightings, devicesSeen: devicesSeen, unknownTags: unknownTags, alerts: alerts,
+                      queueId: Int64(queueId))
+        }
     }
 
     /// Takes one reader batch: collapses repeats, moves last-seen forward, stores unknown tags, raises
     /// `unknown_tag` (once per organization and tag) and `left_owner` (once per stay away), and anchors
     /// the batch as one entry over its canonical form. All in one transaction per reader.
-    func ingest(_ batch: RFIDBatch, _ call: CallContext) async throws -> IngestResult {
+    func ingest(_ batch: RFIDBatch, idempotency: Idempotency? = nil, _ call: CallContext) async throws -> IngestResult {
+        try await idempotencyKeys.once(idempotency, orgId: call.caller.orgId, on: pool, replay: { id in
+            var answer: [UInt8]?
+            if let idempotency { answer = try await idempotencyKeys.answer(idempotency, orgId: call.caller.orgId, on: pool) }
+            guard let answer, let result = IngestResult(answer: answer) else { throw DomainError.inconsistentStorage }
+            return result
+        }) {
+            try await ingestOnce(batch, idempotency: idempotency, call)
+        }
+    }
+
+    private func ingestOnce(_ batch: RFIDBatch, idempotency: Idempotency?, _ call: CallContext) async throws -> IngestResult {
         let org = call.caller.orgId
         let now = Date()
         let id = ResourceID.generate("rfb", now: now)
@@ -146,8 +182,10 @@ extension DeviceService {
                                     parties: [org], at: now))
             }
             try await store.insert(alerts, on: transaction)
-            return IngestResult(batchId: id, reads: batch.reads.count, sightings: sightings.count, devicesSeen: seen.count, unknownTags: unknown.count,
-                                alerts: alerts.count, queueId: queueId)
+            let result = IngestResult(batchId: id, reads: batch.reads.count, sightings: sightings.count, devicesSeen: seen.count,
+                                      unknownTags: unknown.count, alerts: alerts.count, queueId: queueId)
+            try await idempotencyKeys.record(idempotency, orgId: org, resourceId: id, answer: result.answer, on: transaction)
+            return result
         }
     }
 }

@@ -58,10 +58,25 @@ struct IdempotencyStore: Sendable {
         }
     }
 
-    /// Records the key of a resource created in `transaction`, for writes that are not one statement.
-    func record(_ idempotency: Idempotency?, orgId: String, resourceId: String, on transaction: PostgresTransaction) async throws {
-        guard idempotency != nil else { return }
-        _ = try await transaction.query("\(Self.insert([(orgId, idempotency, resourceId)]))")
+    /// Records the key of a resource created in `transaction`, for writes that are not one statement;
+    /// `answer` keeps what the answer says that the resource's rows do not.
+    func record(_ idempotency: Idempotency?, orgId: String, resourceId: String, answer: [UInt8]? = nil,
+                on transaction: PostgresTransaction) async throws {
+        guard let idempotency else { return }
+        guard let answer else {
+            _ = try await transaction.query("\(Self.insert([(orgId, idempotency, resourceId)]))")
+            return
+        }
+        _ = try await transaction.query("""
+            INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id, answer)
+            VALUES (\(orgId), \(idempotency.key), \(idempotency.requestHash), \(resourceId), \(PostgresBytes(answer)))
+            """)
+    }
+
+    /// The answer recorded with a key, when its write kept one.
+    func answer(_ idempotency: Idempotency, orgId: String, on runner: some QueryRunner) async throws -> [UInt8]? {
+        try await runner.query("SELECT answer FROM idempotency_keys WHERE org_id = \(orgId) AND key = \(idempotency.key)")
+            .first?.decode("answer", as: PostgresBytes?.self)?.bytes
     }
 
     /// The insert of one key per resource created, for the write that creates them to compose as a

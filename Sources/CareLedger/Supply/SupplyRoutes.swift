@@ -44,7 +44,7 @@ enum SupplyRoutes {
                 throw DomainError.invalidResource(path: problem.path, problem: problem.message)
             }
             let result = try await service.capture(events, document: context.request.body, context: EPCISContext().adding(contextOf: value),
-                                                   behaviour: behaviour, context.call)
+                                                   behaviour: behaviour, idempotency: try Idempotency.of(context.request), context.call)
             var response = Response.json(.accepted, try JSONBody.object(CaptureView(result.job, alerts: result.alerts),
                                                                         adding: [("errors", result.job.errors)]))
             response.headers.add(name: "Location", value: "/v1/epcis/capture/\(result.job.id)")

@@ -19,6 +19,7 @@ struct SupplyService: Sendable {
     let sweeps = SweepThrottle()
     let store = SupplyStore()
     let audit = AuditStore()
+    let idempotencyKeys = IdempotencyStore()
     /// Verifications are audited like every read, in batches: one commit for many pharmacists' scans.
     let readAudits: WriteCoalescer<AuditEvent, Bool>
 
@@ -77,10 +78,27 @@ struct SupplyService: Sendable {
     /// transaction. Under `rollback` an event that cannot be captured (a duplicate) fails the whole
     /// capture; under `proceed` it is skipped and named in the job's errors. Events that break a
     /// custody rule are not errors: they are stored, marked, and raise alerts.
-    func capture(_ events: [EPCISEvent], document: [UInt8], context: EPCISContext, behaviour: ErrorBehaviour, _ call: CallContext) async throws -> CaptureResult {
-        try await pool.withTransaction { transaction in
-            try await capture(events, document: document, context: context, behaviour: behaviour, call, on: transaction)
+    func capture(_ events: [EPCISEvent], document: [UInt8], context: EPCISContext, behaviour: ErrorBehaviour, idempotency: Idempotency? = nil,
+                 _ call: CallContext) async throws -> CaptureResult {
+        let orgId = call.caller.orgId
+        return try await idempotencyKeys.once(idempotency, orgId: orgId, on: pool, replay: { id in
+            var alerts: [UInt8]?
+            if let idempotency { alerts = try await idempotencyKeys.answer(idempotency, orgId: orgId, on: pool) }
+            return try await replayCapture(id, alerts: alerts)
+        }) {
+            try await pool.withTransaction { transaction in
+                let result = try await capture(events, document: document, context: context, behaviour: behaviour, call, on: transaction)
+                try await idempotencyKeys.record(idempotency, orgId: orgId, resourceId: result.job.id, answer: Array(String(result.alerts).utf8),
+                                                 on: transaction)
+                return result
+            }
         }
+    }
+
+    /// A retried capture's answer: the job the first one made, with the alerts it raised then.
+    private func replayCapture(_ id: String, alerts answer: [UInt8]?) async throws -> CaptureResult {
+        guard let job = try await store.capture(id, on: pool) else { throw DomainError.inconsistentStorage }
+        return CaptureResult(job: job, hashIDs: [], alerts: answer.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0)
     }
 
     /// A capture inside the caller's transaction (a pharmacy's fill records its pack's dispensing
