@@ -35,9 +35,10 @@ log "running tests"
 # A hung test fails the run within minutes, naming itself, instead of running into CI's limit.
 deploy/lib/test-watchdog.py --idle "${CARELEDGER_TEST_IDLE_SECONDS:-300}" --limit "${CARELEDGER_TEST_LIMIT_SECONDS:-2400}" -- \
     swift test --skip-build
-# Real faults against real processes and clusters (Tests/Faults): crashes under load accounted for,
+# Real faults against real processes and clusters (Tests/Faults): crashes under load accounted for
+# (directly and through PgBouncer),
 # a rollback caught, a hot standby serving only what tolerates lag, limits shared by two instances.
-for form in short rollback replica limits; do
+for form in short pgbouncer rollback replica limits; do
     log "faults: $form"
     BIN=.build/debug/careledger timeout 10m Tests/Faults/run.sh "$form"
 done

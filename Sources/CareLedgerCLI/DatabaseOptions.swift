@@ -22,7 +22,9 @@ struct DatabaseOptions {
     static let environmentNote = "Reads DATABASE_URL (a libpq URI or conninfo string) from the environment."
     /// Where DATABASE_REPLICA_URL is explained in `serve`'s help.
     static let replicaNote = "DATABASE_REPLICA_URL, when set, names a hot standby of that database: it serves ledger entries, proofs and\n"
-        + "checkpoints at sizes it has replayed, and feeds past their cursor; every other read, and every write, goes to DATABASE_URL."
+        + "checkpoints at sizes it has replayed, and feeds past their cursor; every other read, and every write, goes to DATABASE_URL.\n"
+        + "DATABASE_SESSION_URL, when set, says DATABASE_URL is a transaction-mode pooler (PgBouncer) and names the database\n"
+        + "itself for what a pooler cannot carry: LISTEN and the session locks of the sequencer and of migrations."
 
     let pool: PostgresPool.Configuration
     /// The hot standby's pool, sized like the primary's, when DATABASE_REPLICA_URL is set.
@@ -37,10 +39,17 @@ struct DatabaseOptions {
         pool.maxConnections = try parsed.integer(Self.poolSize, environment, in: 1...1000)
         pool.acquireTimeout = .milliseconds(try parsed.integer(Self.acquireTimeout, environment, in: 1...600_000))
         pool.multiplexing = !parsed.flags.contains(Self.noPipelinesFlag.name)
+        if let sessionURL = environment["DATABASE_SESSION_URL"], !sessionURL.isEmpty {
+            pool.transactionPooler = true
+            pool.sessionConninfo = sessionURL
+        }
         self.pool = pool
         if let replicaURL = environment["DATABASE_REPLICA_URL"], !replicaURL.isEmpty {
             var replica = pool
             replica.conninfo = replicaURL
+            // A standby is reached directly: read-only, it keeps no session state a pooler would drop.
+            replica.transactionPooler = false
+            replica.sessionConninfo = nil
             self.replica = replica
         } else {
             replica = nil

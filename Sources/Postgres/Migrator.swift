@@ -89,19 +89,26 @@ public struct Migrator: Sendable {
     /// Applies what is pending.
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> Report {
-        try await pool.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
-            do {
-                let report = try await Self.migrate(connection, migrations)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
-                return report
-            } catch {
-                // The lock is per session; if unlocking fails the connection is dropped, which frees it.
-                if (try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")) == nil {
-                    connection.markBroken()
-                }
-                throw error
+        // The lock is session state: past a transaction pooler, on a connection to the database itself.
+        guard !pool.configuration.transactionPooler else {
+            let connection = try await PostgresConnection.connect(pool.configuration.sessionTarget, connectTimeout: pool.configuration.connectTimeout)
+            return try await migrate(migrations, on: connection)
+        }
+        return try await pool.withConnection { connection in try await migrate(migrations, on: connection) }
+    }
+
+    private func migrate(_ migrations: [Migration], on connection: PostgresConnection) async throws -> Report {
+        try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
+        do {
+            let report = try await Self.migrate(connection, migrations)
+            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
+            return report
+        } catch {
+            // The lock is per session; if unlocking fails the connection is dropped, which frees it.
+            if (try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")) == nil {
+                connection.markBroken()
             }
+            throw error
         }
     }
 

@@ -21,11 +21,13 @@ public final class PostgresConnection: @unchecked Sendable {
     private let driver: PostgresQueryDriver
     private var preparedStatements: [String: String] = [:]
     private let broken = Atomic<Bool>(false)
-    private static let preparedStatementLimit = 512
+    /// Statements prepared at most: 512, or none behind a transaction pooler.
+    private let preparedStatementLimit: Int
 
-    private init(handle: OpaquePointer, loop: IOEventLoop) {
+    private init(handle: OpaquePointer, loop: IOEventLoop, prepares: Bool) {
         owner = PostgresHandle(handle)
         driver = PostgresQueryDriver(owner: owner, loop: loop)
+        preparedStatementLimit = prepares ? 512 : 0
     }
 
     /// The event loop that reads this connection's answers: a task running on it (see
@@ -47,20 +49,21 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Opens a connection from a libpq URI or conninfo string, on a background queue. The session is
     /// set to UTC and ISO dates so timestamps decode exactly. Its answers are read on `loop`, by
     /// default the caller's own loop if it runs on one.
-    public static func connect(_ conninfo: String, connectTimeout: Duration,
+    /// Without `prepares`, every statement runs unnamed (for a transaction pooler).
+    public static func connect(_ conninfo: String, connectTimeout: Duration, prepares: Bool = true,
                                loop: IOEventLoop = IOEventLoop.current ?? .next()) async throws -> PostgresConnection {
         try await withCheckedThrowingContinuation { continuation in
             // A serial queue of its own gets a thread of its own: the global queue runs only as many
             // threads as there are cores, and connects that block through an outage would hold them all.
             DispatchQueue(label: "careledger.postgres.connect").async {
-                continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout, loop: loop) })
+                continuation.resume(with: Result { try connectBlocking(conninfo, connectTimeout: connectTimeout, prepares: prepares, loop: loop) })
             }
         }
     }
 
-    static func connectBlocking(_ conninfo: String, connectTimeout: Duration,
+    static func connectBlocking(_ conninfo: String, connectTimeout: Duration, prepares: Bool = true,
                                 loop: IOEventLoop = .next()) throws(PostgresError) -> PostgresConnection {
-        PostgresConnection(handle: try openSession(conninfo, connectTimeout: connectTimeout), loop: loop)
+        PostgresConnection(handle: try openSession(conninfo, connectTimeout: connectTimeout), loop: loop, prepares: prepares)
     }
 
     /// Opens a libpq connection, blocking, and sets the session up: UTC and ISO dates, so timestamps
@@ -131,7 +134,7 @@ public final class PostgresConnection: @unchecked Sendable {
             if let name = preparedStatements[query.sql] {
                 return try await driver.run(.executePrepared(name: name, parameters: parameters))
             }
-            guard preparedStatements.count < Self.preparedStatementLimit else {
+            guard preparedStatements.count < preparedStatementLimit else {
                 return try await driver.run(.execute(sql: query.sql, parameters: parameters))
             }
             let name = "s\(preparedStatements.count)"

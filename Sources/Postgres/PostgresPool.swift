@@ -25,6 +25,18 @@ public final class PostgresPool: Sendable {
         /// How long the oldest statement on a pipeline may have waited before callers go elsewhere:
         /// reads take well under a millisecond, so this means a slow one holds up the rest.
         public var pipelineStall: Duration = .milliseconds(10)
+        /// `conninfo` reaches PostgreSQL through a transaction-mode pooler (PgBouncer with
+        /// `pool_mode = transaction`), which may run each transaction on another server connection:
+        /// statements then run unnamed (a named one would be prepared on one server connection and
+        /// executed on another), and no pipelined connections are kept (their session setting would
+        /// stay on a server connection other clients get). Implies `multiplexing` off.
+        public var transactionPooler = false
+        /// Where the connections that keep session state go (LISTEN, session advisory locks): the
+        /// database itself, when `conninfo` is a transaction pooler; nil for `conninfo`.
+        public var sessionConninfo: String?
+
+        /// The conninfo of connections that keep session state.
+        public var sessionTarget: String { sessionConninfo ?? conninfo }
 
         /// Settings for `conninfo` with the defaults above.
         public init(conninfo: String) {
@@ -156,7 +168,7 @@ public final class PostgresPool: Sendable {
     /// The pipeline of the caller's loop, if it has one with room; opens it in the background the
     /// first time, meanwhile callers take connections of their own.
     private func pipelineForCurrentLoop() -> PostgresPipeline? {
-        guard configuration.multiplexing, let loop = IOEventLoop.current else { return nil }
+        guard configuration.multiplexing, !configuration.transactionPooler, let loop = IOEventLoop.current else { return nil }
         let choice = state.withLock { state -> PipelineChoice in
             switch state.pipelines[loop.index] {
             case .open(let pipeline):
@@ -255,7 +267,8 @@ public final class PostgresPool: Sendable {
 
     private func openInReservedSlot() async throws -> PostgresConnection {
         do {
-            return try await PostgresConnection.connect(configuration.conninfo, connectTimeout: configuration.connectTimeout)
+            return try await PostgresConnection.connect(configuration.conninfo, connectTimeout: configuration.connectTimeout,
+                                                        prepares: !configuration.transactionPooler)
         } catch {
             freeSlot()
             throw error

@@ -14,6 +14,8 @@ import Testing
             Reads DATABASE_URL (a libpq URI or conninfo string) from the environment.
             DATABASE_REPLICA_URL, when set, names a hot standby of that database: it serves ledger entries, proofs and
             checkpoints at sizes it has replayed, and feeds past their cursor; every other read, and every write, goes to DATABASE_URL.
+            DATABASE_SESSION_URL, when set, says DATABASE_URL is a transaction-mode pooler (PgBouncer) and names the database
+            itself for what a pooler cannot carry: LISTEN and the session locks of the sequencer and of migrations.
 
             OPTIONS:
               --config <file>

@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -166,6 +167,52 @@ class Cluster:
 
     def value(self, statement):
         return int(self.sql(statement)[0][0])
+
+
+class PgBouncer:
+    """PgBouncer in transaction mode in front of the cluster, on a unix socket of its own; run as
+    the postgres user (it refuses root). The settings CareLedger needs: `pool_mode = transaction`,
+    `auth_type` as the deployment requires (here `any`, on a socket only the tests reach), and room
+    for every instance's pool; the server sets DATABASE_SESSION_URL to reach PostgreSQL itself for
+    LISTEN and its session locks. TimeZone and DateStyle, which each connection sets, are among the
+    parameters PgBouncer tracks per client and sets again on whichever server connection it hands out."""
+
+    def __init__(self, cluster, directory):
+        self.cluster, self.directory = cluster, directory
+        self.config = f"{directory}/pgbouncer.ini"
+
+    @property
+    def database_url(self):
+        return f"postgresql:///careledger?host={self.directory}&port=6432&user={self.cluster.superuser}"
+
+    def start(self):
+        os.makedirs(self.directory, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        with open(self.config, "w") as out:
+            out.write(f"""[databases]
+careledger = host={self.cluster.directory}/socket dbname=careledger user={self.cluster.superuser}
+
+[pgbouncer]
+listen_addr =
+unix_socket_dir = {self.directory}
+listen_port = 6432
+auth_type = any
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 40
+ignore_startup_parameters = extra_float_digits
+logfile = {self.directory}/pgbouncer.log
+pidfile = {self.directory}/pgbouncer.pid
+""")
+        subprocess.run(self.cluster.as_owner("pgbouncer", "-d", self.config), check=True, capture_output=True, timeout=30)
+
+    def stop(self):
+        try:
+            with open(f"{self.directory}/pgbouncer.pid") as pid:
+                os.kill(int(pid.read().strip()), 15)
+        except (OSError, ValueError):
+            pass
 
 
 class Instance:
@@ -326,7 +373,9 @@ class Harness:
         self.cluster = Cluster(args.cluster, os.environ["DATABASE_URL"])
         base = args.port
         self.proxy_port = base
-        self.instances = [Instance(args.bin, base + 1 + i, f"{args.work}/serve-{i + 1}.log") for i in range(2)]
+        self.bouncer = PgBouncer(self.cluster, f"{args.work}/pgbouncer") if args.pgbouncer else None
+        through = {"DATABASE_URL": self.bouncer.database_url, "DATABASE_SESSION_URL": os.environ["DATABASE_URL"]} if self.bouncer else {}
+        self.instances = [Instance(args.bin, base + 1 + i, f"{args.work}/serve-{i + 1}.log", environment=through) for i in range(2)]
         self.operations = []
         self.faults = {}
         self.violations = []
@@ -703,6 +752,8 @@ class Harness:
                 out.writelines(f"{category}: {text}\n" for category, text in self.violations)
 
     async def run(self):
+        if self.bouncer:
+            self.bouncer.start()
         for instance in self.instances:
             instance.start()
         proxy = await RoundRobin([i.port for i in self.instances]).serve(self.proxy_port)
@@ -742,6 +793,7 @@ def main():
     parser.add_argument("--fault-every", type=float, nargs=2, default=[4, 6], metavar=("MIN", "MAX"), help="seconds between faults")
     parser.add_argument("--port", type=int, default=18480, help="the round robin's port; the instances take the next two")
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--pgbouncer", action="store_true", help="the instances reach PostgreSQL through PgBouncer in transaction mode")
     args = parser.parse_args()
     print(f"seed {args.seed}", flush=True)
     harness = Harness(args)
@@ -750,6 +802,8 @@ def main():
     finally:
         for instance in harness.instances:
             instance.kill()
+        if harness.bouncer:
+            harness.bouncer.stop()
     sys.exit(code)
 
 

@@ -3,8 +3,9 @@
 # instances while instances are killed, PostgreSQL crashes and its connections are cut; afterwards
 # every operation is accounted for (Tests/Faults/faults.py says what is checked). Exits non-zero on
 # any violation.
-#   Tests/Faults/run.sh [short|long|rollback|replica|limits] [extra flags]
+#   Tests/Faults/run.sh [short|long|pgbouncer|rollback|replica|limits] [extra flags]
 # short (CI): ~2 minutes, a dozen faults. long (by hand, for RESULTS.md): 20 minutes, hundreds of faults.
+# pgbouncer (CI): the short form with both instances behind PgBouncer in transaction mode.
 # rollback (CI): the database restored from a base backup older than a published checkpoint is
 # caught by `careledger verify --database` and by a monitor (Tests/Faults/rollback.py).
 # replica (CI): a hot standby made with pg_basebackup -R serves the reads that tolerate lag, and
@@ -18,8 +19,9 @@ shift || true
 case "$form" in
 short) flags=(--seconds 75 --clients 12 --fault-every 4 6) ;;
 long) flags=(--seconds 1200 --clients 24 --fault-every 2 5) ;;
+pgbouncer) flags=(--seconds 60 --clients 12 --fault-every 4 6 --pgbouncer) ;;
 rollback | replica | limits) flags=() ;;
-*) echo "usage: Tests/Faults/run.sh [short|long|rollback|replica|limits] [extra flags]" >&2; exit 64 ;;
+*) echo "usage: Tests/Faults/run.sh [short|long|pgbouncer|rollback|replica|limits] [extra flags]" >&2; exit 64 ;;
 esac
 
 if [ -z "${BIN:-}" ]; then

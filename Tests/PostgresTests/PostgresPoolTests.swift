@@ -5,6 +5,23 @@ import TestSupport
 import IOLoop
 
 @Suite struct PostgresPoolTests {
+    /// Behind a transaction pooler a statement prepared on one server connection may be executed on
+    /// another: every statement runs unnamed, and nothing reads from a pipelined connection.
+    @Test func behindATransactionPoolerNothingIsPrepared() async throws {
+        for pooler in [false, true] {
+            var configuration = PostgresPool.Configuration(conninfo: try TestDatabase.url)
+            configuration.maxConnections = 1
+            configuration.transactionPooler = pooler
+            let pool = PostgresPool(configuration: configuration)
+            let prepared = try await pool.withConnection { connection in
+                for value in 1...3 { _ = try await connection.query("SELECT \(value)::int AS n") }
+                return try await connection.query("SELECT count(*) AS n FROM pg_prepared_statements")[0].decode("n", as: Int.self)
+            }
+            #expect(pooler ? prepared == 0 : prepared >= 1, "pooler \(pooler): \(prepared) prepared")
+            pool.closeIdle()
+        }
+    }
+
     @Test func exhaustedPoolTimesOutInsteadOfHanging() async throws {
         try await TestDatabase.withSchema(maxConnections: 1, acquireTimeout: .milliseconds(200)) { pool in
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -58,7 +58,8 @@ public final class LedgerService: Sendable {
         self.primarySize = primarySize
         self.signer = signer
         self.settings = settings
-        let conninfo = pool.configuration.conninfo
+        // The election lock and LISTEN are session state: past a transaction pooler, to the database itself.
+        let conninfo = pool.configuration.sessionTarget
         let waiter = LedgerWaiter(pool: pool)
         self.waiter = waiter
         let cachedHead = HeadCache()
