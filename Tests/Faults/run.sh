@@ -11,6 +11,7 @@
 # replica (CI): a hot standby made with pg_basebackup -R serves the reads that tolerate lag, and
 # only those (Tests/Faults/replica.py).
 # limits (CI): two instances share a key's rate, an address's failure budget and its connections.
+# replica-load (a benchmark, Benchmarks/replica.sh): what a hot standby takes off the primary.
 # BIN: a careledger binary to use (default: build the release one; CI passes its debug build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ case "$form" in
 short) flags=(--seconds 75 --clients 12 --fault-every 4 6) ;;
 long) flags=(--seconds 1200 --clients 24 --fault-every 2 5) ;;
 pgbouncer) flags=(--seconds 60 --clients 12 --fault-every 4 6 --pgbouncer) ;;
-rollback | replica | limits) flags=() ;;
+rollback | replica | limits | replica-load) flags=() ;;
 *) echo "usage: Tests/Faults/run.sh [short|long|pgbouncer|rollback|replica|limits] [extra flags]" >&2; exit 64 ;;
 esac
 
@@ -47,5 +48,8 @@ export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FIL
 admin_key=$("$BIN" admin bootstrap | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])')
 
 script=Tests/Faults/faults.py
-case "$form" in rollback | replica | limits) script="Tests/Faults/$form.py" ;; esac
+case "$form" in
+rollback | replica | limits) script="Tests/Faults/$form.py" ;;
+replica-load) script=Benchmarks/replica.py ;;
+esac
 python3 "$script" --bin "$BIN" --cluster "$work/pg" --work "$work" --admin-key "$admin_key" ${flags[@]+"${flags[@]}"} "$@"
