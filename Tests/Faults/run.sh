@@ -12,6 +12,7 @@
 # only those (Tests/Faults/replica.py).
 # limits (CI): two instances share a key's rate, an address's failure budget and its connections.
 # replica-load (a benchmark, Benchmarks/replica.sh): what a hot standby takes off the primary.
+# soak (by hand, Benchmarks/soak.sh): an hour of mixed writes at 70% of their peak, no faults.
 # BIN: a careledger binary to use (default: build the release one; CI passes its debug build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +22,7 @@ case "$form" in
 short) flags=(--seconds 75 --clients 12 --fault-every 4 6) ;;
 long) flags=(--seconds 1200 --clients 24 --fault-every 2 5) ;;
 pgbouncer) flags=(--seconds 60 --clients 12 --fault-every 4 6 --pgbouncer) ;;
-rollback | replica | limits | replica-load) flags=() ;;
+rollback | replica | limits | replica-load | soak) flags=() ;;
 *) echo "usage: Tests/Faults/run.sh [short|long|pgbouncer|rollback|replica|limits] [extra flags]" >&2; exit 64 ;;
 esac
 
@@ -51,5 +52,6 @@ script=Tests/Faults/faults.py
 case "$form" in
 rollback | replica | limits) script="Tests/Faults/$form.py" ;;
 replica-load) script=Benchmarks/replica.py ;;
+soak) script=Benchmarks/soak.py ;;
 esac
 python3 "$script" --bin "$BIN" --cluster "$work/pg" --work "$work" --admin-key "$admin_key" ${flags[@]+"${flags[@]}"} "$@"

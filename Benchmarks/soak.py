@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""A soak: the fault harness's mixed writes (every write the product has, each with an
+Idempotency-Key) and a read of each kind now and then, against one `careledger serve`, first flat
+out for `--peak-seconds` to find the peak, then at `--fraction` of it for `--seconds`, with no
+faults. Every minute: operations, 5xx answers, p50 and p99 latency, the server's RSS. At the end:
+the table and index bytes each kind of row added, from pg_total_relation_size before and after.
+
+  Benchmarks/soak.sh [minutes] [fraction]
+
+Checks (exit 1 when one fails): no 5xx; after the warm-up (the first 5 minutes, or a fifth of a
+shorter run), RSS within 10% and p99 within 20% of the first minute after it. Standard library only.
+"""
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "Faults"))
+from faults import Closed, Connection, Harness  # noqa: E402
+
+TABLES = ["exchanges", "consents", "claims", "claim_events", "prescriptions", "dispenses", "epcis_events", "epcis_captures", "supply_items",
+          "devices", "device_state", "rfid_batches", "rfid_sightings", "ledger_entries", "ledger_nodes", "ledger_heads", "audit_events",
+          "audit_batches", "idempotency_keys", "ledger_queue"]
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+class Soak(Harness):
+    def __init__(self, args):
+        args.fault_every, args.pgbouncer = [1e9, 1e9], False
+        super().__init__(args)
+        self.instances = self.instances[:1]
+        self.proxy_port = self.instances[0].port
+        self.http.port = self.proxy_port
+
+    def sizes(self):
+        rows = self.cluster.sql("SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relkind = 'r' AND relname IN (%s)"
+                                % ",".join(f"'{t}'" for t in TABLES))
+        return {name: int(size) for name, size in rows}
+
+    async def load(self, seconds, rate, minutes):
+        """Clients sending operations, paced to `rate` a second (None: flat out); per-minute samples."""
+        stop, started = asyncio.Event(), time.monotonic()
+        next_slot = [started]
+
+        async def client(number):
+            connection, sequence = Connection(self.proxy_port), 0
+            while not stop.is_set():
+                if rate:
+                    slot = next_slot[0] = max(next_slot[0] + 1 / rate, time.monotonic())
+                    await asyncio.sleep(max(0, slot - time.monotonic()))
+                operation = self.next_operation(number, sequence)
+                sequence += 1
+                begun = time.monotonic()
+                await self.perform(connection, operation)
+                minute = int((time.monotonic() - started) // 60)
+                sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
+                sample["ops"] += 1
+                sample["fives"] += sum(1 for s in operation.answers if s is not None and s >= 500)
+                sample["latencies"].append(time.monotonic() - begun)
+                self.operations.append(operation)
+                self.follow_up(operation)
+            connection.close()
+
+        async def sampler():
+            while not stop.is_set():
+                minute = int((time.monotonic() - started) // 60)
+                sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
+                sample["rss"] = max(sample.get("rss", 0), rss_kib(self.instances[0].process.pid))
+                await asyncio.sleep(5)
+
+        tasks = [asyncio.create_task(client(n)) for n in range(self.args.clients)] + [asyncio.create_task(sampler())]
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.gather(*tasks)
+        return sum(m["ops"] for m in minutes.values()) / (time.monotonic() - started)
+
+    async def run(self):
+        self.instances[0].start()
+        await self.http.wait_ready(self.proxy_port)
+        await self.setup()
+        peak = await self.load(self.args.peak_seconds, None, {})
+        rate = peak * self.args.fraction
+        before, written_before = self.sizes(), len(self.operations)
+        kinds_before = {}
+        for op in self.operations:
+            kinds_before[op.kind] = kinds_before.get(op.kind, 0) + 1
+        minutes = {}
+        achieved = await self.load(self.args.seconds, rate, minutes)
+        after = self.sizes()
+        kinds = {}
+        for op in self.operations[written_before:]:
+            kinds[op.kind] = kinds.get(op.kind, 0) + 1
+        print(f"\nSoak: peak {peak:.0f} operations/s with {self.args.clients} clients; then {self.args.seconds / 60:.0f} min "
+              f"at {rate:.0f}/s ({self.args.fraction:.0%}), achieved {achieved:.0f}/s\n")
+        print("| minute | operations | 5xx | p50 ms | p99 ms | RSS MiB |\n|---|---|---|---|---|---|")
+        for minute in sorted(minutes):
+            m = minutes[minute]
+            print(f"| {minute} | {m['ops']} | {m['fives']} | {percentile(m['latencies'], 0.5) * 1000:.1f} | "
+                  f"{percentile(m['latencies'], 0.99) * 1000:.1f} | {m.get('rss', 0) / 1024:.0f} |")
+        print(f"\nWrites in the soak, by kind: {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}")
+        print("\n| table | bytes before | bytes after | added | per row written |\n|---|---|---|---|---|")
+        rows_written = {"exchanges": kinds.get("exchange", 0), "claims": kinds.get("claim", 0), "prescriptions": kinds.get("prescribe", 0),
+                        "devices": kinds.get("register", 0), "rfid_batches": kinds.get("rfid", 0),
+                        "epcis_captures": sum(kinds.get(k, 0) for k in ("commission", "ship", "receive", "recommission"))}
+        entries = self.cluster.value("SELECT count(*) FROM ledger_entries")
+        for table in TABLES:
+            added = after.get(table, 0) - before.get(table, 0)
+            per = f"{added / rows_written[table]:.0f}" if rows_written.get(table) else ""
+            print(f"| {table} | {before.get(table, 0)} | {after.get(table, 0)} | {added} | {per} |")
+        total = sum(after.values()) - sum(before.values())
+        print(f"\nAll of these tables: {total} bytes for {len(self.operations) - written_before} writes "
+              f"({total / max(1, len(self.operations) - written_before):.0f} bytes a write); ledger now {entries} entries, "
+              f"{after.get('ledger_entries', 0) + after.get('ledger_nodes', 0) + after.get('ledger_heads', 0)} bytes with its nodes and heads")
+        warm = max(1, min(5, len(minutes) // 5))
+        steady = [minutes[m] for m in sorted(minutes) if warm <= m < max(minutes)]
+        failures = []
+        fives = sum(m["fives"] for m in minutes.values())
+        if fives:
+            failures.append(f"{fives} 5xx answers")
+        if steady:
+            first_rss, first_p99 = steady[0].get("rss", 0), percentile(steady[0]["latencies"], 0.99)
+            worst_rss = max(abs(m.get("rss", 0) - first_rss) for m in steady) / max(1, first_rss)
+            p99s = [percentile(m["latencies"], 0.99) for m in steady]
+            worst_p99 = max(abs(p - first_p99) for p in p99s) / max(1e-9, first_p99)
+            print(f"After {warm} warm-up minute(s): RSS within {worst_rss:.1%} of minute {warm}'s, p99 within {worst_p99:.1%}")
+            if worst_rss > 0.10:
+                failures.append(f"RSS moved {worst_rss:.1%}")
+            if worst_p99 > 0.20:
+                failures.append(f"p99 moved {worst_p99:.1%}")
+        print("Soak: " + ("; ".join(failures) if failures else "no 5xx, RSS and p99 flat"))
+        self.instances[0].kill()
+        return 1 if failures else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--cluster", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--admin-key", required=True)
+    parser.add_argument("--port", type=int, default=18740)
+    parser.add_argument("--seconds", type=float, default=3600)
+    parser.add_argument("--peak-seconds", type=float, default=60)
+    parser.add_argument("--fraction", type=float, default=0.7)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    soak = Soak(args)
+    try:
+        code = asyncio.run(soak.run())
+    finally:
+        for instance in soak.instances:
+            instance.kill()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
