@@ -9,15 +9,15 @@ transactions, rows fetched, buffer hits) and the server's own count of reads eac
 Counts, not times: they hold on a noisy shared machine. Standard library only; the cluster, the
 standby and the server come from Tests/Faults (faults.py, replica.py).
 """
-import argparse
 import asyncio
 import os
 import random
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "Faults"))
-from faults import EVIDENCE, PATIENT_SYSTEM, Client, Cluster, Connection, Instance  # noqa: E402
+from faults import Client, Connection, Instance, run_script, script_parser  # noqa: E402
 from replica import Replica  # noqa: E402
 
 STATS = "SELECT xact_commit, tup_fetched + tup_returned, blks_hit + blks_read FROM pg_stat_database WHERE datname = 'careledger'"
@@ -117,24 +117,18 @@ class Load:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--port", type=int, default=18720)
+    parser = script_parser(__doc__, 18720)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    load = Load(args)
-    try:
-        code = asyncio.run(load.run())
-    finally:
+    test = Load(args)
+
+    def cleanup():
         try:
-            load.standby.stop("fast")
-        except Exception:  # noqa: BLE001 - best effort on the way out
+            test.standby.stop("fast")
+        except (subprocess.CalledProcessError, OSError):
             pass
-    sys.exit(code)
+    run_script(test, cleanup)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ the table and index bytes each kind of row added, from pg_total_relation_size be
 Checks (exit 1 when one fails): no 5xx; after the warm-up (the first 5 minutes, or a fifth of a
 shorter run), RSS within 10% and p99 within 20% of the first minute after it. Standard library only.
 """
-import argparse
 import asyncio
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "Faults"))
-from faults import Closed, Connection, Harness  # noqa: E402
+from faults import Connection, Harness, run_script, script_parser  # noqa: E402
 
 TABLES = ["exchanges", "consents", "claims", "claim_events", "prescriptions", "dispenses", "epcis_events", "epcis_captures", "supply_items",
           "devices", "device_state", "rfid_batches", "rfid_sightings", "ledger_entries", "ledger_nodes", "ledger_heads", "audit_events",
@@ -146,12 +145,7 @@ class Soak(Harness):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--port", type=int, default=18740)
+    parser = script_parser(__doc__, 18740)
     parser.add_argument("--seconds", type=float, default=3600)
     parser.add_argument("--peak-seconds", type=float, default=60)
     parser.add_argument("--fraction", type=float, default=0.7)
@@ -159,13 +153,12 @@ def main():
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
-    soak = Soak(args)
-    try:
-        code = asyncio.run(soak.run())
-    finally:
-        for instance in soak.instances:
+    test = Soak(args)
+
+    def cleanup():
+        for instance in test.instances:
             instance.kill()
-    sys.exit(code)
+    run_script(test, cleanup)
 
 
 if __name__ == "__main__":

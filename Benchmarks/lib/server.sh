@@ -14,13 +14,9 @@ start_bench_server() {
     [ "$(id -u)" -eq 0 ] && chmod 755 "$work"
     server=""
     trap '[ -n "$server" ] && kill "$server" 2>/dev/null; deploy/lib/pg-cluster.sh stop "$work/pg" >/dev/null 2>&1; rm -rf "$work"' EXIT
-    DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/pg" careledger)"
-    export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
-    export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FILE="$work/master.key"
-    "$bin" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
-    "$bin" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
-    "$bin" migrate >/dev/null
-    CARELEDGER_API_KEY=$("$bin" admin bootstrap | jq -r .apiKey)
+    . deploy/lib/ledger-database.sh
+    prepare_ledger_database "$bin" "$work"
+    CARELEDGER_API_KEY="$admin_key"
     # SERVE_FLAGS: extra `careledger serve` flags, e.g. --no-db-pipelines to compare.
     # shellcheck disable=SC2086
     "$bin" serve --port "$port" --no-migrate --key-rate-limit 100000 ${SERVE_FLAGS:-} >/dev/null 2>&1 &

@@ -67,9 +67,9 @@ def party(number):
 
 def epcis_event(serial, biz_step, at, second, action="OBSERVE", destination=None):
     """An ObjectEvent for one pack; `second` makes each event's time (and so its hash id) its own."""
-    event = {"type": "ObjectEvent", "eventTime": f"2026-06-01T00:00:00.000Z", "eventTimeZoneOffset": "+00:00", "action": action,
-             "bizStep": biz_step, "readPoint": {"id": site(at)}, "epcList": [f"urn:epc:id:sgtin:{COMPANY_PREFIX}.{ITEM_REFERENCE}.{serial}"]}
-    event["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1780272000 + second)) + ".000Z"
+    event = {"type": "ObjectEvent", "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1780272000 + second)) + ".000Z",
+             "eventTimeZoneOffset": "+00:00", "action": action, "bizStep": biz_step, "readPoint": {"id": site(at)},
+             "epcList": [f"urn:epc:id:sgtin:{COMPANY_PREFIX}.{ITEM_REFERENCE}.{serial}"]}
     if destination:
         event["destinationList"] = [{"type": "owning_party", "destination": party(destination)}]
     if biz_step == "commissioning":
@@ -781,30 +781,44 @@ class Harness:
         return 1 if self.violations else 0
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def script_parser(doc, port, port_help="the port the server listens on"):
+    """The flags Tests/Faults/run.sh passes every script (binary, cluster, work folder, admin key), and its port."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True)
     parser.add_argument("--cluster", required=True, help="the cluster directory (pg-cluster.sh's DIR)")
     parser.add_argument("--work", required=True, help="where the instances' logs go")
     parser.add_argument("--admin-key", required=True)
+    parser.add_argument("--port", type=int, default=port, help=port_help)
+    return parser
+
+
+def run_script(test, cleanup):
+    """Runs `test.run()` and exits with its code, cleaning up however it ends."""
+    try:
+        code = asyncio.run(test.run())
+    finally:
+        cleanup()
+    sys.exit(code)
+
+
+def main():
+    parser = script_parser(__doc__, 18480, "the round robin's port; the instances take the next two")
     parser.add_argument("--seconds", type=float, default=75)
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--fault-every", type=float, nargs=2, default=[4, 6], metavar=("MIN", "MAX"), help="seconds between faults")
-    parser.add_argument("--port", type=int, default=18480, help="the round robin's port; the instances take the next two")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--pgbouncer", action="store_true", help="the instances reach PostgreSQL through PgBouncer in transaction mode")
     args = parser.parse_args()
     print(f"seed {args.seed}", flush=True)
     harness = Harness(args)
-    try:
-        code = asyncio.run(harness.run())
-    finally:
+
+    def cleanup():
         for instance in harness.instances:
             instance.kill()
         if harness.bouncer:
             harness.bouncer.stop()
-    sys.exit(code)
+    run_script(harness, cleanup)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,9 @@ database, requests spread over both.
 
 Standard library only. Run by Tests/Faults/run.sh limits, which makes the cluster, keys and admin key.
 """
-import argparse
 import asyncio
-import os
-import sys
 
-from faults import Client, Closed, Connection, Instance
+from faults import Client, Closed, Connection, Instance, run_script, script_parser
 
 KEY_RATE = 20
 AUTH_BUDGET = 20
@@ -116,20 +113,14 @@ class Limits:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--port", type=int, default=18500)
+    parser = script_parser(__doc__, 18500)
     args = parser.parse_args()
     test = Limits(args)
-    try:
-        code = asyncio.run(test.run())
-    finally:
+
+    def cleanup():
         for instance in test.instances:
             instance.kill()
-    sys.exit(code)
+    run_script(test, cleanup)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@
 
 Standard library only. Run by Tests/Faults/run.sh replica, which makes the primary, keys and admin key.
 """
-import argparse
 import asyncio
 import base64
 import hashlib
@@ -21,9 +20,8 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
-from faults import EVIDENCE, PATIENT_SYSTEM, Client, Cluster, Instance
+from faults import Client, Cluster, EVIDENCE, Instance, PATIENT_SYSTEM, run_script, script_parser
 
 
 def leaf_hash(entry):
@@ -192,23 +190,17 @@ class Replica:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--port", type=int, default=18495)
+    parser = script_parser(__doc__, 18495)
     args = parser.parse_args()
     test = Replica(args)
-    try:
-        code = asyncio.run(test.run())
-    finally:
+
+    def cleanup():
         test.instance.kill()
         try:
             test.standby.stop("fast")
         except (subprocess.CalledProcessError, OSError):
             pass
-    sys.exit(code)
+    run_script(test, cleanup)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ published checkpoint.
 
 Standard library only. Run by Tests/Faults/run.sh rollback, which makes the cluster, keys and admin key.
 """
-import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
-import sys
 
-from faults import Client, Cluster, Instance
+from faults import Client, Cluster, Instance, run_script, script_parser
 
 
 class Rollback:
@@ -116,19 +113,13 @@ class Rollback:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--port", type=int, default=18490)
+    parser = script_parser(__doc__, 18490)
     args = parser.parse_args()
     test = Rollback(args)
-    try:
-        code = asyncio.run(test.run())
-    finally:
+
+    def cleanup():
         test.instance.kill()
-    sys.exit(code)
+    run_script(test, cleanup)
 
 
 if __name__ == "__main__":

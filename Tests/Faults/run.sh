@@ -40,13 +40,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Default durability (fsync, synchronous commit): a crash must not lose what was acknowledged.
-DATABASE_URL="$(deploy/lib/pg-cluster.sh start "$work/pg" careledger)"
-export DATABASE_URL CARELEDGER_MIGRATIONS_DIR="$PWD/Migrations"
-export CARELEDGER_SIGNING_KEY_FILE="$work/signing.pem" CARELEDGER_MASTER_KEY_FILE="$work/master.key"
-"$BIN" keygen --out "$CARELEDGER_SIGNING_KEY_FILE" >/dev/null
-"$BIN" keygen --master --out "$CARELEDGER_MASTER_KEY_FILE" >/dev/null
-"$BIN" migrate >/dev/null
-admin_key=$("$BIN" admin bootstrap | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])')
+. deploy/lib/ledger-database.sh
+prepare_ledger_database "$BIN" "$work"
 
 script=Tests/Faults/faults.py
 case "$form" in
