@@ -183,8 +183,17 @@ class Replica:
         verified = self.verify(self.standby.database_url)
         entries = json.loads(verified.stdout)["report"]["entries"] if verified.returncode == 0 else -1
         self.check(entries >= newest, f"verify --database on the caught-up standby passes with {entries} entries (primary had {newest})")
-        self.instance.kill()
+        # A standby that goes away costs no answer: its reads go to the primary.
         self.standby.stop("fast")
+        down_at = await self.metrics()
+        # A size the standby was known to hold, so the server tries it first and has to fall back.
+        self.check(await self.proof_verifies(paused_at // 2, paused_at), "with the standby stopped, a proof it held still verifies (from the primary)")
+        entries = await self.http.call("GET", f"/v1/ledger/entries?from=0&to={paused_at}", self.keys["sender"])
+        claims_down = await self.http.call("GET", "/v1/claims/feed", self.keys["insurer"])
+        self.check(entries[0] == 200 and claims_down[0] == 200, f"ledger entries and the claims feed answer {entries[0]} and {claims_down[0]}")
+        after_down = await self.metrics()
+        self.check(after_down.get("primary", 0) > down_at.get("primary", 0), "and the primary served them")
+        self.instance.kill()
         print(f"\nReplica: {len(self.failures)} failed" if self.failures else "\nReplica reads: all checks passed")
         return 1 if self.failures else 0
 

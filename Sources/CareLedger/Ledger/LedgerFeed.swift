@@ -48,9 +48,12 @@ struct LedgerFeed {
         var scannedTo = afterSeq
         var windows = 0
         while true {
-            let source = await ledger.feedReads(after: scannedTo)
-            if let window = try await ledger.store.window(after: scannedTo, size: Self.scanWindow, on: source) {
-                let rows = try await fetch(scannedTo + 1...window.last, limit + 1, source)
+            let from = scannedTo
+            let (found, rows) = try await ledger.feedRead(after: from) { source -> ((last: Int64, count: Int)?, [Row]) in
+                guard let window = try await ledger.store.window(after: from, size: Self.scanWindow, on: source) else { return (nil, []) }
+                return (window, try await fetch(from + 1...window.last, limit + 1, source))
+            }
+            if let window = found {
                 if rows.count > limit {
                     let shown = Array(rows.prefix(limit))
                     let cursor = shown.last.map { String(seq($0)) }

@@ -175,7 +175,7 @@ public final class LedgerService: Sendable {
     func signedHead(size: Int64?) async throws -> LedgerHead {
         guard let size else { return try await signedHead() }
         guard size >= 1 else { throw DomainError.invalid("A tree size must be a positive integer.") }
-        guard let head = try await store.head(size: size, on: await reads(covering: size)) else {
+        guard let head = try await read(covering: size, { try await store.head(size: size, on: $0) }) else {
             throw DomainError.notFound("No signed tree head of size \(size); use the size of a published checkpoint.")
         }
         return head
@@ -194,11 +194,11 @@ public final class LedgerService: Sendable {
         // Differences, not sums: `from` may be anything up to Int64.max, and `from + page` would trap.
         let page = requestedTo == nil ? Self.defaultPage : Self.maximumPage
         let to = end - from <= page ? end : from + page
-        return (try await store.entries(from: from, to: to, on: await reads(covering: to)), to < end ? to : nil)
+        return (try await read(covering: to) { try await store.entries(from: from, to: to, on: $0) }, to < end ? to : nil)
     }
 
     func entry(seq: Int64) async throws -> LedgerEntryRow {
-        guard seq >= 0, let entry = try await store.entry(seq: seq, on: await reads(covering: seq < Int64.max ? seq + 1 : seq)) else {
+        guard seq >= 0, let entry = try await read(covering: seq < Int64.max ? seq + 1 : seq, { try await store.entry(seq: seq, on: $0) }) else {
             throw DomainError.notFound("No entry with that sequence number yet.")
         }
         return entry
@@ -217,9 +217,10 @@ public final class LedgerService: Sendable {
     func consistencyProof(from: Int64, to: Int64?) async throws -> (head: LedgerHead, fromHead: LedgerHead?, path: [[UInt8]]) {
         let head = try await signedHead(size: to)
         guard from <= head.treeSize else { throw DomainError.invalid("'from' must not exceed 'to' (\(head.treeSize)).") }
-        let source = await reads(covering: head.treeSize)
-        let path = try await proofHashes(try ProofShape.consistency(oldSize: from, newSize: head.treeSize), on: source)
-        return (head, try await store.head(size: from, on: source), path)
+        let shape = try ProofShape.consistency(oldSize: from, newSize: head.treeSize)
+        return try await read(covering: head.treeSize) { source in
+            (head, try await store.head(size: from, on: source), try await proofHashes(shape, on: source))
+        }
     }
 
     /// A receipt for the entry at `seq` against the latest signed head, or nil if it is not in it yet.
@@ -251,22 +252,35 @@ public final class LedgerService: Sendable {
     /// entry is not there.
     func inclusion(seq: Int64, size: Int64) async throws -> (entry: [UInt8], leafHash: [UInt8], proof: [[UInt8]])? {
         let ranges = try ProofShape.inclusion(index: seq, size: size)
-        let fetched = try await store.nodeHashes(Array(Set(ranges.flatMap(\.nodes))), entrySeq: seq, on: await reads(covering: size))
+        let nodes = Array(Set(ranges.flatMap(\.nodes)))
+        let fetched = try await read(covering: size) { try await store.nodeHashes(nodes, entrySeq: seq, on: $0) }
         guard let entry = fetched.entry else { return nil }
         return (entry.bytes, entry.leafHash, try Self.fold(ranges, fetched.hashes))
     }
 
-    /// Where a read of the first `size` entries goes: the standby when it holds them, else the primary.
-    func reads(covering size: Int64) async -> PostgresPool {
-        guard let replica else { return pool }
-        return await replica.pool(covering: size, else: pool)
+    /// A read of the first `size` entries: on the standby when it holds them, else on the primary.
+    func read<T>(covering size: Int64, _ body: (PostgresPool) async throws -> T) async throws -> T {
+        guard let replica else { return try await body(pool) }
+        return try await onStandbyOrPrimary(await replica.pool(covering: size, else: pool), body)
     }
 
-    /// Where a feed polled after `seq` reads: the standby when it has what the primary is known to
-    /// have past the cursor, else the primary.
-    func feedReads(after seq: Int64) async -> PostgresPool {
-        guard let replica else { return pool }
-        return await replica.pool(feedAfter: seq, primarySize: primarySize.value, else: pool)
+    /// A feed's read past `seq`: on the standby when it has what the primary is known to have past
+    /// the cursor, else on the primary.
+    func feedRead<T>(after seq: Int64, _ body: (PostgresPool) async throws -> T) async throws -> T {
+        guard let replica else { return try await body(pool) }
+        return try await onStandbyOrPrimary(await replica.pool(feedAfter: seq, primarySize: primarySize.value, else: pool), body)
+    }
+
+    /// A standby that fails a read (gone, or cancelling it for a conflict with recovery) is left
+    /// alone for a while, and the read runs on the primary: a standby never costs an answer.
+    private func onStandbyOrPrimary<T>(_ source: PostgresPool, _ body: (PostgresPool) async throws -> T) async throws -> T {
+        guard let replica, source !== pool else { return try await body(source) }
+        do {
+            return try await body(source)
+        } catch is PostgresError {
+            replica.markDown()
+            return try await body(pool)
+        }
     }
 
     private static func fold(_ ranges: [LeafRange], _ hashes: [NodeID: [UInt8]]) throws -> [[UInt8]] {

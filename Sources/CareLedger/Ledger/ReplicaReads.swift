@@ -41,6 +41,16 @@ final class ReplicaReads: Sendable {
         return await holds(wanted) ? replicaServed() : primaryServed(primary)
     }
 
+    /// A read on the standby failed: leave it alone for `retryAfter` (the next look reads its size again).
+    func markDown() {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            state.downUntil = now + retryAfter
+            state.size = 0
+            state.checked = nil
+        }
+    }
+
     private func replicaServed() -> PostgresPool {
         servedByReplica.wrappingAdd(1, ordering: .relaxed)
         return pool
@@ -54,7 +64,7 @@ final class ReplicaReads: Sendable {
     private func holds(_ size: Int64) async -> Bool {
         let now = ContinuousClock.now
         let (known, stale) = state.withLock { state -> (Int64, Bool) in
-            if let down = state.downUntil, now < down { return (state.size, false) }
+            if let down = state.downUntil, now < down { return (-1, false) }
             return (state.size, state.checked.map { now - $0 >= refreshInterval } ?? true)
         }
         if known >= size { return true }
