@@ -162,7 +162,9 @@ class Cluster:
         subprocess.run(["deploy/lib/pg-cluster.sh", "start", self.directory, "careledger"], check=True, stdout=subprocess.DEVNULL)
 
     def sql(self, statement):
-        done = subprocess.run(["psql", self.database_url, "-XAtqc", statement], check=True, capture_output=True, text=True, timeout=60)
+        # On standard input: a statement naming thousands of ids is longer than an argument may be.
+        done = subprocess.run(["psql", self.database_url, "-XAtq", "-v", "ON_ERROR_STOP=1"], input=statement, check=True, capture_output=True,
+                              text=True, timeout=60)
         return [line.split("|") for line in done.stdout.splitlines() if line]
 
     def value(self, statement):
