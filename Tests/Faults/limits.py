@@ -70,16 +70,19 @@ class Limits:
             granted += answers.count(200)
             await asyncio.sleep(max(0, started + (burst + 1) * 0.125 - asyncio.get_running_loop().time()))
         elapsed = asyncio.get_running_loop().time() - started
-        ceiling = KEY_RATE + KEY_RATE * elapsed + 2 * KEY_RATE * 0.25
+        # One shared bucket grants its 20 and a second's refill; separate ones would grant twice that.
+        # The ceiling leaves room for rounds slowed by a loaded machine, and stays well below twice.
+        separate = 2 * (KEY_RATE + KEY_RATE * elapsed)
+        ceiling = 0.75 * separate
         self.check(granted <= ceiling, f"a key of {KEY_RATE}/s was granted {granted} of 160 requests over {elapsed:.2f} s on two instances "
-                                       f"(at most {ceiling:.0f} for one shared bucket; two separate ones would grant about {2 * (KEY_RATE + KEY_RATE * elapsed):.0f})")
+                                       f"(one shared bucket: about {separate / 2:.0f}, at most {ceiling:.0f} here; two separate ones would grant about {separate:.0f})")
 
         unauthorized = 0
         for burst in range(4):
             answers = await self.statuses([(ports[n % 2], f"clk_key_unknown{burst}{n}_secret") for n in range(10)])
             unauthorized += answers.count(401)
-            await asyncio.sleep(0.3)
-        self.check(unauthorized <= AUTH_BUDGET + 4, f"{unauthorized} of 40 failed authentications answered 401 before 429 "
+            await asyncio.sleep(0.5)
+        self.check(unauthorized <= AUTH_BUDGET + 10, f"{unauthorized} of 40 failed authentications answered 401 before 429 "
                                                      f"(a budget of {AUTH_BUDGET} a minute for the deployment, not {2 * AUTH_BUDGET})")
 
         ports = await self.start(connections_per_address=CONNECTIONS)
@@ -89,7 +92,7 @@ class Limits:
             status, _ = await connection.request("GET", "/health", None)
             held.append(connection)
             self.check(status == 200, "a connection held on the first instance")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         accepted = 0
         for _ in range(3):
             connection = Connection(ports[1])
