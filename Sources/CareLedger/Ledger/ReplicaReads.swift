@@ -13,7 +13,16 @@ final class ReplicaReads: Sendable {
     let pool: PostgresPool
     private let refreshInterval: Duration
     private let retryAfter: Duration
-    private let state = Mutex<(size: Int64, checked: ContinuousClock.Instant?, downUntil: ContinuousClock.Instant?)>((0, nil, nil))
+    private let state = Mutex(Known())
+
+    private struct Known {
+        /// The standby's tree size as last read.
+        var size: Int64 = 0
+        var checked: ContinuousClock.Instant?
+        var downUntil: ContinuousClock.Instant?
+        /// A read of its size is under way.
+        var looking = false
+    }
     /// Reads sent to the standby and to the primary (for `/metrics`).
     let servedByReplica = Atomic<Int>(0)
     let servedByPrimary = Atomic<Int>(0)
@@ -63,12 +72,16 @@ final class ReplicaReads: Sendable {
 
     private func holds(_ size: Int64) async -> Bool {
         let now = ContinuousClock.now
-        let (known, stale) = state.withLock { state -> (Int64, Bool) in
+        // One look at a time: while it runs, other reads go by what is known (the primary, when short).
+        let (known, look) = state.withLock { state -> (Int64, Bool) in
             if let down = state.downUntil, now < down { return (-1, false) }
-            return (state.size, state.checked.map { now - $0 >= refreshInterval } ?? true)
+            guard state.size < size, !state.looking, state.checked.map({ now - $0 >= refreshInterval }) ?? true else { return (state.size, false) }
+            state.looking = true
+            return (state.size, true)
         }
         if known >= size { return true }
-        guard stale else { return false }
+        guard look else { return false }
+        defer { state.withLock { $0.looking = false } }
         do {
             let rows = try await pool.query("SELECT coalesce(max(tree_size), 0) AS size FROM ledger_heads")
             let replayed = try rows.first?.decode("size", as: Int64.self) ?? 0
