@@ -48,7 +48,7 @@ enum MetricsRoutes {
             out.single("careledger_ledger_sequencing_lag_seconds", .gauge, help: "Age of the oldest entry waiting to be sequenced (0 when none).",
                        queue.oldestAgeSeconds)
             if let replica = ledger.replica {
-                out.family("careledger_replica_reads_total", .counter, help: "Reads that tolerate lag, by the database that served them.")
+                out.family("careledger_replica_reads_total", .counter, help: "Reads that tolerate lag, by the database they were sent to (one the standby fails is then sent to the primary too).")
                 out.sample("careledger_replica_reads_total", [("served_by", "replica")], replica.servedByReplica.load(ordering: .relaxed))
                 out.sample("careledger_replica_reads_total", [("served_by", "primary")], replica.servedByPrimary.load(ordering: .relaxed))
                 out.single("careledger_replica_ledger_entries", .gauge, help: "The tree size the hot standby was last seen to hold.", replica.knownSize)
