@@ -461,12 +461,12 @@ class Harness:
         if kind == "register":
             self.event_clock += 1
             body = {"resource": {"resourceType": "Device", "status": "active"}, "type": "infusion-pump", "location": "Ward",
-                    "rfidTag": f"urn:epc:id:giai:{COMPANY_PREFIX}.{self.event_clock}{client}"}
+                    "rfidTag": f"urn:epc:id:giai:{COMPANY_PREFIX}.{self.event_clock}{client:03d}"}
             return Operation(kind, keys["hospital_a"], "POST", "/v1/devices", body, key)
         if kind == "rfid":
             self.event_clock += 1
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
-            tags = self.random.sample(self.tags, min(3, len(self.tags))) + [f"urn:epc:id:giai:{COMPANY_PREFIX}.9{self.event_clock}{client}"]
+            tags = self.random.sample(self.tags, min(3, len(self.tags))) + [f"urn:epc:id:giai:{COMPANY_PREFIX}.9{self.event_clock}{client:03d}"]
             body = {"readerId": "ward-door", "reads": [{"epc": epc, "time": stamp} for epc in tags]}
             return Operation(kind, keys["hospital_a"], "POST", "/v1/devices/rfid-reads", body, key)
         if kind == "consent":
