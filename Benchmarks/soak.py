@@ -75,10 +75,17 @@ class Soak(Harness):
             connection.close()
 
         async def sampler():
+            reported = 0
             while not stop.is_set():
                 minute = int((time.monotonic() - started) // 60)
                 sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
                 sample["rss"] = max(sample.get("rss", 0), rss_kib(self.instances[0].process.pid))
+                # Each finished minute as it ends, so a long run shows how it goes (and leaves a trace if cut short).
+                while reported < minute and rate:
+                    done = minutes.get(reported, {"latencies": [], "fives": 0, "ops": 0})
+                    print(f"minute {reported}: {done['ops']} operations, {done['fives']} 5xx, p50 {percentile(done['latencies'], 0.5) * 1000:.1f} ms, "
+                          f"p99 {percentile(done['latencies'], 0.99) * 1000:.1f} ms, RSS {done.get('rss', 0) / 1024:.0f} MiB", flush=True)
+                    reported += 1
                 await asyncio.sleep(5)
 
         tasks = [asyncio.create_task(client(n)) for n in range(self.args.clients)] + [asyncio.create_task(sampler())]
@@ -94,6 +101,7 @@ class Soak(Harness):
         self.written = {}
         peak = await self.load(self.args.peak_seconds, None, {})
         rate = peak * self.args.fraction
+        print(f"peak {peak:.0f} operations/s; soaking at {rate:.0f}/s", flush=True)
         before = self.sizes()
         self.written = {}
         minutes = {}
