@@ -512,6 +512,31 @@ import TestSupport
         }
     }
 
+    /// The checks keep opened records for a short while, and no more than their bound: memory
+    /// follows the rate of checks, not every patient ever checked.
+    @Test func openedRecordsAreKeptBrieflyAndBounded() async throws {
+        try await APIHarness.with { api in
+            let records = ParsedRecords(capacity: 2, lifetime: .seconds(120))
+            let request = try FHIRMedicationRequest(try JSONParser.parse(Array(World.request("311372").utf8)), callerOrg: "org-a", keepingDocument: false)
+            let key = SecureRandom.bytes(32), start = ContinuousClock.now
+            func held(_ id: String, after seconds: Int) async throws -> Bool {
+                // None of these ids is stored, so a record not served from memory is not found at all.
+                try await records.requests([(id, "org-a")], key: key, on: api.pool, now: start + .seconds(seconds))[id] != nil
+            }
+            records.remember(request, for: "rx-a", now: start)
+            #expect(try await held("rx-a", after: 119))
+            #expect(try await !held("rx-a", after: 120), "kept past its lifetime")
+            records.remember(request, for: "rx-b", now: start + .seconds(121))
+            #expect(records.count == 1, "the expired record was not swept when the next one came")
+            records.remember(request, for: "rx-c", now: start + .seconds(122))
+            records.remember(request, for: "rx-d", now: start + .seconds(123))
+            #expect(records.count == 2)
+            #expect(try await !held("rx-b", after: 124), "the oldest record stayed past the bound")
+            let kept = (try await held("rx-c", after: 124), try await held("rx-d", after: 124))
+            #expect(kept.0 && kept.1)
+        }
+    }
+
     @Test func fhirDatesCoverTheirWholeYearMonthOrDay() throws {
         let day = try #require(FHIRDateTime.range("2015-01-15"))
         #expect(day.start.timeIntervalSince1970 == 1_421_280_000 && day.end.timeIntervalSince1970 == 1_421_366_399.999)

@@ -6,8 +6,9 @@ import Crypto
 public enum JCS {
     /// The canonical bytes of `value`.
     public static func canonicalize(_ value: JSONValue) -> [UInt8] {
+        // No capacity reserved up front: ledger entries (about 250 bytes) are kept by the thousand
+        // (LedgerWaiter's recent entries), and a kilobyte reserved for each was most of the heap.
         var out: [UInt8] = []
-        out.reserveCapacity(1024)
         append(value, to: &out)
         return out
     }
