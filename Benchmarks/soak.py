@@ -8,7 +8,8 @@ the table and index bytes each kind of row added, from pg_total_relation_size be
   Benchmarks/soak.sh [minutes] [fraction]
 
 Checks (exit 1 when one fails): no 5xx; after the warm-up (the first 5 minutes, or a fifth of a
-shorter run), RSS within 10% and p99 within 20% of the first minute after it. Standard library only.
+shorter run), RSS within 10% of the first minute after it, and p99 over each ten minutes after it
+within 20% of the first ten minutes' (a fifth of the rest, for short runs). Standard library only.
 """
 import asyncio
 import os
@@ -26,6 +27,14 @@ TABLES = ["exchanges", "consents", "claims", "claim_events", "prescriptions", "d
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def cpu_ticks():
+    """(stolen, all) CPU ticks of the machine so far: on a shared machine, the share taken by other
+    guests is the reference a latency figure needs beside it."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
 def rss_kib(pid):
@@ -75,16 +84,21 @@ class Soak(Harness):
             connection.close()
 
         async def sampler():
-            reported = 0
+            reported, ticks_at = 0, {}
             while not stop.is_set():
                 minute = int((time.monotonic() - started) // 60)
                 sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
                 sample["rss"] = max(sample.get("rss", 0), rss_kib(self.instances[0].process.pid))
+                ticks_at.setdefault(minute, cpu_ticks())
+                if minute - 1 in ticks_at and "steal" not in minutes.get(minute - 1, {"steal": 0}):
+                    (stolen_then, all_then), (stolen_now, all_now) = ticks_at[minute - 1], ticks_at[minute]
+                    minutes[minute - 1]["steal"] = (stolen_now - stolen_then) / max(1, all_now - all_then)
                 # Each finished minute as it ends, so a long run shows how it goes (and leaves a trace if cut short).
                 while reported < minute and rate:
                     done = minutes.get(reported, {"latencies": [], "fives": 0, "ops": 0})
                     print(f"minute {reported}: {done['ops']} operations, {done['fives']} 5xx, p50 {percentile(done['latencies'], 0.5) * 1000:.1f} ms, "
-                          f"p99 {percentile(done['latencies'], 0.99) * 1000:.1f} ms, RSS {done.get('rss', 0) / 1024:.0f} MiB", flush=True)
+                          f"p99 {percentile(done['latencies'], 0.99) * 1000:.1f} ms, RSS {done.get('rss', 0) / 1024:.0f} MiB, "
+                          f"CPU stolen {done.get('steal', 0):.0%}", flush=True)
                     reported += 1
                 await asyncio.sleep(5)
 
@@ -110,11 +124,11 @@ class Soak(Harness):
         kinds = self.written
         print(f"\nSoak: peak {peak:.0f} operations/s with {self.args.clients} clients; then {self.args.seconds / 60:.0f} min "
               f"at {rate:.0f}/s ({self.args.fraction:.0%}), achieved {achieved:.0f}/s\n")
-        print("| minute | operations | 5xx | p50 ms | p99 ms | RSS MiB |\n|---|---|---|---|---|---|")
+        print("| minute | operations | 5xx | p50 ms | p99 ms | RSS MiB | CPU stolen |\n|---|---|---|---|---|---|---|")
         for minute in sorted(minutes):
             m = minutes[minute]
             print(f"| {minute} | {m['ops']} | {m['fives']} | {percentile(m['latencies'], 0.5) * 1000:.1f} | "
-                  f"{percentile(m['latencies'], 0.99) * 1000:.1f} | {m.get('rss', 0) / 1024:.0f} |")
+                  f"{percentile(m['latencies'], 0.99) * 1000:.1f} | {m.get('rss', 0) / 1024:.0f} | {m.get('steal', 0):.0%} |")
         print(f"\nWrites in the soak, by kind: {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}")
         print("\n| table | bytes before | bytes after | added | per row written |\n|---|---|---|---|---|")
         rows_written = {"exchanges": kinds.get("exchange", 0), "claims": kinds.get("claim", 0), "prescriptions": kinds.get("prescribe", 0),
@@ -137,11 +151,20 @@ class Soak(Harness):
         if fives:
             failures.append(f"{fives} 5xx answers")
         if steady:
-            first_rss, first_p99 = steady[0].get("rss", 0), percentile(steady[0]["latencies"], 0.99)
+            first_rss = steady[0].get("rss", 0)
             worst_rss = max(abs(m.get("rss", 0) - first_rss) for m in steady) / max(1, first_rss)
-            p99s = [percentile(m["latencies"], 0.99) for m in steady]
-            worst_p99 = max(abs(p - first_p99) for p in p99s) / max(1e-9, first_p99)
-            print(f"After {warm} warm-up minute(s): RSS within {worst_rss:.1%} of minute {warm}'s, p99 within {worst_p99:.1%}")
+            # p99 per ten minutes: one minute's p99 on two shared cores swings by a third from
+            # minute to minute with no trend (the load generator, the server and PostgreSQL share
+            # them); drift shows over longer windows. Shorter runs: windows of a fifth of the run.
+            span = 10 if len(steady) >= 20 else max(1, len(steady) // 5)
+            windows = [steady[i:i + span] for i in range(0, len(steady) - span + 1, span)]
+            p99s = [percentile([v for m in window for v in m["latencies"]], 0.99) for window in windows]
+            worst_p99 = max(abs(p - p99s[0]) for p in p99s) / max(1e-9, p99s[0])
+            by_minute = [percentile(m["latencies"], 0.99) * 1000 for m in steady]
+            print(f"p99 per {span} minutes after the warm-up: {', '.join(f'{p * 1000:.1f}' for p in p99s)} ms "
+                  f"(per minute: {min(by_minute):.1f} to {max(by_minute):.1f} ms)")
+            print(f"After {warm} warm-up minute(s): RSS within {worst_rss:.1%} of minute {warm}'s, "
+                  f"p99 of each {span} minutes within {worst_p99:.1%} of the first {span}'s")
             if worst_rss > 0.10:
                 failures.append(f"RSS moved {worst_rss:.1%}")
             if worst_p99 > 0.20:
@@ -157,9 +180,11 @@ def main():
     parser.add_argument("--peak-seconds", type=float, default=60)
     parser.add_argument("--fraction", type=float, default=0.7)
     parser.add_argument("--clients", type=int, default=16)
-    # Many patients, so that no patient gathers thousands of prescriptions (each check reads the
-    # patient's, and duplicates of one drug would make every finding list longer than the last).
-    parser.add_argument("--patients", type=int, default=2000)
+    # A population, not a handful: an hour at 400 writes/s makes about 100,000 prescriptions, and
+    # 20,000 patients end the hour with about five each. Each check reads all of its patient's
+    # records, so with a few thousand patients every patient's history would grow fifty-fold in an
+    # hour, which is not what a deployment serving millions sees.
+    parser.add_argument("--patients", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     test = Soak(args)

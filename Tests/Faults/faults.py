@@ -399,14 +399,19 @@ class Harness:
             keys[name] = (await self.http.must("POST", f"/v1/orgs/{orgs[name]}/keys", admin,
                                           {"role": kind, "label": "faults", "rateLimitPerSecond": 100000}))["apiKey"]
         self.orgs, self.keys = orgs, keys
-        self.patients = []
-        for number in range(self.args.patients):
+        async def register(number):
             patient = {"resourceType": "Patient", "identifier": [{"system": PATIENT_SYSTEM, "value": str(number)}]}
             patient_id = (await self.http.must("POST", "/v1/patients", keys["hospital_a"], patient))["id"]
             for grantee, purposes, categories in [(orgs["hospital_b"], ["TREAT"], ["*"]), (orgs["insurer"], ["HPAYMT"], ["claim"])]:
                 await self.http.must("POST", f"/v1/patients/{patient_id}/consents", keys["hospital_a"],
                                 {"grantee": {"orgId": grantee}, "purposes": purposes, "categories": categories, "evidenceHash": EVIDENCE})
-            self.patients.append(patient_id)
+            return patient_id
+
+        # Sixteen at a time: the soak registers tens of thousands.
+        self.patients = []
+        for first in range(0, self.args.patients, 16):
+            numbers = range(first, min(first + 16, self.args.patients))
+            self.patients += await asyncio.gather(*(register(number) for number in numbers))
         await self.http.must("POST", "/v1/supply/company-prefixes", admin, {"organization": orgs["maker"], "prefix": COMPANY_PREFIX})
         for number, org in [(PLANT, "maker"), (WAREHOUSE, "wholesaler")]:
             await self.http.must("POST", "/v1/supply/locations", admin, {"organization": orgs[org], "gln": number, "name": org})
