@@ -394,6 +394,9 @@ import TestSupport
             metrics.checked(patientId: "q", prescriber: "a", requestHash: "h1", findings: [("DRG", "high")], at: now)
             metrics.prescribed(patientId: "q", prescriber: "a", requestHash: "h1", findings: [("DRG", "high")], overridden: true, at: now)
             metrics.checked(patientId: "r", prescriber: "a", requestHash: "h1", findings: [], at: now)
+            var waiting = PrometheusText()
+            metrics.render(into: &waiting, now: now)
+            #expect(waiting.text.contains("careledger_prescription_checks_pending 1\n"), "\(waiting.text)")
             var out = PrometheusText()
             metrics.render(into: &out, now: now.addingTimeInterval(120))
             for outcome in ["unchanged", "changed", "overridden", "abandoned"] {
@@ -408,6 +411,9 @@ import TestSupport
             let scraped = await api.call(.get, "/metrics", key: nil, client: "127.0.0.1")
             #expect(scraped.text.contains(#"careledger_prescription_check_outcomes_total{outcome="changed"} 1"#), "\(scraped.text)")
             #expect(scraped.text.contains(#"careledger_prescription_findings_total{code="DRG",severity="high"} 1"#))
+            // The two accepted prescriptions are kept opened for the next check of the patient.
+            let cached = scraped.text.split(separator: "\n").first { $0.hasPrefix("careledger_prescription_records_cached ") }
+            #expect(cached.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 >= 2 } == true, "\(scraped.text)")
         }
     }
 

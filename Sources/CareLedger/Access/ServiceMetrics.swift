@@ -3,8 +3,15 @@ import Synchronization
 
 /// Counters of what the gate and the areas decided, for `GET /metrics`: refusals by error code (the
 /// consent ones among them), break-the-glass accesses, requests refused for their rate, and stored
-/// claim rules that no longer parse, and the prescribing checks (`PrescribingMetrics`).
+/// claim rules that no longer parse, the prescribing checks (`PrescribingMetrics`), and the sizes
+/// the areas' in-memory caches report (`gauge`).
 final class ServiceMetrics: Sendable {
+    private struct Gauge {
+        let name: String
+        let help: String
+        let read: @Sendable () -> Int
+    }
+
     private struct State {
         var denials: [String: Int] = [:]
         var breakTheGlass = 0
@@ -19,8 +26,14 @@ final class ServiceMetrics: Sendable {
     static let signatureSeriesLimit = 10_000
 
     private let state = Mutex(State())
+    private let gauges = Mutex<[Gauge]>([])
     /// The prescribing checks' findings and what followed them.
     let prescribing = PrescribingMetrics()
+
+    /// A size read at every scrape, so a cache that fills can be told from memory that leaks.
+    func gauge(_ name: String, help: String, _ read: @escaping @Sendable () -> Int) {
+        gauges.withLock { $0.append(Gauge(name: name, help: help, read: read)) }
+    }
 
     func denied(code: String) {
         state.withLock { $0.denials[code, default: 0] += 1 }
@@ -80,5 +93,8 @@ final class ServiceMetrics: Sendable {
             out.sample("careledger_telemetry_rejected_signatures_total", [("device", "other")], state.rejectedSignaturesOther)
         }
         prescribing.render(into: &out)
+        for gauge in gauges.withLock({ $0 }) {
+            out.single(gauge.name, .gauge, help: gauge.help, gauge.read())
+        }
     }
 }

@@ -53,7 +53,7 @@ final class ParsedRecords: Sendable {
         self.lifetime = lifetime
     }
 
-    /// Records held now (both kinds), for tests.
+    /// Records held now (both kinds): for tests and `GET /metrics`.
     var count: Int { requestCache.withLock { $0.values.count } + allergyCache.withLock { $0.values.count } }
 
     /// A prescription just stored: the next check of its patient need not read it back.

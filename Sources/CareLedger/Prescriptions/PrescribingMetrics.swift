@@ -61,6 +61,8 @@ final class PrescribingMetrics: Sendable {
             expire(&state, now: now, force: true)
             return state
         }
+        out.single("careledger_prescription_checks_pending", .gauge, help: "Checks still waiting for their prescription (at most \(capacity), for \(Int(window)) s).",
+                   state.pending.count)
         out.single("careledger_prescription_checks_total", .counter, help: "Prescribing safety checks run (dry runs, refused and accepted prescriptions, CDS Hooks calls).", state.checks)
         out.family("careledger_prescription_findings_total", .counter, help: "Findings of the prescribing checks, by DetectedIssue code and severity.")
         for (key, count) in state.findings.sorted(by: { $0.key < $1.key }) {

@@ -11,6 +11,9 @@ enum PrescriptionRoutes {
         let pool = api.access.pool
         let service = PrescriptionService(pool: pool, ledger: ledger, keys: keys, knowledge: MedicationKnowledgeStore(), settings: settings)
         let allergies = AllergyService(pool: pool, ledger: ledger, keys: keys)
+        api.access.metrics.gauge("careledger_prescription_records_cached", help: "Opened prescriptions and allergies kept for the checks (at most \(service.parsedRecords.capacity)).") {
+            service.parsedRecords.count
+        }
         CDSHooksRoutes.register(in: &api, service: service, keys: keys)
 
         api.on(.post, "/v1/patients/{patientId}/allergies", .allergiesRecord) { context in
