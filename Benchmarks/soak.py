@@ -2,10 +2,17 @@
 """A soak: the fault harness's mixed writes (every write the product has, each with an
 Idempotency-Key) and a read of each kind now and then, against one `careledger serve`, first flat
 out for `--peak-seconds` to find the peak, then at `--fraction` of it for `--seconds`, with no
-faults. Every minute: operations, 5xx answers, p50 and p99 latency, the server's RSS. At the end:
-the table and index bytes each kind of row added, from pg_total_relation_size before and after.
+faults. Every minute: operations, 5xx answers, p50 and p99 latency, the server's RSS and CPU stolen,
+the server's cache gauges, and PostgreSQL's background work as the same-run reference (checkpoints,
+buffers its backends had to write themselves, blocks read from outside its buffers, the tables
+autovacuum worked on). At the end: p99 by kind of operation in the first and last windows, and the
+table and index bytes each kind of row added, from pg_total_relation_size before and after.
 
   Benchmarks/soak.sh [minutes] [fraction]
+
+Before the soak each patient is given `--histories` prescriptions, as patients of a running
+deployment have them: otherwise every patient's history would start empty and grow all hour, and so
+would what each check reads.
 
 Checks (exit 1 when one fails): no 5xx; after the warm-up (the first 5 minutes, or a fifth of a
 shorter run), RSS within 10% of the first minute after it, and p99 over each ten minutes after it
@@ -24,6 +31,12 @@ TABLES = ["exchanges", "consents", "claims", "claim_events", "prescriptions", "d
           "audit_batches", "idempotency_keys", "ledger_queue"]
 
 
+def pg_minute(sample):
+    checkpoints, backend_writes, blocks_read, autovacuums = sample.get("pg", [0, 0, 0, 0])
+    return (f"{checkpoints} checkpoints, {backend_writes} buffers written by backends, {blocks_read / 60:.0f} blocks read/s, "
+            f"{autovacuums} autovacuums ({' '.join(sorted(sample.get('vacuumed', ()))) or 'none running'})")
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -35,6 +48,15 @@ def cpu_ticks():
     with open("/proc/stat") as stat:
         fields = [int(f) for f in stat.readline().split()[1:]]
     return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+# PostgreSQL counters read each minute (deltas) and what autovacuum is working on (every sample).
+PG_COUNTERS = """SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
+  (SELECT buffers_backend FROM pg_stat_bgwriter),
+  (SELECT blks_read FROM pg_stat_database WHERE datname = current_database()),
+  (SELECT coalesce(sum(autovacuum_count), 0) FROM pg_stat_user_tables),
+  (SELECT coalesce(string_agg(relid::regclass::text, ' '), '') FROM pg_stat_progress_vacuum)"""
+GAUGES = {"careledger_prescription_records_cached": "cached", "careledger_prescription_checks_pending": "pending"}
 
 
 def rss_kib(pid):
@@ -76,6 +98,7 @@ class Soak(Harness):
                 minute = int((time.monotonic() - started) // 60)
                 sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
                 sample["ops"] += 1
+                sample.setdefault("kinds", {}).setdefault(operation.kind, []).append(time.monotonic() - begun)
                 sample["fives"] += sum(1 for s in operation.answers if s is not None and s >= 500)
                 sample["latencies"].append(time.monotonic() - begun)
                 # Counted, not kept: an hour of operations would not fit the client's memory.
@@ -84,21 +107,33 @@ class Soak(Harness):
             connection.close()
 
         async def sampler():
-            reported, ticks_at = 0, {}
+            reported, ticks_at, counters_at = 0, {}, {}
             while not stop.is_set():
                 minute = int((time.monotonic() - started) // 60)
                 sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
                 sample["rss"] = max(sample.get("rss", 0), rss_kib(self.instances[0].process.pid))
-                ticks_at.setdefault(minute, cpu_ticks())
+                # psql in a thread: the clients' latencies must not include the sampler's waits.
+                checkpoints, backend_writes, blocks_read, autovacuums, vacuuming = (await asyncio.to_thread(self.cluster.sql, PG_COUNTERS))[0]
+                sample.setdefault("vacuumed", set()).update(vacuuming.split())
+                if minute not in counters_at:
+                    counters_at[minute] = [int(checkpoints), int(backend_writes), int(blocks_read), int(autovacuums)]
+                    ticks_at[minute] = cpu_ticks()
+                    _, text = await self.http.call_text("GET", "/metrics", None)
+                    for line in text.splitlines():
+                        name, _, value = line.partition(" ")
+                        if name in GAUGES:
+                            sample[GAUGES[name]] = int(float(value))
                 if minute - 1 in ticks_at and "steal" not in minutes.get(minute - 1, {"steal": 0}):
                     (stolen_then, all_then), (stolen_now, all_now) = ticks_at[minute - 1], ticks_at[minute]
                     minutes[minute - 1]["steal"] = (stolen_now - stolen_then) / max(1, all_now - all_then)
+                    minutes[minute - 1]["pg"] = [now - then for now, then in zip(counters_at[minute], counters_at[minute - 1])]
                 # Each finished minute as it ends, so a long run shows how it goes (and leaves a trace if cut short).
                 while reported < minute and rate:
                     done = minutes.get(reported, {"latencies": [], "fives": 0, "ops": 0})
                     print(f"minute {reported}: {done['ops']} operations, {done['fives']} 5xx, p50 {percentile(done['latencies'], 0.5) * 1000:.1f} ms, "
                           f"p99 {percentile(done['latencies'], 0.99) * 1000:.1f} ms, RSS {done.get('rss', 0) / 1024:.0f} MiB, "
-                          f"CPU stolen {done.get('steal', 0):.0%}", flush=True)
+                          f"CPU stolen {done.get('steal', 0):.0%}, cached records {done.get('cached', '?')}, pending checks {done.get('pending', '?')}; "
+                          f"PostgreSQL: {pg_minute(done)}", flush=True)
                     reported += 1
                 await asyncio.sleep(5)
 
@@ -112,6 +147,10 @@ class Soak(Harness):
         self.instances[0].start()
         await self.http.wait_ready(self.proxy_port)
         await self.setup()
+        for first in range(0, len(self.patients), 16):
+            await asyncio.gather(*(self.http.must("POST", "/v1/prescriptions", self.keys["hospital_a"], self.prescription(patient, f"history-{first}-{n}"),
+                                                  ok=(201, 422))
+                                   for n, patient in enumerate(self.patients[first:first + 16]) for _ in range(self.args.histories)))
         self.written = {}
         peak = await self.load(self.args.peak_seconds, None, {})
         rate = peak * self.args.fraction
@@ -124,11 +163,13 @@ class Soak(Harness):
         kinds = self.written
         print(f"\nSoak: peak {peak:.0f} operations/s with {self.args.clients} clients; then {self.args.seconds / 60:.0f} min "
               f"at {rate:.0f}/s ({self.args.fraction:.0%}), achieved {achieved:.0f}/s\n")
-        print("| minute | operations | 5xx | p50 ms | p99 ms | RSS MiB | CPU stolen |\n|---|---|---|---|---|---|---|")
+        print("| minute | operations | 5xx | p50 ms | p99 ms | RSS MiB | CPU stolen | cached records | pending checks | PostgreSQL |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
         for minute in sorted(minutes):
             m = minutes[minute]
             print(f"| {minute} | {m['ops']} | {m['fives']} | {percentile(m['latencies'], 0.5) * 1000:.1f} | "
-                  f"{percentile(m['latencies'], 0.99) * 1000:.1f} | {m.get('rss', 0) / 1024:.0f} | {m.get('steal', 0):.0%} |")
+                  f"{percentile(m['latencies'], 0.99) * 1000:.1f} | {m.get('rss', 0) / 1024:.0f} | {m.get('steal', 0):.0%} | "
+                  f"{m.get('cached', '')} | {m.get('pending', '')} | {pg_minute(m)} |")
         print(f"\nWrites in the soak, by kind: {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}")
         print("\n| table | bytes before | bytes after | added | per row written |\n|---|---|---|---|---|")
         rows_written = {"exchanges": kinds.get("exchange", 0), "claims": kinds.get("claim", 0), "prescriptions": kinds.get("prescribe", 0),
@@ -160,6 +201,16 @@ class Soak(Harness):
             windows = [steady[i:i + span] for i in range(0, len(steady) - span + 1, span)]
             p99s = [percentile([v for m in window for v in m["latencies"]], 0.99) for window in windows]
             worst_p99 = max(abs(p - p99s[0]) for p in p99s) / max(1e-9, p99s[0])
+            # Which kinds of operation moved, first window against last.
+            def by_kind(window):
+                kinds = {}
+                for m in window:
+                    for kind, values in m.get("kinds", {}).items():
+                        kinds.setdefault(kind, []).extend(values)
+                return {kind: percentile(values, 0.99) * 1000 for kind, values in kinds.items()}
+            first_kinds, last_kinds = by_kind(windows[0]), by_kind(windows[-1])
+            print("p99 by kind, first and last window: " + ", ".join(
+                f"{kind} {first_kinds[kind]:.1f} -> {last_kinds.get(kind, 0):.1f}" for kind in sorted(first_kinds)))
             by_minute = [percentile(m["latencies"], 0.99) * 1000 for m in steady]
             print(f"p99 per {span} minutes after the warm-up: {', '.join(f'{p * 1000:.1f}' for p in p99s)} ms "
                   f"(per minute: {min(by_minute):.1f} to {max(by_minute):.1f} ms)")
@@ -185,6 +236,7 @@ def main():
     # records, so with a few thousand patients every patient's history would grow fifty-fold in an
     # hour, which is not what a deployment serving millions sees.
     parser.add_argument("--patients", type=int, default=20000)
+    parser.add_argument("--histories", type=int, default=4)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     test = Soak(args)

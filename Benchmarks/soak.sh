@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # PostgreSQL as a deployment would run it (deploy/README.md, "PostgreSQL settings"), not its
 # defaults: with 128 MB of shared buffers an hour's gigabytes are evicted and read back all along.
-export PG_EXTRA_SETTINGS="${PG_EXTRA_SETTINGS:--c shared_buffers=2GB -c max_wal_size=4GB}"
+# Autovacuum runs of a second or more go to the cluster's postgres.log (KEEP_FAULTS_WORK=1 keeps it).
+export PG_EXTRA_SETTINGS="${PG_EXTRA_SETTINGS:--c shared_buffers=2GB -c max_wal_size=4GB -c log_autovacuum_min_duration=1s}"
 exec Tests/Faults/run.sh soak --seconds "$(( ${1:-60} * 60 ))" --fraction "${2:-0.7}"

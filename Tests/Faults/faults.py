@@ -423,6 +423,22 @@ class Harness:
 
     # --- the workload ------------------------------------------------------------------------
 
+    def prescription(self, patient, tag):
+        """A one-tablet-a-day order from hospital A for the faults' pharmacy, of one of a few drugs."""
+        request = {
+            "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "identifier": [{"system": PATIENT_SYSTEM, "value": tag}],
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": self.random.choice(DRUGS)}]},
+            "subject": {"reference": "Patient/local"},
+            "requester": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1000000001"}},
+            "dosageInstruction": [{"sequence": 1, "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB", "code": "TAB"}}]}],
+            "dispenseRequest": {"validityPeriod": {"start": "2026-01-01", "end": "2030-12-31"}, "numberOfRepeatsAllowed": 1,
+                                "quantity": {"value": 30, "unit": "TAB", "code": "TAB"},
+                                "performer": {"reference": f"Organization/{self.orgs['pharmacy']}"}},
+        }
+        return {"patient": patient, "medicationRequest": request}
+
     def next_operation(self, client, sequence):
         tag = f"{client}-{sequence}"
         patient = self.random.choice(self.patients)
@@ -494,19 +510,7 @@ class Harness:
             response = {"resourceType": "ClaimResponse", "outcome": "complete", "disposition": f"decided by {tag}"}
             return Operation(kind, keys["insurer"], "POST", f"/v1/claims/{claim_id}/adjudication", response, key)
         if kind == "prescribe":
-            request = {
-                "resourceType": "MedicationRequest", "status": "active", "intent": "order",
-                "identifier": [{"system": PATIENT_SYSTEM, "value": tag}],
-                "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": self.random.choice(DRUGS)}]},
-                "subject": {"reference": "Patient/local"},
-                "requester": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1000000001"}},
-                "dosageInstruction": [{"sequence": 1, "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                                       "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "TAB", "code": "TAB"}}]}],
-                "dispenseRequest": {"validityPeriod": {"start": "2026-01-01", "end": "2030-12-31"}, "numberOfRepeatsAllowed": 1,
-                                    "quantity": {"value": 30, "unit": "TAB", "code": "TAB"},
-                                    "performer": {"reference": f"Organization/{orgs['pharmacy']}"}},
-            }
-            return Operation(kind, keys["hospital_a"], "POST", "/v1/prescriptions", {"patient": patient, "medicationRequest": request}, key)
+            return Operation(kind, keys["hospital_a"], "POST", "/v1/prescriptions", self.prescription(patient, tag), key)
         prescription, code = self.open_prescriptions.pop(self.random.randrange(len(self.open_prescriptions)))
         dispense = {"resourceType": "MedicationDispense", "status": "completed", "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]},
                     "quantity": {"value": 30, "unit": "TAB", "code": "TAB"}}
