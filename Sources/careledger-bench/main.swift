@@ -3,8 +3,9 @@
 //
 //   careledger-bench postgres <select1|insert-jsonb> <concurrency> <seconds> [--no-multiplexing]
 //   careledger-bench ledger <writers> <seconds> | ledger-fill <entries>   (see LedgerBench.swift)
+//   careledger-bench http-rate <port> <requests/s> <seconds> <connections> <path>   (see HTTPRate.swift)
 //
-// Reads DATABASE_URL. Prints one JSON line: transactions, tps, p50/p99 latency in ms.
+// Reads DATABASE_URL (not http-rate). Prints one JSON line: transactions, tps, p50/p99 latency in ms.
 import Foundation
 import Postgres
 import IOLoop
@@ -61,6 +62,10 @@ func runStatements(pool: PostgresPool, scenario: String, until deadline: Continu
     return latencies
 }
 
+if CommandLine.arguments.dropFirst().first == "http-rate" {
+    try HTTPRate.run(arguments: Array(CommandLine.arguments.dropFirst()))
+    exit(0)
+}
 guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
     FileHandle.standardError.write(Data("DATABASE_URL is not set\n".utf8))
     exit(64)

@@ -1,10 +1,47 @@
-import CareLedger
+@testable import CareLedger
 import Foundation
 import HTTP
 import Postgres
 import Testing
 
 @Suite struct AuditTests {
+    /// Every request writes an audit event, so the batcher may hold the writers' lock only for a
+    /// moment: it waits for a writer whose transaction is open (and then anchors that writer's
+    /// event), but while it reads, hashes and commits a batch, writers carry on.
+    @Test func theAuditBatchWaitsForOpenWritersAndWritersNeverWaitForTheBatch() async throws {
+        try await APIHarness.with { api in
+            let store = AuditStore()
+            let event = AuditEvent(requestId: "req-open-writer", actorOrg: nil, keyId: nil, role: nil, action: "test.write", resourceType: nil,
+                                   resourceId: nil, patientId: nil, purpose: nil, decision: .permit, reason: "an open writer", clientAddress: nil)
+            let batches: @Sendable () async throws -> Int64 = {
+                try await api.pool.query("SELECT count(*) AS n FROM audit_batches")[0].decode("n", as: Int64.self)
+            }
+            let before = try await batches()
+            let anchoring = try await api.pool.withTransaction { open in
+                try await store.record(event, on: open)
+                let anchoring = Task { try await api.ledger.sequencer.anchorAuditEvents() }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await batches() == before, "a batch was made while a writer's transaction was open")
+                return anchoring
+            }
+            #expect(try await anchoring.value >= 1)
+            let covering = try await api.pool.query("""
+                SELECT count(*) AS n FROM audit_batches b JOIN audit_events e ON e.seq BETWEEN b.first_seq AND b.last_seq
+                WHERE e.request_id = 'req-open-writer'
+                """)[0].decode("n", as: Int64.self)
+            #expect(covering == 1)
+
+            // A batch in progress holds its own lock; a writer meanwhile must not wait (5 s, then 55P03).
+            try await api.pool.withTransaction { batching in
+                try await batching.query("SELECT pg_advisory_xact_lock(\(LedgerStore.auditBatchLock), hashtext(current_schema()))")
+                try await api.pool.withTransaction { writer in
+                    try await writer.query("SET LOCAL lock_timeout = '5s'")
+                    try await store.record(event, on: writer)
+                }
+            }
+        }
+    }
+
     @Test func auditorsPageThroughTheTrailWithFilters() async throws {
         try await APIHarness.with { api in
             let auditorOrg = try await api.createOrg("Watchdog", "auditor")

@@ -115,17 +115,31 @@ struct AuditStore: Sendable {
 
     /// Anchors the next run of committed audit events as one `audit.batch` ledger entry. Returns
     /// how many events it covered.
-    func anchorNextBatch(limit: Int, ledger: LedgerStore, on transaction: PostgresTransaction) async throws -> Int {
-        try await transaction.query("SELECT pg_advisory_xact_lock(\(LedgerStore.auditLock), hashtext(current_schema()))")
-        let last = try await transaction.query("SELECT coalesce(max(last_seq), 0) AS last FROM audit_batches")[0].decode("last", as: Int64.self)
-        let events = try await batchEvents(after: last, limit: limit, on: transaction)
-        guard let first = events.first?.seq, let final = events.last?.seq else { return 0 }
-        let hash = Self.batchHash(events.map { $0.value })
-        let queueId = try await ledger.enqueue(LedgerItem(type: "audit.batch", actor: "careledger", ref: "audit:\(first)-\(final)", hash: hash), on: transaction)
-        try await transaction.query("""
-            INSERT INTO audit_batches (first_seq, last_seq, hash, queue_id) VALUES (\(first), \(final), \(hash), \(queueId))
-            """)
-        return events.count
+    ///
+    /// Every request writes an audit event, so the exclusive audit lock stops them all while it is
+    /// held: it is held only to learn the last seq no open transaction can still commit below (every
+    /// writer draws its seq holding the lock shared, so once the lock is granted exclusively they
+    /// have all ended, and seqs drawn after it is released are higher). The batch itself is read,
+    /// hashed, queued and committed after, under a lock of its own that writers never take.
+    func anchorNextBatch(limit: Int, ledger: LedgerStore, on pool: PostgresPool) async throws -> Int {
+        let settled = try await pool.withTransaction { transaction in
+            try await transaction.query("SELECT pg_advisory_xact_lock(\(LedgerStore.auditLock), hashtext(current_schema()))")
+            // A statement of its own: its snapshot is taken after the lock was granted.
+            return try await transaction.query("SELECT coalesce(max(seq), 0) AS last FROM audit_events")[0].decode("last", as: Int64.self)
+        }
+        return try await pool.withTransaction { transaction in
+            try await transaction.query("SELECT pg_advisory_xact_lock(\(LedgerStore.auditBatchLock), hashtext(current_schema()))")
+            let last = try await transaction.query("SELECT coalesce(max(last_seq), 0) AS last FROM audit_batches")[0].decode("last", as: Int64.self)
+            let events = try await batchEvents(after: last, through: settled, limit: limit, on: transaction)
+            guard let first = events.first?.seq, let final = events.last?.seq else { return 0 }
+            let hash = Self.batchHash(events.map { $0.value })
+            let queueId = try await ledger.enqueue(LedgerItem(type: "audit.batch", actor: "careledger", ref: "audit:\(first)-\(final)", hash: hash),
+                                                   on: transaction)
+            try await transaction.query("""
+                INSERT INTO audit_batches (first_seq, last_seq, hash, queue_id) VALUES (\(first), \(final), \(hash), \(queueId))
+                """)
+            return events.count
+        }
     }
 
     /// Events matching `filter`, oldest first, one more than the limit (to tell whether there is more).

@@ -176,9 +176,7 @@ final class LedgerSequencer: Sendable {
     /// so only one instance does it).
     @discardableResult
     func anchorAuditEvents() async throws -> Int {
-        try await pool.withTransaction { transaction in
-            try await AuditStore().anchorNextBatch(limit: settings.auditBatchLimit, ledger: store, on: transaction)
-        }
+        try await AuditStore().anchorNextBatch(limit: settings.auditBatchLimit, ledger: store, on: pool)
     }
 
     /// Sequences up to one batch; returns how many entries it appended.

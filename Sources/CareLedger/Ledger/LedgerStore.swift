@@ -55,9 +55,11 @@ struct LedgerStore: Sendable {
     static let electionLock: Int32 = 0x4C45_0001
     /// Taken by every sequencing batch transaction, so batches never overlap, whoever runs them.
     static let sequencingLock: Int32 = 0x4C45_0003
-    /// Audit writers hold it shared while they insert; the audit batcher takes it exclusively, so
-    /// every audit event with a lower seq than what it reads has committed.
+    /// Audit writers hold it shared while they insert; the audit batcher takes it exclusively for a
+    /// moment, so every audit event with a lower seq than the last it then sees has committed.
     static let auditLock: Int32 = 0x4C45_0002
+    /// Taken by the audit batcher while it reads, anchors and records a batch, so batches never overlap.
+    static let auditBatchLock: Int32 = 0x4C45_0004
 
     // MARK: Writing
 
