@@ -4,10 +4,10 @@
 #   - capture: wrk -t2 -c8 POST /v1/epcis/capture, documents of 100 commissioning events (hashed,
 #     custody-checked, stored, one ledger entry each, durable: default fsync, synchronous commit);
 #   - verification: wrk -t2 -c32 GET /v1/supply/verify of random packs among the PACKS (how many
-#     a second at most); then at a fixed VERIFY_RATE (default 5000/s, the issue's figure) with
-#     `careledger-bench http-rate`, an open loop whose latencies count from when each request was
-#     due, beside GET /health (the HTTP server alone) and GET /ready (one database round trip) at the
-#     same rate, as the same-run floor;
+#     a second at most); then at each fixed rate of VERIFY_RATES (default 1000, 2500 and 5000/s, the
+#     issue's figure) with `careledger-bench http-rate`, an open loop whose latencies count from
+#     when each request was due, beside GET /health (the HTTP server alone) and GET /ready (one
+#     database round trip) at the same rate, as the same-run floor;
 #   - alert latency: a long-polling feed client and a capture of a shipment by a non-holder, TRIALS times;
 #   - reference, same server and cluster: POST /v1/exchanges (Benchmarks/exchanges.sh's request).
 # Results appended to Benchmarks/RESULTS.md.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-15}"
 packs="${2:-1000000}"
 trials="${3:-300}"
-verify_rate="${VERIFY_RATE:-5000}"
+verify_rates="${VERIFY_RATES:-1000 2500 5000}"
 swift build -c release --product careledger-bench >/dev/null
 bench="$(swift build -c release --show-bin-path)/careledger-bench"
 source Benchmarks/lib/server.sh
@@ -42,11 +42,21 @@ capture=$(KEY=$maker PLANT=$plant wrk -t2 -c8 -d${seconds}s --latency -s Benchma
 echo "$capture"
 verify=$(KEY=$pharmacy PACKS=$packs wrk -t2 -c32 -d${seconds}s --latency -s Benchmarks/lua/verify.lua $CARELEDGER_URL)
 echo "$verify"
-at_rate() { "$bench" http-rate 8098 "$verify_rate" "$seconds" 64 "$1"; }
-health_at_rate=$(at_rate /health)
-ready_at_rate=$(at_rate /ready)
-verify_at_rate=$(RANGE=$packs KEY=$pharmacy at_rate "/v1/supply/verify?id=https%3A%2F%2Fid.gs1.org%2F01%2F04012345111118%2F21%2FS{n:7}")
-printf '%s\n' "$health_at_rate" "$ready_at_rate" "$verify_at_rate"
+json() { jq -r ".$2" <<<"$1"; }
+rate_row() {
+    echo "| $1 at a fixed $(json "$2" rate)/s (open loop, 64 connections) | $(json "$2" achieved)/s achieved, $(json "$2" requests) requests | $(json "$2" p50ms)ms | $(json "$2" p99ms)ms (p99.9 $(json "$2" p999ms), max $(json "$2" maxms)) | $(( $(json "$2" non2xx) + $(json "$2" errors) )) | |"
+}
+rate_rows=""
+for rate in $verify_rates; do
+    at_rate() { "$bench" http-rate 8098 "$rate" "$seconds" 64 "$1"; }
+    verify_at_rate=$(RANGE=$packs KEY=$pharmacy at_rate "/v1/supply/verify?id=https%3A%2F%2Fid.gs1.org%2F01%2F04012345111118%2F21%2FS{n:7}")
+    health_at_rate=$(at_rate /health)
+    ready_at_rate=$(at_rate /ready)
+    printf '%s\n' "$verify_at_rate" "$health_at_rate" "$ready_at_rate"
+    rate_rows+="$(rate_row "GET /v1/supply/verify, random pack of $packs" "$verify_at_rate")"$'\n'
+    rate_rows+="$(rate_row "reference: GET /health" "$health_at_rate")"$'\n'
+    rate_rows+="$(rate_row "reference: GET /ready" "$ready_at_rate")"$'\n'
+done
 read -r alerts alert_p50 alert_p99 alert_max < <(python3 Benchmarks/py/supply_alert_latency.py "$CARELEDGER_URL" "$maker" "$other" \
     "urn:epc:id:sgln:4023333.00000.0" "$trials")
 echo "alerts: $alerts p50 $alert_p50 ms p99 $alert_p99 ms max $alert_max ms"
@@ -68,10 +78,6 @@ events=$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM epcis_events")
 field() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
 rps() { awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/ {print $5}' <<<"$1"; }
-json() { jq -r ".$2" <<<"$1"; }
-rate_row() {
-    echo "| $1 at a fixed ${verify_rate}/s (open loop, 64 connections) | $(json "$2" achieved)/s achieved, $(json "$2" requests) requests | $(json "$2" p50ms)ms | $(json "$2" p99ms)ms (p99.9 $(json "$2" p999ms), max $(json "$2" maxms)) | $(( $(json "$2" non2xx) + $(json "$2" errors) )) | |"
-}
 ratio() { awk -v a="$1" -v b="$(rps "$exchange")" 'BEGIN {printf "%.2f", a / b}'; }
 captured=$(( $(rps "$capture") * 100 ))
 {
@@ -84,9 +90,7 @@ captured=$(( $(rps "$capture") * 100 ))
     echo "|---|---|---|---|---|---|"
     echo "| capture, documents of 100 events (wrk -c8) | $captured events/s ($(rps "$capture") documents/s) | $(field "$capture" 50%) | $(field "$capture" 99%) | $(non2xx "$capture") | $(ratio "$(rps "$capture")") |"
     echo "| GET /v1/supply/verify, random pack of $packs (wrk -c32) | $(rps "$verify") req/s | $(field "$verify" 50%) | $(field "$verify" 99%) | $(non2xx "$verify") | $(ratio "$(rps "$verify")") |"
-    rate_row "GET /v1/supply/verify, random pack of $packs" "$verify_at_rate"
-    rate_row "reference: GET /health" "$health_at_rate"
-    rate_row "reference: GET /ready" "$ready_at_rate"
+    printf '%s' "$rate_rows"
     echo "| alert on a long-polled feed after the offending capture's 202 ($alerts trials) | max ${alert_max} ms | ${alert_p50}ms | ${alert_p99}ms | | |"
     echo "| reference: POST /v1/exchanges (4 KB Bundle, wrk -c32) | $(rps "$exchange") req/s | $(field "$exchange" 50%) | $(field "$exchange" 99%) | $(non2xx "$exchange") | 1.00 |"
     echo
