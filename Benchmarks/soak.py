@@ -5,7 +5,7 @@ out for `--peak-seconds` to find the peak, then at `--fraction` of it for `--sec
 faults. Every minute: operations, 5xx answers, p50 and p99 latency, the server's RSS and CPU stolen,
 the server's cache gauges, and PostgreSQL's background work as the same-run reference (checkpoints,
 buffers its backends had to write themselves, blocks read from outside its buffers, the tables
-autovacuum worked on). At the end: p99 by kind of operation in the first and last windows, and the
+autovacuum worked on, WAL fsyncs a second and their average time). At the end: p99 by kind of operation in the first and last windows, and the
 table and index bytes each kind of row added, from pg_total_relation_size before and after.
 
   Benchmarks/soak.sh [minutes] [fraction]
@@ -32,9 +32,10 @@ TABLES = ["exchanges", "consents", "claims", "claim_events", "prescriptions", "d
 
 
 def pg_minute(sample):
-    checkpoints, backend_writes, blocks_read, autovacuums = sample.get("pg", [0, 0, 0, 0])
+    checkpoints, backend_writes, blocks_read, autovacuums, syncs, sync_microseconds = sample.get("pg", [0] * 6)
     return (f"{checkpoints} checkpoints, {backend_writes} buffers written by backends, {blocks_read / 60:.0f} blocks read/s, "
-            f"{autovacuums} autovacuums ({' '.join(sorted(sample.get('vacuumed', ()))) or 'none running'})")
+            f"{autovacuums} autovacuums ({' '.join(sorted(sample.get('vacuumed', ()))) or 'none running'}), "
+            f"{syncs / 60:.0f} WAL fsyncs/s of {sync_microseconds / max(1, syncs) / 1000:.2f} ms")
 
 
 def percentile(values, fraction):
@@ -51,10 +52,13 @@ def cpu_ticks():
 
 
 # PostgreSQL counters read each minute (deltas) and what autovacuum is working on (every sample).
+# The WAL fsyncs' count and time (track_wal_io_timing, soak.sh sets it) are the disk's side: every
+# acknowledged write waits for one.
 PG_COUNTERS = """SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
   (SELECT buffers_backend FROM pg_stat_bgwriter),
   (SELECT blks_read FROM pg_stat_database WHERE datname = current_database()),
   (SELECT coalesce(sum(autovacuum_count), 0) FROM pg_stat_user_tables),
+  (SELECT wal_sync FROM pg_stat_wal), (SELECT round(wal_sync_time * 1000) FROM pg_stat_wal),
   (SELECT coalesce(string_agg(relid::regclass::text, ' '), '') FROM pg_stat_progress_vacuum)"""
 GAUGES = {"careledger_prescription_records_cached": "cached", "careledger_prescription_checks_pending": "pending"}
 
@@ -113,10 +117,10 @@ class Soak(Harness):
                 sample = minutes.setdefault(minute, {"latencies": [], "fives": 0, "ops": 0})
                 sample["rss"] = max(sample.get("rss", 0), rss_kib(self.instances[0].process.pid))
                 # psql in a thread: the clients' latencies must not include the sampler's waits.
-                checkpoints, backend_writes, blocks_read, autovacuums, vacuuming = (await asyncio.to_thread(self.cluster.sql, PG_COUNTERS))[0]
+                *counters, vacuuming = (await asyncio.to_thread(self.cluster.sql, PG_COUNTERS))[0]
                 sample.setdefault("vacuumed", set()).update(vacuuming.split())
                 if minute not in counters_at:
-                    counters_at[minute] = [int(checkpoints), int(backend_writes), int(blocks_read), int(autovacuums)]
+                    counters_at[minute] = [int(float(counter)) for counter in counters]
                     ticks_at[minute] = cpu_ticks()
                     _, text = await self.http.call_text("GET", "/metrics", None)
                     for line in text.splitlines():
