@@ -5,8 +5,9 @@ out for `--peak-seconds` to find the peak, then at `--fraction` of it for `--sec
 faults. Every minute: operations, 5xx answers, p50 and p99 latency, the server's RSS and CPU stolen,
 the server's cache gauges, and PostgreSQL's background work as the same-run reference (checkpoints,
 buffers its backends had to write themselves, blocks read from outside its buffers, the tables
-autovacuum worked on, WAL fsyncs a second and their average time). At the end: p99 by kind of operation in the first and last windows, and the
-table and index bytes each kind of row added, from pg_total_relation_size before and after.
+autovacuum worked on, WAL fsyncs a second and their average time). At the end: p99 by kind of
+operation in the first and last windows, and the table and index bytes each kind of row added, from
+pg_total_relation_size before and after.
 
   Benchmarks/soak.sh [minutes] [fraction]
 
