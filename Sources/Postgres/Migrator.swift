@@ -66,7 +66,8 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Applies pending migrations in order, each in its own transaction, recording each with its checksum
-/// in `schema_migrations`. A session advisory lock makes concurrent starts take turns.
+/// in `schema_migrations`. A session advisory lock makes concurrent starts on one schema take turns;
+/// the lock is per schema, so deployments (or tests) that each own a schema never queue on each other.
 public struct Migrator: Sendable {
     /// What a run did.
     public struct Report: Sendable, Equatable {
@@ -76,8 +77,8 @@ public struct Migrator: Sendable {
         public let alreadyApplied: Int
     }
 
-    /// The advisory lock key: ASCII "CLMIGRAT", the same for every instance.
-    static let lockKey: Int64 = 0x434C_4D49_4752_4154
+    /// The advisory lock's first key, ASCII "CLMI"; the second is the hash of the schema migrated.
+    static let lockKey: Int32 = 0x434C_4D49
 
     private let pool: PostgresPool
 
@@ -98,14 +99,16 @@ public struct Migrator: Sendable {
     }
 
     private func migrate(_ migrations: [Migration], on connection: PostgresConnection) async throws -> Report {
-        try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))")
+        // Read once: a migration that changed search_path must not make the unlock miss the lock.
+        let scope = try await connection.query("SELECT hashtext(coalesce(current_schema(), '')) AS scope")[0].decode("scope", as: Int32.self)
+        try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey), \(scope))")
         do {
             let report = try await Self.migrate(connection, migrations)
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")
+            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey), \(scope))")
             return report
         } catch {
             // The lock is per session; if unlocking fails the connection is dropped, which frees it.
-            if (try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))")) == nil {
+            if (try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey), \(scope))")) == nil {
                 connection.markBroken()
             }
             throw error

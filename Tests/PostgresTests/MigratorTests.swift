@@ -92,6 +92,29 @@ import TestSupport
         }
     }
 
+    /// Every test (and every deployment sharing a database) migrates a schema of its own: holding
+    /// one schema's migration lock must not stop another's, or a full test run queues behind it.
+    @Test func migrationsTakeTurnsWithinASchemaButNotAcrossSchemas() async throws {
+        let migrations = try Migration.load(directory: try directory(["0001_a.sql": "CREATE TABLE a (id int);"]))
+        try await TestDatabase.withSchema { held in
+            try await TestDatabase.withSchema { other in
+                let applied: @Sendable (PostgresPool) async throws -> Bool = { pool in
+                    try await pool.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")[0].decode("present", as: Bool.self)
+                }
+                try await held.withConnection { holder in
+                    try await holder.query("SELECT pg_advisory_lock(\(Migrator.lockKey), hashtext(current_schema()))")
+                    let waiting = Task { try await Migrator(pool: held).migrate(migrations) }
+                    let elsewhere = try await Migrator(pool: other).migrate(migrations)
+                    #expect(elsewhere.applied == ["0001_a.sql"], "another schema's migration ran while this one's lock was held")
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(try await !applied(held), "a migration ran while its schema's lock was held")
+                    try await holder.query("SELECT pg_advisory_unlock(\(Migrator.lockKey), hashtext(current_schema()))")
+                    #expect(try await waiting.value.applied == ["0001_a.sql"])
+                }
+            }
+        }
+    }
+
     @Test func unknownAppliedVersionIsRefused() async throws {
         try await TestDatabase.withDatabase { conninfo in
             let pool = PostgresPool(configuration: .init(conninfo: conninfo))

@@ -31,6 +31,16 @@ public enum TestDatabase {
         maxConnections: Int = 4, acquireTimeout: Duration = .seconds(2), multiplexing: Bool = true,
         pipelineStall: Duration = .milliseconds(10), _ body: (PostgresPool) async throws -> T
     ) async throws -> T {
+        try await admitted {
+            try await freshSchema(maxConnections: maxConnections, acquireTimeout: acquireTimeout, multiplexing: multiplexing,
+                                  pipelineStall: pipelineStall, body)
+        }
+    }
+
+    private static func freshSchema<T: Sendable>(
+        maxConnections: Int, acquireTimeout: Duration, multiplexing: Bool, pipelineStall: Duration,
+        _ body: (PostgresPool) async throws -> T
+    ) async throws -> T {
         let base = try url
         let schema = uniqueName("t")
         let admin = PostgresPool(configuration: .init(conninfo: base))
@@ -55,6 +65,10 @@ public enum TestDatabase {
 
     /// A fresh database (for migrations, which own the whole schema); dropped afterwards.
     public static func withDatabase<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
+        try await admitted { try await freshDatabase(body) }
+    }
+
+    private static func freshDatabase<T: Sendable>(_ body: (String) async throws -> T) async throws -> T {
         let base = try url
         let name = uniqueName("db")
         let admin = PostgresPool(configuration: .init(conninfo: base))
@@ -67,6 +81,57 @@ public enum TestDatabase {
         } catch {
             _ = try? await admin.query(drop)
             throw error
+        }
+    }
+
+    // MARK: Admission
+
+    /// How many tests may use the database at once. Swift Testing starts every test together; on a
+    /// two-core machine a few hundred migrating, polling and timing tests at once only thrash, and
+    /// the tests that measure a rate or a deadline then fail for want of CPU, not for a fault.
+    public static let slots = ProcessInfo.processInfo.environment["CARELEDGER_TEST_DATABASE_SLOTS"].flatMap { Int($0) }
+        .map { max(1, $0) } ?? 2 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    private static let admission = Admission(slots: slots)
+
+    /// Set while a test holds a slot: a test that opens a second schema (or a task it started)
+    /// uses the slot it has, so tests never wait on one another for a second slot.
+    @TaskLocal private static var holdsSlot = false
+
+    private static func admitted<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        if holdsSlot { return try await body() }
+        await admission.enter()
+        do {
+            let value = try await $holdsSlot.withValue(true) { try await body() }
+            await admission.leave()
+            return value
+        } catch {
+            await admission.leave()
+            throw error
+        }
+    }
+}
+
+/// A counting semaphore for tasks, first come first served.
+private actor Admission {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(slots: Int) { free = slots }
+
+    func enter() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
         }
     }
 }

@@ -175,10 +175,14 @@ struct IdentityStore: Sendable {
         return !rows.isEmpty
     }
 
-    /// Serializes bootstraps within the transaction, so two at once cannot both mint a first key.
+    /// Serializes bootstraps of one schema within the transaction, so two at once cannot both mint a
+    /// first key (deployments in other schemas have first keys of their own, and need not wait).
     func lockForBootstrap(on runner: some QueryRunner) async throws {
-        try await runner.query("SELECT pg_advisory_xact_lock(\(Int64(0x6361_7265_6C65_6467)))")
+        try await runner.query("SELECT pg_advisory_xact_lock(\(Self.bootstrapLock), hashtext(current_schema()))")
     }
+
+    /// ASCII "boot".
+    private static let bootstrapLock: Int32 = 0x626F_6F74
 
     // MARK: Rows
 
