@@ -132,7 +132,7 @@ extension LedgerService {
 
 /// A throwaway signing key file (PEM, mode 0600) for server processes.
 func temporarySigningKeyFile() throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-key-\(UUID().uuidString).pem").path
+    let path = Scratch.path("signing-key", suffix: ".pem")
     guard FileManager.default.createFile(atPath: path, contents: Data(try Ed25519PrivateKey().pemRepresentation().utf8),
                                          attributes: [.posixPermissions: 0o600]) else { throw HarnessError("cannot write \(path)") }
     return path
@@ -146,7 +146,7 @@ extension PatientKeys {
 
 /// A throwaway master key file (base64, mode 0600) for server processes.
 func temporaryMasterKeyFile() throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-master-\(UUID().uuidString)").path
+    let path = Scratch.path("master-key")
     guard FileManager.default.createFile(atPath: path, contents: Data(Base64.encode(SecureRandom.bytes(32)).utf8),
                                          attributes: [.posixPermissions: 0o600]) else { throw HarnessError("cannot write \(path)") }
     return path

@@ -6,7 +6,7 @@ import TestSupport
 @Suite struct MigratorTests {
     /// A temporary Migrations/ folder with the given files.
     private func directory(_ files: [String: String]) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent(TestDatabase.uniqueName("migrations")).path
+        let path = Scratch.path("migrations")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         for (name, sql) in files {
             try sql.write(toFile: path + "/" + name, atomically: true, encoding: .utf8)

@@ -31,7 +31,7 @@ struct ClaimRule: Sendable {
     /// Reads a rule document; every problem is a 400 naming the field.
     init(_ document: JSONValue) throws(DomainError) {
         guard case .object(let members) = document else { throw DomainError.invalid("The rule must be a JSON object.") }
-        if let unknown = members.map { $0.key }.sorted().first(where: { !Self.fields.contains($0) }) { throw DomainError.invalid("Unknown field '\(unknown)'.") }
+        if let unknown = members.map(\.key).sorted().first(where: { !Self.fields.contains($0) }) { throw DomainError.invalid("Unknown field '\(unknown)'.") }
         guard let name = document["name"]?.stringValue, (1...200).contains(name.count) else {
             throw DomainError.invalid("'name' must be a string of 1 to 200 characters.")
         }
@@ -41,7 +41,7 @@ struct ClaimRule: Sendable {
         guard case .object(let conditions) = document["when"], !conditions.isEmpty else {
             throw DomainError.invalid("'when' must be an object with at least one condition.")
         }
-        if let unknown = conditions.map { $0.key }.sorted().first(where: { !Self.conditionFields.contains($0) }) {
+        if let unknown = conditions.map(\.key).sorted().first(where: { !Self.conditionFields.contains($0) }) {
             throw DomainError.invalid("Unknown condition 'when.\(unknown)'; conditions are \(Self.conditionFields.sorted().joined(separator: ", ")).")
         }
         self.name = name

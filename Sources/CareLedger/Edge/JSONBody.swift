@@ -55,7 +55,7 @@ enum JSONBody {
         }
         guard let fields else { return value }
         guard case .object(let members) = value else { throw HTTPError.badRequest("The body is not a JSON object.") }
-        if let unknown = members.map { $0.key }.sorted().first(where: { !fields.contains($0) }) {
+        if let unknown = members.map(\.key).sorted().first(where: { !fields.contains($0) }) {
             throw HTTPError.badRequest("Unknown field '\(unknown)'.")
         }
         return value

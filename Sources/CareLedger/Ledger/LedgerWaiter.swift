@@ -67,7 +67,7 @@ final class LedgerWaiter: Sendable {
 
     /// A batch was sequenced here: its waiters are answered from the entries at hand.
     func deliver(_ entries: [LedgerEntryRow]) {
-        guard let last = entries.map { $0.seq }.max() else { return }
+        guard let last = entries.map(\.seq).max() else { return }
         let ready = state.withLock { state -> [(Waiter, LedgerEntryRow)] in
             state.deliveredSize = max(state.deliveredSize, last + 1)
             state.lastDelivery = ContinuousClock.now

@@ -111,7 +111,7 @@ enum PrescriptionRoutes {
             guard case .object(let members) = given, let reason = given["reason"]?.stringValue else {
                 throw DomainError.invalid("'override' needs a 'reason' and 'acknowledgements'.")
             }
-            if let unknown = members.map { $0.key }.first(where: { !["reason", "acknowledgements"].contains($0) }) {
+            if let unknown = members.map(\.key).first(where: { !["reason", "acknowledgements"].contains($0) }) {
                 throw DomainError.invalid("Unknown field 'override.\(unknown)'.")
             }
             guard case .array(let list)? = given["acknowledgements"], list.count <= 100 else {

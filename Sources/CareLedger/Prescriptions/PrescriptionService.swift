@@ -121,7 +121,7 @@ final class PrescriptionService: Sendable {
         let now = Date()
         var evaluation = try await evaluate(proposal, prescriptionId: nil, access, call, at: now)
         issue(&evaluation, proposal, prescriptionId: nil, status: "preliminary", at: now)
-        try await checkAudits.submit(checkEvent(call, proposal.patientId, nil, evaluation, access))
+        _ = try await checkAudits.submit(checkEvent(call, proposal.patientId, nil, evaluation, access))
         call.metrics.prescribing.checked(patientId: proposal.patientId, prescriber: proposal.request.prescriber,
                                          requestHash: JCS.documentHash(proposal.request.document), findings: Self.counted(evaluation), at: now)
         return evaluation

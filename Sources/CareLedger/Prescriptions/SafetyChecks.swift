@@ -160,7 +160,7 @@ public struct SafetyChecks: Sendable {
             }
             let allergenIngredients = Set(allergen.ingredients.map { $0.ingredient })
             let allergenGroups = Set(allergenIngredients.flatMap { knowledge.classesOf[$0] ?? [] }.filter { knowledge.classes[$0]?.allergyGroup == true })
-            for ingredient in proposed.ingredients.map { $0.ingredient } {
+            for ingredient in proposed.ingredients.map(\.ingredient) {
                 if allergenIngredients.contains(ingredient) {
                     findings.append(Finding(code: .allergy, severity: .high,
                                             detail: "Allergy to \(recorded.allergy.text) recorded; this prescription contains \(knowledge.name(of: ingredient)).",
@@ -190,7 +190,7 @@ public struct SafetyChecks: Sendable {
         for (order, other) in current {
             var seen: Set<String> = []
             for (a, conceptsA, candidates) in sides {
-                for b in other.ingredients.map { $0.ingredient } where a != b {
+                for b in other.ingredients.map(\.ingredient) where a != b {
                     let conceptsB = knowledge.concepts(of: b)
                     // Of the rows that match this pair, the most specific speaks: the most severe
                     // (warfarin with an NSAID, not also anticoagulants with NSAIDs).

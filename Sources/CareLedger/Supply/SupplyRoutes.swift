@@ -170,13 +170,13 @@ enum SupplyRoutes {
     }
 
     static func scanned(_ text: String, year: Int) throws -> ScannedPack {
-        do { return try ScannedPack(text, referenceYear: year) } catch let error as GS1IdentifierError {
+        do { return try ScannedPack(text, referenceYear: year) } catch {
             throw DomainError.invalidResource(path: "id", problem: "\(error.code): \(error.message)")
         }
     }
 
     static func gs1(_ text: String, year: Int) throws -> GS1Date {
-        do { return try GS1Date(yymmdd: text, referenceYear: year, field: "exp") } catch let error as GS1IdentifierError {
+        do { return try GS1Date(yymmdd: text, referenceYear: year, field: "exp") } catch {
             throw DomainError.invalidResource(path: "exp", problem: error.message)
         }
     }
@@ -216,7 +216,7 @@ enum SupplyRoutes {
         }
         let known: Set<String> = ["eventType", "GE_eventTime", "LT_eventTime", "EQ_bizStep", "EQ_disposition", "MATCH_epc", "MATCH_anyEPC",
                                   "EQ_bizLocation", "EQ_readPoint", "perPage", "nextPageToken"]
-        if let unknown = query.pairs.map { $0.name }.first(where: { !known.contains($0) }) {
+        if let unknown = query.pairs.map(\.name).first(where: { !known.contains($0) }) {
             throw DomainError.invalid("Query parameter '\(unknown.prefix(40))' is not supported here.")
         }
         return result

@@ -1,0 +1,24 @@
+import Foundation
+import Synchronization
+
+/// One folder per test process for the files tests make and hand to others (key files for server
+/// processes, migration folders): it goes when the process exits, however many tests made files.
+public enum Scratch {
+    public static let folder: URL = {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-tests-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        folderPath.withLock { $0 = folder.path }
+        atexit {
+            if let path = folderPath.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+        return folder
+    }()
+
+    /// A new path in the folder: `prefix`, a unique part, then `suffix`.
+    public static func path(_ prefix: String, suffix: String = "") -> String {
+        folder.appendingPathComponent("\(prefix)-\(UUID().uuidString)\(suffix)").path
+    }
+
+    // The exit handler is a C function pointer and can capture nothing, so it finds the path here.
+    private static let folderPath = Mutex<String?>(nil)
+}
