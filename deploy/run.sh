@@ -41,12 +41,21 @@ if [ -z "${CARELEDGER_MASTER_KEY_FILE:-}" ]; then
     fi
 fi
 
+# Where the server will listen, for the messages: --host/--port given to serve win over the environment.
+host="${CARELEDGER_HOST:-127.0.0.1}" port="${CARELEDGER_PORT:-8080}" previous=""
+for argument in "$@"; do
+    case "$previous" in
+        --host) host="$argument" ;;
+        --port) port="$argument" ;;
+    esac
+    previous="$argument"
+done
+
 # First start: the platform organization and its first admin key, shown this once.
 status=0
 bootstrap="$(.build/release/careledger admin bootstrap 2>/dev/null)" || status=$?
 if [ "$status" -eq 0 ]; then
     api_key="$(jq -r .apiKey <<<"$bootstrap")"
-    port="${CARELEDGER_PORT:-8080}"
     cat >&2 <<MESSAGE
 ==> first start: created the platform organization and its first admin key.
     Keep this key; it is shown only now (only its SHA-256 is stored):
@@ -54,9 +63,9 @@ if [ "$status" -eq 0 ]; then
     $bootstrap
 
     Try it:
-      curl -H "Authorization: Bearer $api_key" http://127.0.0.1:$port/v1/me
+      curl -H "Authorization: Bearer $api_key" http://$host:$port/v1/me
     or with the admin scripts:
-      export CARELEDGER_API_KEY=$api_key CARELEDGER_URL=http://127.0.0.1:$port
+      export CARELEDGER_API_KEY=$api_key CARELEDGER_URL=http://$host:$port
       deploy/admin/whoami.sh
 MESSAGE
 elif [ "$status" -ne 3 ]; then
@@ -64,5 +73,5 @@ elif [ "$status" -ne 3 ]; then
     exit 1
 fi
 
-log "serving on ${CARELEDGER_HOST:-127.0.0.1}:${CARELEDGER_PORT:-8080}"
+log "serving on $host:$port"
 exec .build/release/careledger serve --no-migrate "$@"
