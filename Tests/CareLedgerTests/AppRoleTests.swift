@@ -58,7 +58,8 @@ import TestSupport
             #expect(cancelled.status == 200, "\(cancelled.bodyText)")
             #expect(try await client.send("POST", "/v1/prescriptions/check", key: hospital,
                                           body: #"{"patient":"\#(patient)","medicationRequest":\#(PrescriptionWorld.request("308192"))}"#).status == 200)
-            #expect(try await client.send("GET", "/v1/audit", key: try #require(keys["auditor"]), body: nil).status == 200)
+            let auditor: String = try #require(keys["auditor"])
+            #expect(try await client.send("GET", "/v1/audit", key: auditor, body: nil).status == 200)
             #expect(try await client.send("GET", "/ready", key: nil, body: nil).status == 200, "it reads the migration record")
             let verify = try await runProcess(RepositoryPaths.executable, ["verify", "--database"], environment: environment)
             #expect(verify.status == 0, "\(verify.stderr)")

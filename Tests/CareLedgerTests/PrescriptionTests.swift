@@ -105,14 +105,14 @@ import TestSupport
             // Oxycodone 10 mg four times a day: 60 MME, a warning.
             let sixty = await world.check(World.request("1049683", perDay: 4))
             #expect(World.codes(sixty) == ["DOSEH:moderate"])
-            #expect((World.findings(sixty).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "" ~= "60 MME")
+            #expect(World.firstDetail(sixty).contains("60 MME"))
             // A 75 mcg/h fentanyl patch is 180 MME/day (CDC 2022: 2.4 per mcg/h).
             let patch = await world.check(World.request("197696", dose: 1, perDay: nil, quantity: 10, unit: "patch"))
             #expect(World.codes(patch) == ["DOSEH:high"])
-            #expect(((World.findings(patch).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "").contains("180 MME"))
+            #expect(World.firstDetail(patch).contains("180 MME"))
             // Hydromorphone uses 2022's factor of 5 (2016 had 4): 4 mg x 4 a day is 80 MME, not 64.
             let hydromorphone = await world.check(World.request("897702", perDay: 4))
-            #expect(((World.findings(hydromorphone).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? "").contains("80 MME"))
+            #expect(World.firstDetail(hydromorphone).contains("80 MME"))
             // No dosage: from the quantity over the supply: 60 tablets of 5 mg oxycodone in 10 days is 45 MME.
             #expect(World.codes(await world.check(World.request("1049621", dose: nil, quantity: 60, supplyDays: 10))) == [])
             // Active opioids add up: 60 MME on record plus 45 is over 90.
@@ -562,8 +562,4 @@ import TestSupport
     static func issueCode(_ issue: [String: Any]) -> String? {
         ((issue["code"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String
     }
-}
-
-private func ~= (text: String, fragment: String) -> Bool {
-    text.contains(fragment)
 }

@@ -94,6 +94,11 @@ struct PrescriptionWorld {
         reply.json["findings"] as? [[String: Any]] ?? []
     }
 
+    /// The first finding's DetectedIssue detail ("" when there is none).
+    static func firstDetail(_ reply: APIHarness.Reply) -> String {
+        (findings(reply).first?["detectedIssue"] as? [String: Any])?["detail"] as? String ?? ""
+    }
+
     static func codes(_ reply: APIHarness.Reply) -> [String] {
         findings(reply).compactMap { finding in
             guard let code = finding["code"] as? String, let severity = finding["severity"] as? String else { return nil }

@@ -21,17 +21,21 @@ final class RateLimiter: Sendable {
 
     private let period: Duration
     private let maximumTracked: Int
+    private let clock: @Sendable () -> ContinuousClock.Instant
     private let state = Mutex(State())
 
-    init(period: Duration, maximumTracked: Int = 100_000) {
+    /// `clock` is the time a call without `now` is taken at (tests move it instead of waiting).
+    init(period: Duration, maximumTracked: Int = 100_000, clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.period = period
         self.maximumTracked = maximumTracked
+        self.clock = clock
     }
 
     /// Takes a token from `name`'s bucket of `capacity`. Nil when granted; otherwise the whole
     /// seconds until a token will be there, for `Retry-After`.
-    func take(_ name: String, capacity: Int, now: ContinuousClock.Instant = .now) -> Int? {
-        state.withLock { state in
+    func take(_ name: String, capacity: Int, now: ContinuousClock.Instant? = nil) -> Int? {
+        let now = now ?? clock()
+        return state.withLock { state in
             var bucket = refilled(state.buckets[name], capacity: capacity, now: now)
             defer { store(bucket, for: name, in: &state, now: now) }
             guard Double(capacity) - bucket.missing >= 1 else { return secondsUntilToken(bucket, capacity: capacity) }
@@ -42,16 +46,18 @@ final class RateLimiter: Sendable {
     }
 
     /// Like `take`, without taking: whether `name` would be refused now.
-    func retryAfter(_ name: String, capacity: Int, now: ContinuousClock.Instant = .now) -> Int? {
-        state.withLock { state in
+    func retryAfter(_ name: String, capacity: Int, now: ContinuousClock.Instant? = nil) -> Int? {
+        let now = now ?? clock()
+        return state.withLock { state in
             let bucket = refilled(state.buckets[name], capacity: capacity, now: now)
             return Double(capacity) - bucket.missing >= 1 ? nil : secondsUntilToken(bucket, capacity: capacity)
         }
     }
 
     /// Tokens taken elsewhere from the same bucket: they are missing here too.
-    func charge(_ name: String, tokens: Int, now: ContinuousClock.Instant = .now) {
+    func charge(_ name: String, tokens: Int, now: ContinuousClock.Instant? = nil) {
         guard tokens > 0 else { return }
+        let now = now ?? clock()
         state.withLock { state in
             let known = state.buckets[name]
             var bucket = known.flatMap { bucket in bucket.capacity.map { refilled(bucket, capacity: $0, now: now) } }

@@ -11,16 +11,28 @@ public struct AccessLimits: Sendable {
     public var authFailuresPerMinute = 20
     /// The buckets every copy of these settings shares (and `DeploymentLimits` keeps in step with
     /// the deployment's other instances).
-    let buckets = AccessBuckets()
+    let buckets: AccessBuckets
 
-    public init() {}
+    public init() {
+        buckets = AccessBuckets(clock: { .now })
+    }
+
+    /// Limits whose buckets tell time by `clock`.
+    init(clock: @escaping @Sendable () -> ContinuousClock.Instant) {
+        buckets = AccessBuckets(clock: clock)
+    }
 }
 
 /// The token buckets of the request rate (per key, per second) and of failed authentications (per
 /// client address, per minute).
 final class AccessBuckets: Sendable {
-    let requests = RateLimiter(period: .seconds(1))
-    let failures = RateLimiter(period: .seconds(60))
+    let requests: RateLimiter
+    let failures: RateLimiter
+
+    init(clock: @escaping @Sendable () -> ContinuousClock.Instant) {
+        requests = RateLimiter(period: .seconds(1), clock: clock)
+        failures = RateLimiter(period: .seconds(60), clock: clock)
+    }
 }
 
 /// Runs every protected request through the same gate, in this order: the key (or client
