@@ -19,13 +19,14 @@ struct APIHarness: Sendable {
     let platformOrg: String
     let ledger: LedgerService
 
-    /// Limits high enough that only the rate-limit tests meet them.
-    static let generousLimits: AccessLimits = {
+    /// Limits high enough that only the rate-limit tests meet them; made anew for each harness, as
+    /// the buckets are shared by every copy of the value, and tests must not share them.
+    static var generousLimits: AccessLimits {
         var limits = AccessLimits()
         limits.keyRequestsPerSecond = 100_000
         limits.authFailuresPerMinute = 100_000
         return limits
-    }()
+    }
 
     /// `runningLedger` starts the sequencer, waiter and listener (three more connections); without
     /// it the log has just its signed size-0 head, which is all most tests need.
