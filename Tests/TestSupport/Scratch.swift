@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// One folder per test process for the files tests make and hand to others (key files for server
 /// processes, migration folders): it goes when the process exits, however many tests made files.
@@ -7,10 +6,8 @@ public enum Scratch {
     public static let folder: URL = {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("careledger-tests-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        folderPath.withLock { $0 = folder.path }
-        atexit {
-            if let path = folderPath.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
-        }
+        // Runs at exit, when `folder` is long initialized; a C function pointer captures nothing.
+        atexit { try? FileManager.default.removeItem(at: Scratch.folder) }
         return folder
     }()
 
@@ -18,7 +15,4 @@ public enum Scratch {
     public static func path(_ prefix: String, suffix: String = "") -> String {
         folder.appendingPathComponent("\(prefix)-\(UUID().uuidString)\(suffix)").path
     }
-
-    // The exit handler is a C function pointer and can capture nothing, so it finds the path here.
-    private static let folderPath = Mutex<String?>(nil)
 }
